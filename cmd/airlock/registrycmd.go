@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/airlockdev/airlock/internal/blobstore"
+	"github.com/airlockdev/airlock/internal/config"
+)
+
+const registryGCSummary = "find (and with --delete remove) blobs no manifest references"
+
+const registryGCUsage = `
+Marks every blob referenced by a manifest of any repository, then lists the
+blobs and repository links nothing references. Dry run unless --delete is
+given. A blob another repository still references is never deleted, and
+anything written within --grace is kept, so an upload in progress is safe
+while the registry runs.
+
+Example:
+  airlock registry gc --config /etc/airlock/airlock.yaml            # what would go
+  airlock registry gc --config /etc/airlock/airlock.yaml --delete   # remove it`
+
+var registryGCCmd = command{summary: registryGCSummary, usage: registryGCUsage, run: runRegistryGC}
+
+func runRegistryGC(args []string, stdout, stderr io.Writer) int {
+	fs, cfgPath := newFlags("registry gc", registryGCSummary, registryGCUsage, stderr)
+	del := fs.Bool("delete", false, "delete what is unreferenced (default: only report)")
+	grace := fs.Duration("grace", time.Hour, "keep blobs and links younger than this")
+	verbose := fs.Bool("v", false, "list every blob and link")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFinding
+	}
+	path := cfg.Registry.Storage.Path
+	if _, err := os.Stat(path); err != nil {
+		fmt.Fprintf(stderr, "airlock registry gc: storage %s: %v; check registry.storage.path\n", path, err)
+		return exitFinding
+	}
+	bs, err := blobstore.Open(path, blobstore.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "airlock registry gc: %v\n", err)
+		return exitFinding
+	}
+	rep, err := bs.GC(context.Background(), !*del, *grace)
+	if err != nil {
+		fmt.Fprintf(stderr, "airlock registry gc: %v\n", err)
+		return exitFinding
+	}
+	verb := "would delete"
+	if *del {
+		verb = "deleted"
+	}
+	if *verbose {
+		for _, d := range rep.Blobs {
+			fmt.Fprintf(stdout, "blob %s\n", d)
+		}
+		for _, l := range rep.RemovedLinks {
+			fmt.Fprintf(stdout, "link %v\n", l)
+		}
+	}
+	fmt.Fprintf(stdout, "%s %d blobs (%s) and %d repository links; scanned %d repositories, %d manifests\n",
+		verb, len(rep.Blobs), humanBytes(rep.Bytes), rep.Links, rep.Repositories, rep.Manifests)
+	if !*del && (len(rep.Blobs) > 0 || rep.Links > 0) {
+		fmt.Fprintln(stdout, "run again with --delete to remove them")
+	}
+	return exitOK
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+const registryHashSummary = "print a bcrypt hash for registry.users[].passwordHash"
+
+const registryHashUsage = `
+Reads a password from standard input (one line) and prints its bcrypt hash,
+for the passwordHash of a registry user.
+
+Example:
+  printf '%s\n' "$CI_PASSWORD" | airlock registry hash`
+
+var registryHashCmd = command{summary: registryHashSummary, usage: registryHashUsage, run: runRegistryHash}
+
+func runRegistryHash(args []string, stdout, stderr io.Writer) int {
+	fs, _ := newFlags("registry hash", registryHashSummary, registryHashUsage, stderr)
+	cost := fs.Int("cost", bcrypt.DefaultCost, "bcrypt cost (4–31)")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && err != io.EOF {
+		fmt.Fprintf(stderr, "airlock registry hash: read password: %v\n", err)
+		return exitFinding
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		fmt.Fprintln(stderr, "airlock registry hash: empty password; pipe the password on standard input")
+		return exitUsage
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), *cost)
+	if err != nil {
+		fmt.Fprintf(stderr, "airlock registry hash: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprintln(stdout, string(h))
+	return exitOK
+}

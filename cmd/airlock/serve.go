@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/airlockdev/airlock/internal/admin"
+	"github.com/airlockdev/airlock/internal/blobstore"
+	"github.com/airlockdev/airlock/internal/config"
+	"github.com/airlockdev/airlock/internal/registry"
+)
+
+const serveSummary = "run the components the config enables (registry, admin) until SIGTERM"
+
+const serveUsage = `
+Runs every component whose section sets a listen address, in one process.
+Without --config the embedded default runs the registry on 127.0.0.1:5000 and
+the admin endpoints (/metrics, /healthz, /readyz) on 127.0.0.1:9090, with data
+under ./airlock-data.
+
+Signals: SIGTERM or SIGINT stop accepting, drain requests in flight for up to
+--grace, then exit 0. SIGHUP re-reads the config file and applies what can
+change without a restart (registry users, anonymousPull, TLS certificate, log
+level); an invalid file is reported and the running config is kept.
+
+Example:
+  airlock serve
+  airlock serve --config /etc/airlock/airlock.yaml --log-format text`
+
+var serveCmd = command{summary: serveSummary, usage: serveUsage, run: runServe}
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs, cfgPath := newFlags("serve", serveSummary, serveUsage, stderr)
+	logFormat := fs.String("log-format", "", "override log.format: json or text")
+	grace := fs.Duration("grace", 30*time.Second, "how long shutdown waits for requests in flight")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "airlock serve: unexpected argument %q; see 'airlock serve --help'\n", fs.Arg(0))
+		return exitUsage
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "airlock serve: %v\nfix the file and run 'airlock config check %s'\n", err, *cfgPath)
+		return exitFinding
+	}
+	format := cfg.Log.Format
+	if *logFormat != "" {
+		format = *logFormat
+	}
+	log, level, err := newLogger(stderr, format, cfg.Log.Level)
+	if err != nil {
+		fmt.Fprintf(stderr, "airlock serve: %v\n", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, *cfgPath, log, level, *grace); err != nil {
+		log.Error("airlock stopped", "err", err)
+		return exitFinding
+	}
+	return exitOK
+}
+
+// component is a running server.
+type component struct {
+	name     string
+	shutdown func(context.Context) error
+}
+
+func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logger, level *slog.LevelVar, grace time.Duration) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	adm := admin.New(reg, log.With("component", "admin"))
+
+	errc := make(chan error, 4)
+	var comps []component
+	var regSrv *registry.Server
+
+	if cfg.Registry.Listen != "" {
+		rc := cfg.Registry
+		adm.SetReady("registry", "starting")
+		bs, err := blobstore.Open(rc.Storage.Path, blobstore.Options{UploadTTL: rc.EffectiveUploadTTL(), Logger: log.With("component", "blobstore")})
+		if err != nil {
+			return fmt.Errorf("open registry storage %s: %w", rc.Storage.Path, err)
+		}
+		regSrv, err = registry.New(&rc, registry.Deps{
+			Store:   registry.NewLocalStore(bs),
+			Logger:  log.With("component", "registry"),
+			Metrics: registry.NewMetrics(reg),
+			Purge:   bs.PurgeUploads,
+		})
+		if err != nil {
+			return err
+		}
+		if err := regSrv.LoadTLS(&rc); err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", rc.Listen)
+		if err != nil {
+			return fmt.Errorf("registry: listen on %s: %w (is another process using it? set registry.listen)", rc.Listen, err)
+		}
+		go func() { errc <- wrap("registry", regSrv.Serve(ctx, ln)) }()
+		comps = append(comps, component{"registry", regSrv.Shutdown})
+		adm.SetReady("registry", "")
+	}
+
+	if cfg.Admin.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			return fmt.Errorf("admin: listen on %s: %w (set admin.listen)", cfg.Admin.Listen, err)
+		}
+		go func() { errc <- wrap("admin", adm.Serve(ln)) }()
+		comps = append(comps, component{"admin", adm.Shutdown})
+	}
+	if len(comps) == 0 {
+		return errors.New("nothing to run: no section of the config sets a listen address")
+	}
+	log.Info("airlock started", "config", describeConfig(cfgPath))
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "grace", grace.String())
+			break loop
+		case err := <-errc:
+			runErr = err
+			break loop
+		case <-hup:
+			reload(cfgPath, cfg, log, level, regSrv)
+		}
+	}
+	adm.SetReady("airlock", "shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	for i := len(comps) - 1; i >= 0; i-- {
+		if err := comps[i].shutdown(sctx); err != nil {
+			log.Warn("shutdown did not drain in time", "component", comps[i].name, "err", err)
+		}
+	}
+	return runErr
+}
+
+func wrap(name string, err error) error {
+	if err == nil {
+		return fmt.Errorf("%s stopped", name)
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// reload applies a re-read config file; on any error the running config stays.
+func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.LevelVar, regSrv *registry.Server) {
+	next, err := config.Load(cfgPath)
+	if err != nil {
+		log.Error("reload: config invalid, keeping the running config", "config", describeConfig(cfgPath), "err", err.Error())
+		return
+	}
+	if next.Registry.Listen != running.Registry.Listen || next.Registry.Storage.Path != running.Registry.Storage.Path || next.Admin.Listen != running.Admin.Listen {
+		log.Warn("reload: listen addresses and storage paths change only on restart")
+	}
+	if regSrv != nil {
+		if err := regSrv.Reload(&next.Registry); err != nil {
+			log.Error("reload: registry kept its running config", "err", err)
+			return
+		}
+	}
+	if err := level.UnmarshalText([]byte(next.Log.Level)); err == nil {
+		log.Info("reloaded", "config", describeConfig(cfgPath), "log_level", next.Log.Level)
+	}
+}
+
+func describeConfig(path string) string {
+	if path == "" {
+		return "(embedded default)"
+	}
+	return path
+}

@@ -1,0 +1,111 @@
+// Package admin serves the operator endpoints: /metrics (Prometheus text
+// format), /healthz (the process is alive) and /readyz (every component that
+// should be serving is). It owns no component state; readiness checks are
+// functions injected by main.
+//
+// Concurrency: SetReady and the handlers may be called from any goroutine.
+package admin
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config is the admin section of airlock.yaml.
+type Config struct {
+	// Listen is the host:port of /metrics, /healthz and /readyz. Default
+	// "": not served. The embedded default sets 127.0.0.1:9090. Checked by
+	// the config loader (config:"listen").
+	Listen string `yaml:"listen" config:"listen"`
+}
+
+// Validate has nothing to add to the loader's listen check.
+func (c *Config) Validate(report func(path, msg string)) {}
+
+// Server serves the admin endpoints.
+type Server struct {
+	gatherer prometheus.Gatherer
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	notReady map[string]string // component → reason
+	srv      *http.Server
+}
+
+// New returns a server exposing the metrics of g.
+func New(g prometheus.Gatherer, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{gatherer: g, log: log, notReady: map[string]string{}}
+}
+
+// SetReady marks a component ready (reason "") or not ready with a reason.
+func (s *Server) SetReady(component, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if reason == "" {
+		delete(s.notReady, component)
+	} else {
+		s.notReady[component] = reason
+	}
+}
+
+// Handler returns the admin mux.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		var lines []string
+		for c, why := range s.notReady {
+			lines = append(lines, c+": "+why)
+		}
+		s.mu.Unlock()
+		if len(lines) > 0 {
+			sort.Strings(lines)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(strings.Join(lines, "\n") + "\n"))
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// Serve answers on ln until Shutdown; nil after a clean shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.mu.Lock()
+	s.srv = srv
+	s.mu.Unlock()
+	s.log.Info("admin listening", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops the server.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Shutdown(ctx)
+}

@@ -1,0 +1,66 @@
+package blobstore
+
+import (
+	"bytes"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/airlockdev/airlock/internal/oci"
+)
+
+// FuzzUntrustedNames feeds repository names, tags, upload ids and digests as
+// they arrive from request paths to the store. Whatever is accepted maps to
+// a path inside root, and nothing outside root is ever created.
+func FuzzUntrustedNames(f *testing.F) {
+	for _, n := range hostileNames {
+		f.Add(n, "v1", "0123456789abcdef0123456789abcdef", "sha256:"+strings.Repeat("0", 64))
+	}
+	f.Add("library/nginx", "latest", "", "sha512:"+strings.Repeat("a", 128))
+	f.Add("a/b/c", "../../x", "../../../etc", "sha256:../../x")
+	f.Add("a__b--c.d", "_T.1-", strings.Repeat("f", 32), "sha256/"+strings.Repeat("0", 64))
+
+	parent := f.TempDir()
+	s := openStore(f, filepath.Join(parent, "root"), Options{})
+	blob := []byte("fuzz")
+	blobD := putBlob(f, s, "", oci.SHA256, blob)
+	body := []byte(`{"schemaVersion":2}`)
+	rec := ManifestRecord{Digest: oci.SHA256.FromBytes(body), MediaType: oci.MediaTypeImageManifest, Body: body}
+
+	f.Fuzz(func(t *testing.T, repo, tag, id, digest string) {
+		if err := s.checkRepo(repo); err == nil {
+			rel, rerr := filepath.Rel(s.reposDir(), s.repoDir(repo))
+			if rerr != nil || rel == "." || strings.HasPrefix(rel, "..") {
+				t.Fatalf("accepted name %q maps to %q outside repos/", repo, rel)
+			}
+			for _, c := range strings.Split(rel, string(filepath.Separator)) {
+				if c == "" || c[0] == '_' || c[0] == '.' {
+					t.Fatalf("accepted name %q has component %q", repo, c)
+				}
+			}
+		}
+		d := oci.Digest(digest)
+		s.LinkBlob(repo, blobD)
+		s.BlobLinked(repo, d)
+		s.PutManifest(repo, rec, tag)
+		s.GetManifest(repo, tag)
+		s.GetManifest(repo, digest)
+		s.Tags(repo)
+		s.Referrers(repo, d)
+		s.DeleteTag(repo, tag)
+		s.Stat(d)
+		s.Put(d, bytes.NewReader(blob), 100)
+		if u, err := s.Upload(id); err == nil {
+			u.Commit(repo, d)
+		}
+		if got := dirEntries(t, parent); !slices.Equal(got, []string{"root"}) {
+			t.Fatalf("entries next to root = %v, want [root]", got)
+		}
+		for _, top := range dirEntries(t, s.root) {
+			if !slices.Contains([]string{dirBlobs, dirRepos, dirTmp, dirUploads}, top) {
+				t.Fatalf("unexpected top-level entry %q in root", top)
+			}
+		}
+	})
+}

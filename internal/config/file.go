@@ -1,0 +1,54 @@
+package config
+
+import (
+	"fmt"
+
+	"github.com/airlockdev/airlock/internal/admin"
+	"github.com/airlockdev/airlock/internal/registry"
+)
+
+// Version is the only version of the file format this airlock reads.
+const Version = 1
+
+// File is a decoded, defaulted and validated airlock.yaml. Each field is a
+// section; a section's type (here or in its domain package) documents its
+// keys, and has SetDefaults and Validate methods the decoder calls.
+type File struct {
+	// Version of the file format. Required; must be 1.
+	Version int `yaml:"version"`
+	// Log configures airlock's own log on stderr.
+	Log LogConfig `yaml:"log"`
+	// Admin is the HTTP listener for /metrics, /healthz and /readyz.
+	Admin admin.Config `yaml:"admin"`
+	// Registry is the OCI registry and pull-through cache.
+	Registry registry.Config `yaml:"registry"`
+}
+
+// LogConfig configures airlock's own log.
+type LogConfig struct {
+	// Format of log lines: "json" (default) or "text".
+	Format string `yaml:"format"`
+	// Level is the least severe level logged: "debug", "info" (default),
+	// "warn" or "error".
+	Level string `yaml:"level"`
+}
+
+// SetDefaults sets format json and level info.
+func (c *LogConfig) SetDefaults() {
+	c.Format = "json"
+	c.Level = "info"
+}
+
+// Validate checks the format and level names.
+func (c *LogConfig) Validate(report func(path, msg string)) {
+	switch c.Format {
+	case "json", "text":
+	default:
+		report("format", fmt.Sprintf("must be json or text, got %s", quote(c.Format)))
+	}
+	switch c.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		report("level", fmt.Sprintf("must be debug, info, warn or error, got %s", quote(c.Level)))
+	}
+}

@@ -1,0 +1,99 @@
+// Package internal_test checks the package layout of DESIGN §5: every
+// package under internal/ has a rank, and a package may import only
+// internal packages of a lower rank. Servers share a rank, so they never
+// import each other; what one needs from another is an interface owned by
+// the consumer and wired in cmd/airlock.
+package internal_test
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/airlockdev/airlock/"
+
+// rank of each package (path relative to the module root).
+var rank = map[string]int{
+	"internal/oci":       0, // leaves
+	"internal/dnsname":   0,
+	"internal/sniff":     0,
+	"internal/blobstore": 1, // leaf storage; uses oci's digests
+	"internal/policy":    2,
+	"internal/upstream":  2,
+	"internal/registry":  3, // servers
+	"internal/cache":     3,
+	"internal/egress":    3,
+	"internal/dnsserver": 3,
+	"internal/node":      3,
+	"internal/verify":    3,
+	"internal/admin":     3,
+	"internal/config":    4,
+	"cmd/airlock":        5,
+}
+
+func TestImportDirection(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgs := map[string]bool{}
+	err = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case ".git", "testdata", "bench", "test", "bin":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(p, ".go") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(p))
+		rel = filepath.ToSlash(rel)
+		if rel == "internal" {
+			return nil // this test
+		}
+		pkgs[rel] = true
+		f, err := parser.ParseFile(token.NewFileSet(), p, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		from, ok := rank[rel]
+		if !ok {
+			t.Errorf("%s: package %s has no rank; add it to rank in internal/layout_test.go (DESIGN §5)", p, rel)
+			return nil
+		}
+		for _, imp := range f.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			dep, ok := strings.CutPrefix(path, module)
+			if !ok {
+				continue
+			}
+			to, known := rank[dep]
+			if !known {
+				t.Errorf("%s imports %s, which has no rank", p, dep)
+				continue
+			}
+			if to >= from {
+				t.Errorf("%s (rank %d) imports %s (rank %d): imports must point to lower ranks (DESIGN §5)", rel, from, dep, to)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, must := range []string{"cmd/airlock", "internal/oci", "internal/registry", "internal/blobstore", "internal/config"} {
+		if !pkgs[must] {
+			t.Errorf("package %s not found: the walk is not looking where it should", must)
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package registry
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/airlockdev/airlock/internal/oci"
+)
+
+func parseBlobDigest(arg string) (oci.Digest, *oci.Error) {
+	d, err := oci.ParseDigest(arg)
+	if err != nil {
+		return "", oci.NewError(oci.CodeDigestInvalid, err.Error())
+	}
+	return d, nil
+}
+
+func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, repo, arg string) {
+	d, oe := parseBlobDigest(arg)
+	if oe != nil {
+		s.writeErr(w, r, oe)
+		return
+	}
+	h := w.Header()
+	if r.Method == http.MethodHead {
+		size, err := s.store.StatBlob(r.Context(), repo, d)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Docker-Content-Digest", string(d))
+		h.Set("Accept-Ranges", "bytes")
+		h.Set("ETag", `"`+string(d)+`"`)
+		cacheForever(h)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	f, _, err := s.store.OpenBlob(r.Context(), repo, d)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	defer f.Close()
+	// Content-Type set before ServeContent so it does not read the start of
+	// the blob to sniff one; the body then goes through sendfile when f is
+	// an *os.File and the connection is plain TCP.
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Docker-Content-Digest", string(d))
+	h.Set("ETag", `"`+string(d)+`"`)
+	cacheForever(h)
+	http.ServeContent(w, r, "", zeroTime, f)
+}
+
+func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request, repo, arg string) {
+	d, oe := parseBlobDigest(arg)
+	if oe != nil {
+		s.writeErr(w, r, oe)
+		return
+	}
+	if err := s.store.DeleteBlob(r.Context(), repo, d); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+}

@@ -1,0 +1,135 @@
+package registry
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Config is the registry section of airlock.yaml.
+type Config struct {
+	// Listen is the address of the OCI API ("host:port"). Empty: the registry
+	// does not run.
+	Listen string `yaml:"listen" config:"listen"`
+	// TLS serves HTTPS when both files are set (PEM). Reloaded on SIGHUP.
+	TLS TLSConfig `yaml:"tls"`
+	// Storage is where blobs, uploads and the repository index live.
+	Storage StorageConfig `yaml:"storage"`
+	// AnonymousPull lets clients without credentials pull. Default true.
+	// Push and delete always need a user.
+	AnonymousPull *bool `yaml:"anonymousPull"`
+	// Users may authenticate with HTTP Basic. Reloaded on SIGHUP.
+	Users []User `yaml:"users"`
+	// UploadTTL is how long an upload may stay idle before it is purged.
+	// Default 24h; zero means the default.
+	UploadTTL time.Duration `yaml:"uploadTTL"`
+}
+
+// TLSConfig names a certificate and key in PEM files.
+type TLSConfig struct {
+	CertFile string `yaml:"certFile" config:"path"`
+	KeyFile  string `yaml:"keyFile" config:"path"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLSConfig) Enabled() bool { return t.CertFile != "" && t.KeyFile != "" }
+
+// StorageConfig locates the store.
+type StorageConfig struct {
+	// Path of the storage directory (created when missing).
+	Path string `yaml:"path" config:"path"`
+}
+
+// User is one account for HTTP Basic authentication.
+type User struct {
+	Name string `yaml:"name"`
+	// PasswordHash is a bcrypt hash ($2a$, $2b$ or $2y$), e.g. from
+	// `htpasswd -nbB user pass` or `airlock registry hash`.
+	PasswordHash string `yaml:"passwordHash"`
+}
+
+// DefaultUploadTTL applies when UploadTTL is zero.
+const DefaultUploadTTL = 24 * time.Hour
+
+// SetDefaults fills what the file left out: anonymousPull true, uploadTTL 24h.
+func (c *Config) SetDefaults() {
+	if c.AnonymousPull == nil {
+		t := true
+		c.AnonymousPull = &t
+	}
+	if c.UploadTTL == 0 {
+		c.UploadTTL = DefaultUploadTTL
+	}
+}
+
+// AllowAnonymousPull resolves the default of AnonymousPull.
+func (c *Config) AllowAnonymousPull() bool { return c.AnonymousPull == nil || *c.AnonymousPull }
+
+// EffectiveUploadTTL resolves the default of UploadTTL.
+func (c *Config) EffectiveUploadTTL() time.Duration {
+	if c.UploadTTL <= 0 {
+		return DefaultUploadTTL
+	}
+	return c.UploadTTL
+}
+
+// Validate reports every problem with a path relative to the section. The
+// listen address is checked by the config loader (config:"listen").
+func (c *Config) Validate(report func(path, msg string)) {
+	switch {
+	case c.TLS.CertFile != "" && c.TLS.KeyFile == "":
+		report("tls.keyFile", "must be set when tls.certFile is set")
+	case c.TLS.CertFile == "" && c.TLS.KeyFile != "":
+		report("tls.certFile", "must be set when tls.keyFile is set")
+	}
+	if c.Listen != "" && c.Storage.Path == "" {
+		report("storage.path", "must be set when the registry listens (a directory for its content)")
+	}
+	if c.UploadTTL <= 0 {
+		report("uploadTTL", fmt.Sprintf("must be positive, got %s", c.UploadTTL))
+	}
+	seen := make(map[string]int)
+	for i, u := range c.Users {
+		p := "users[" + strconv.Itoa(i) + "]"
+		switch first, dup := seen[u.Name]; {
+		case u.Name == "":
+			report(p+".name", "must be set")
+		case dup:
+			report(p+".name", fmt.Sprintf("duplicate user %q (also users[%d])", u.Name, first))
+		case strings.Contains(u.Name, ":"):
+			report(p+".name", "must not contain ':' (HTTP basic auth separates user and password with it)")
+		default:
+			seen[u.Name] = i
+		}
+		if msg := checkBcrypt(u.PasswordHash); msg != "" {
+			report(p+".passwordHash", msg)
+		}
+	}
+}
+
+// bcryptAlphabet is the base64 alphabet of bcrypt salts and hashes.
+const bcryptAlphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// checkBcrypt returns what is wrong with a bcrypt hash, or "".
+func checkBcrypt(h string) string {
+	const want = "must be a bcrypt hash ($2a$, $2b$ or $2y$), e.g. from `airlock registry hash`"
+	if !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") {
+		return want
+	}
+	if len(h) != 60 {
+		return fmt.Sprintf("%s: it has %d characters, not 60", want, len(h))
+	}
+	if h[4] < '0' || h[4] > '9' || h[5] < '0' || h[5] > '9' || h[6] != '$' {
+		return fmt.Sprintf("%s: the cost after %s must be two digits and a $", want, h[:4])
+	}
+	if _, err := bcrypt.Cost([]byte(h)); err != nil {
+		return fmt.Sprintf("%s: cost %s is outside %02d to %d", want, h[4:6], bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	if i := strings.IndexFunc(h[7:], func(r rune) bool { return !strings.ContainsRune(bcryptAlphabet, r) }); i >= 0 {
+		return fmt.Sprintf("%s: character %d is not in bcrypt's base64 alphabet", want, 7+i+1)
+	}
+	return ""
+}

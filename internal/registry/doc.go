@@ -1,0 +1,18 @@
+// Package registry serves the OCI Distribution Spec v1.1 HTTP API.
+//
+// It owns routing, authentication, request validation and the mapping of
+// storage errors to OCI wire errors. It stores nothing itself: every
+// operation goes through the Store interface, which this package defines.
+// LocalStore implements Store over internal/blobstore; the pull-through
+// cache implements the same interface (structurally, without importing this
+// package) and is wired in by main.
+//
+// Data flow: request → authenticate (Basic, bcrypt, successful checks cached)
+// → parse name and reference (oci grammar; a bad one is 400/404, never 500)
+// → Store → response. Blob GETs hand the Store's *os.File to
+// http.ServeContent, so plain-HTTP downloads use sendfile and Range works.
+//
+// Concurrency: a Server is safe for concurrent use. Reload swaps the auth
+// settings and TLS certificate atomically; requests in flight keep the
+// settings they started with.
+package registry

@@ -1,0 +1,185 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Deps are the registry's collaborators, injected by main.
+type Deps struct {
+	Store   Store
+	Logger  *slog.Logger
+	Metrics *Metrics
+	// Purge removes idle uploads; called every PurgeInterval when set.
+	Purge func() (int, error)
+	Now   func() time.Time
+}
+
+// PurgeInterval is how often idle uploads are looked for.
+const PurgeInterval = 10 * time.Minute
+
+// Server is the OCI distribution HTTP server.
+type Server struct {
+	store   Store
+	log     *slog.Logger
+	metrics *Metrics
+	purge   func() (int, error)
+	now     func() time.Time
+	tlsOn   bool
+
+	auth atomic.Pointer[authState]
+	cert atomic.Pointer[tls.Certificate]
+
+	dummy []byte
+
+	mu   sync.Mutex
+	srv  *http.Server
+	done chan struct{}
+}
+
+// New builds a server. It does no I/O; the TLS key pair is loaded by
+// LoadTLS, which Serve calls when TLS is configured.
+func New(cfg *Config, deps Deps) (*Server, error) {
+	if deps.Store == nil {
+		return nil, errors.New("registry: no store")
+	}
+	s := &Server{
+		store:   deps.Store,
+		log:     deps.Logger,
+		metrics: deps.Metrics,
+		purge:   deps.Purge,
+		now:     deps.Now,
+		tlsOn:   cfg.TLS.Enabled(),
+		done:    make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.metrics == nil {
+		s.metrics = NewMetrics(nil)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	// A bcrypt hash of a random password, compared against when an unknown
+	// user authenticates so that response time does not reveal user names.
+	var pw [16]byte
+	rand.Read(pw[:])
+	dummy, err := bcrypt.GenerateFromPassword(pw[:], bcrypt.DefaultCost)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	s.dummy = dummy
+	s.auth.Store(newAuthState(cfg, dummy))
+	return s, nil
+}
+
+// LoadTLS reads the certificate and key named in cfg.
+func (s *Server) LoadTLS(cfg *Config) error {
+	if !cfg.TLS.Enabled() {
+		return nil
+	}
+	c, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+	if err != nil {
+		return fmt.Errorf("registry: load TLS key pair: %w", err)
+	}
+	s.cert.Store(&c)
+	return nil
+}
+
+// Reload applies what can change without a restart: users, anonymousPull
+// and the TLS certificate. Listen address and storage path need a restart.
+func (s *Server) Reload(cfg *Config) error {
+	if cfg.TLS.Enabled() != s.tlsOn {
+		return errors.New("registry: switching TLS on or off needs a restart")
+	}
+	if err := s.LoadTLS(cfg); err != nil {
+		return err
+	}
+	s.auth.Store(newAuthState(cfg, s.dummy))
+	return nil
+}
+
+// Handler is the HTTP handler, for tests and for embedding.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// Serve answers on ln until Shutdown. It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if s.tlsOn {
+		srv.TLSConfig = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1"},
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return s.cert.Load(), nil
+			},
+		}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	s.mu.Lock()
+	s.srv = srv
+	s.mu.Unlock()
+	if s.purge != nil {
+		go s.purgeLoop()
+	}
+	s.log.Info("registry listening", "addr", ln.Addr().String(), "tls", s.tlsOn)
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for requests in flight until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	if srv == nil {
+		return nil
+	}
+	return srv.Shutdown(ctx)
+}
+
+func (s *Server) purgeLoop() {
+	t := time.NewTicker(PurgeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			n, err := s.purge()
+			if err != nil {
+				s.log.Warn("purging idle uploads", "err", err)
+			}
+			if n > 0 {
+				s.log.Info("purged idle uploads", "count", n)
+				s.metrics.UploadsPurged.Add(float64(n))
+			}
+		}
+	}
+}
