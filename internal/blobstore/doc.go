@@ -61,16 +61,17 @@
 //     and bumps a generation counter. GC plans without the lock, then takes
 //     it exclusively and applies its plan only if the generation did not
 //     move; after two failed attempts it plans under the lock. So GC never
-//     deletes a blob linked or referenced by an operation that finished
-//     before the deletion, and long streams (uploads, serving) never wait
-//     for GC.
+//     acts on a stale view: whatever was written, linked or referenced
+//     within the grace period before the deletion, even during the GC run,
+//     is kept; and long streams (uploads, serving) never wait for GC.
 //   - A blob file deleted by GC while being served stays readable through
 //     the open *os.File.
 //
-// Remaining window, by design: a link older than the grace period that no
-// manifest references may be removed by GC just before a client pushes a
-// manifest that references it; the registry should check that referenced
-// blobs are linked when it accepts a manifest, and the client re-pushes.
+// Remaining window, inherent to any registry GC: a client that saw an old,
+// unreferenced blob in a repository (HEAD) before GC removed its link, then
+// pushes a manifest referencing it after, finds the link gone. The registry
+// should check that referenced blobs are linked when it accepts a manifest
+// (MANIFEST_BLOB_UNKNOWN), and the client re-pushes.
 //
 // # Choices the registry relies on
 //
