@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
 )
 
@@ -31,28 +32,34 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo, arg s
 		s.writeErr(w, r, oe)
 		return
 	}
-	var m Manifest
-	var err error
+	var desc oci.Descriptor
+	var body []byte
 	if r.Method == http.MethodHead {
-		m, err = s.store.StatManifest(r.Context(), repo, ref)
+		var err error
+		if desc, err = s.store.StatManifest(r.Context(), repo, ref); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
 	} else {
-		m, err = s.store.GetManifest(r.Context(), repo, ref)
-	}
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
+		m, err := s.store.GetManifest(r.Context(), repo, ref)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		desc = oci.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: int64(len(m.Body))}
+		body = m.Body
 	}
 	h := w.Header()
-	h.Set("Content-Type", m.MediaType)
-	h.Set("Content-Length", strconv.FormatInt(m.Size, 10))
-	h.Set("Docker-Content-Digest", string(m.Digest))
-	h.Set("ETag", `"`+string(m.Digest)+`"`)
+	h.Set("Content-Type", desc.MediaType)
+	h.Set("Content-Length", strconv.FormatInt(desc.Size, 10))
+	h.Set("Docker-Content-Digest", string(desc.Digest))
+	h.Set("ETag", `"`+string(desc.Digest)+`"`)
 	if ref.IsDigest() {
 		cacheForever(h)
 	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
-		w.Write(m.Body)
+		w.Write(body)
 	}
 }
 
@@ -102,7 +109,12 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, arg s
 		s.writeErr(w, r, oe)
 		return
 	}
-	m := Manifest{Digest: d, MediaType: parsed.MediaType, Size: int64(len(body)), Body: body, Parsed: parsed}
+	m := blobstore.ManifestRecord{Digest: d, MediaType: parsed.MediaType, Body: body,
+		ArtifactType: parsed.EffectiveArtifactType(), Annotations: parsed.Annotations}
+	if parsed.Subject != nil {
+		sd := parsed.Subject.Digest
+		m.Subject = &sd
+	}
 	if err := s.store.PutManifest(r.Context(), repo, ref.Tag, m); err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -148,7 +160,7 @@ func (s *Server) checkReferences(r *http.Request, repo string, m *oci.Manifest) 
 }
 
 func (s *Server) missingRef(r *http.Request, err error, what string, d oci.Digest) *oci.Error {
-	if errors.Is(err, ErrBlobUnknown) || errors.Is(err, ErrManifestUnknown) || errors.Is(err, ErrNameUnknown) {
+	if errors.Is(err, blobstore.ErrBlobUnknown) || errors.Is(err, blobstore.ErrManifestUnknown) || errors.Is(err, blobstore.ErrNameUnknown) {
 		return oci.NewError(oci.CodeManifestBlobUnknown, fmt.Sprintf("%s %s is not in this repository; push it first", what, d)).
 			WithDetail(map[string]string{"digest": string(d)})
 	}

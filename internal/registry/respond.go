@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
 )
 
@@ -78,19 +79,21 @@ func (s *Server) toOCI(r *http.Request, err error) *oci.Error {
 	switch {
 	case errors.As(err, &e):
 		return e
-	case errors.Is(err, ErrBlobUnknown):
+	case errors.Is(err, blobstore.ErrNameInvalid):
+		return oci.NewError(oci.CodeNameInvalid, "")
+	case errors.Is(err, blobstore.ErrBlobUnknown):
 		return oci.NewError(oci.CodeBlobUnknown, "")
-	case errors.Is(err, ErrManifestUnknown):
+	case errors.Is(err, blobstore.ErrManifestUnknown):
 		return oci.NewError(oci.CodeManifestUnknown, "")
-	case errors.Is(err, ErrNameUnknown):
+	case errors.Is(err, blobstore.ErrNameUnknown):
 		return oci.NewError(oci.CodeNameUnknown, "")
-	case errors.Is(err, ErrUploadUnknown):
+	case errors.Is(err, blobstore.ErrUploadUnknown):
 		return oci.NewError(oci.CodeBlobUploadUnknown, "")
-	case errors.Is(err, ErrDigestMismatch):
+	case errors.Is(err, blobstore.ErrDigestMismatch):
 		return oci.NewError(oci.CodeDigestInvalid, "")
-	case errors.Is(err, ErrRangeInvalid):
+	case errors.Is(err, blobstore.ErrRangeInvalid):
 		return oci.NewError(oci.CodeBlobUploadInvalid, "chunk does not start where the upload ends; GET the upload for its current range").WithStatus(http.StatusRequestedRangeNotSatisfiable)
-	case errors.Is(err, ErrTooLarge):
+	case errors.Is(err, blobstore.ErrTooLarge):
 		return oci.NewError(oci.CodeSizeInvalid, "content is larger than allowed").WithStatus(http.StatusRequestEntityTooLarge)
 	case errors.Is(err, errBodyRead):
 		return oci.NewError(oci.CodeBlobUploadInvalid, "request body ended before its declared length")

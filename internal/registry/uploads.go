@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
 )
 
@@ -14,7 +15,7 @@ func uploadLocation(repo, id string) string { return "/v2/" + repo + "/blobs/upl
 
 // setUploadHeaders describes the upload's state: Location to continue at
 // and Range of the bytes received so far.
-func setUploadHeaders(h http.Header, repo string, u Upload) {
+func setUploadHeaders(h http.Header, repo string, u *blobstore.Upload) {
 	h.Set("Location", uploadLocation(repo, u.ID()))
 	h.Set("Docker-Upload-UUID", u.ID())
 	end := u.Size() - 1
@@ -99,7 +100,7 @@ func (e errMarkReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *Server) getUpload(w http.ResponseWriter, r *http.Request, repo, id string) (Upload, bool) {
+func (s *Server) getUpload(w http.ResponseWriter, r *http.Request, repo, id string) (*blobstore.Upload, bool) {
 	u, err := s.store.GetUpload(r.Context(), repo, id)
 	if err != nil {
 		s.writeErr(w, r, err)
@@ -139,7 +140,7 @@ func contentRange(v string) (start, end int64, err error) {
 
 // appendBody writes the request body to u, honouring Content-Range and
 // Content-Length. It answers the error itself and returns false on failure.
-func (s *Server) appendBody(w http.ResponseWriter, r *http.Request, u Upload) bool {
+func (s *Server) appendBody(w http.ResponseWriter, r *http.Request, u *blobstore.Upload) bool {
 	offset := u.Size()
 	max := r.ContentLength // -1 when unknown
 	if cr := r.Header.Get("Content-Range"); cr != "" {
@@ -163,7 +164,11 @@ func (s *Server) appendBody(w http.ResponseWriter, r *http.Request, u Upload) bo
 		}
 		max = n
 	}
-	n, err := u.Append(offset, bodyReader(r), max)
+	total, err := u.Append(offset, bodyReader(r), max)
+	n := total - offset
+	if err != nil {
+		n = 0
+	}
 	s.metrics.BytesReceived.Add(float64(n))
 	if err == nil && max >= 0 && n != max {
 		err = fmt.Errorf("%w: got %d of %d bytes", errBodyRead, n, max)
