@@ -438,3 +438,15 @@ func readSmall(path string, limit int64) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// NewManifestRecord builds the record for a validated manifest body: the
+// referrers index needs its subject, artifact type and annotations.
+func NewManifestRecord(d oci.Digest, m *oci.Manifest, body []byte) ManifestRecord {
+	rec := ManifestRecord{Digest: d, MediaType: m.MediaType, Body: body,
+		ArtifactType: m.EffectiveArtifactType(), Annotations: m.Annotations}
+	if m.Subject != nil {
+		sd := m.Subject.Digest
+		rec.Subject = &sd
+	}
+	return rec
+}

@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"io"
 	"net/http"
+	"os"
 	"strconv"
 
 	"github.com/airlockdev/airlock/internal/oci"
@@ -43,6 +45,14 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, repo, arg strin
 		return
 	}
 	defer f.Close()
+	content := io.ReadSeeker(f)
+	var watched *readErr
+	if _, isFile := f.(*os.File); !isFile {
+		// A stream that may fail midway (a cache fill): remember the
+		// failure, because ServeContent swallows it.
+		watched = &readErr{ReadSeeker: f}
+		content = watched
+	}
 	// Content-Type set before ServeContent so it does not read the start of
 	// the blob to sniff one; the body then goes through sendfile when f is
 	// an *os.File and the connection is plain TCP.
@@ -50,7 +60,27 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, repo, arg strin
 	h.Set("Docker-Content-Digest", string(d))
 	h.Set("ETag", `"`+string(d)+`"`)
 	cacheForever(h)
-	http.ServeContent(w, r, "", zeroTime, f)
+	http.ServeContent(w, r, "", zeroTime, content)
+	if watched != nil && watched.err != nil {
+		// The client must never take a truncated body for a whole one:
+		// abort the connection (HTTP/1) or reset the stream (HTTP/2).
+		s.log.Warn("blob stream failed; aborting the response", keyRepo, repo, "digest", string(d), "err", watched.err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// readErr remembers the first read error other than EOF.
+type readErr struct {
+	io.ReadSeeker
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.ReadSeeker.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
 }
 
 func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request, repo, arg string) {

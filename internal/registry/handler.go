@@ -88,6 +88,14 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) stri
 		s.writeErr(w, r, oci.NewError(oci.CodeNameInvalid, err.Error()))
 		return user
 	}
+	if ns := r.URL.Query().Get("ns"); ns != "" && s.resolve != nil {
+		name, err := s.resolve.Resolve(rt.name, ns)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return user
+		}
+		rt.name = name
+	}
 	switch rt.kind {
 	case routeTags:
 		s.methods(w, r, map[string]http.HandlerFunc{"GET": func(w http.ResponseWriter, r *http.Request) { s.handleTags(w, r, rt.name) }})

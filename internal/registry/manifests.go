@@ -109,13 +109,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, arg s
 		s.writeErr(w, r, oe)
 		return
 	}
-	m := blobstore.ManifestRecord{Digest: d, MediaType: parsed.MediaType, Body: body,
-		ArtifactType: parsed.EffectiveArtifactType(), Annotations: parsed.Annotations}
-	if parsed.Subject != nil {
-		sd := parsed.Subject.Digest
-		m.Subject = &sd
-	}
-	if err := s.store.PutManifest(r.Context(), repo, ref.Tag, m); err != nil {
+	if err := s.store.PutManifest(r.Context(), repo, ref.Tag, blobstore.NewManifestRecord(d, parsed, body)); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}

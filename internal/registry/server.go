@@ -16,11 +16,21 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
+// Resolver maps a mirror-style request (containerd's ?ns=HOST query) to the
+// repository that holds it; the pull-through cache implements it. An error
+// is answered to the client (an *oci.Error such as NAME_UNKNOWN).
+type Resolver interface {
+	Resolve(name, ns string) (string, error)
+}
+
 // Deps are the registry's collaborators, injected by main.
 type Deps struct {
-	Store   Store
-	Logger  *slog.Logger
-	Metrics *Metrics
+	Store Store
+	// Resolver handles ?ns=; nil: the parameter is ignored (a plain
+	// registry serves its own repository of that name).
+	Resolver Resolver
+	Logger   *slog.Logger
+	Metrics  *Metrics
 	// Purge removes idle uploads; called every PurgeInterval when set.
 	Purge func() (int, error)
 	Now   func() time.Time
@@ -32,6 +42,7 @@ const PurgeInterval = 10 * time.Minute
 // Server is the OCI distribution HTTP server.
 type Server struct {
 	store   Store
+	resolve Resolver
 	log     *slog.Logger
 	metrics *Metrics
 	purge   func() (int, error)
@@ -56,6 +67,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		store:   deps.Store,
+		resolve: deps.Resolver,
 		log:     deps.Logger,
 		metrics: deps.Metrics,
 		purge:   deps.Purge,
