@@ -17,8 +17,10 @@ import (
 
 	"github.com/airlockdev/airlock/internal/admin"
 	"github.com/airlockdev/airlock/internal/blobstore"
+	"github.com/airlockdev/airlock/internal/cache"
 	"github.com/airlockdev/airlock/internal/config"
 	"github.com/airlockdev/airlock/internal/registry"
+	"github.com/airlockdev/airlock/internal/upstream"
 )
 
 const serveSummary = "run the components the config enables (registry, admin) until SIGTERM"
@@ -90,17 +92,22 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 	var regSrv *registry.Server
 
 	if cfg.Registry.Listen != "" {
-		rc := cfg.Registry
+		rc := cfg.Registry.Config
 		adm.SetReady("registry", "starting")
 		bs, err := blobstore.Open(rc.Storage.Path, blobstore.Options{UploadTTL: rc.EffectiveUploadTTL(), Logger: log.With("component", "blobstore")})
 		if err != nil {
 			return fmt.Errorf("open registry storage %s: %w", rc.Storage.Path, err)
 		}
+		store, resolver, err := registryStore(ctx, &cfg.Registry.Cache, bs, log, reg)
+		if err != nil {
+			return err
+		}
 		regSrv, err = registry.New(&rc, registry.Deps{
-			Store:   registry.NewLocalStore(bs),
-			Logger:  log.With("component", "registry"),
-			Metrics: registry.NewMetrics(reg),
-			Purge:   bs.PurgeUploads,
+			Store:    store,
+			Resolver: resolver,
+			Logger:   log.With("component", "registry"),
+			Metrics:  registry.NewMetrics(reg),
+			Purge:    bs.PurgeUploads,
 		})
 		if err != nil {
 			return err
@@ -159,6 +166,35 @@ loop:
 	return runErr
 }
 
+// registryStore is the plain local store, or, with cache rules, the
+// pull-through cache in front of it (which also resolves ?ns= requests).
+func registryStore(ctx context.Context, cc *cache.Config, bs *blobstore.Store, log *slog.Logger, reg prometheus.Registerer) (registry.Store, registry.Resolver, error) {
+	local := registry.NewLocalStore(bs)
+	if len(cc.CacheRules) == 0 {
+		return local, nil, nil
+	}
+	creds, err := cc.Credentials(os.LookupEnv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry.credentialSets: %w", err)
+	}
+	up, err := upstream.New(upstream.Options{
+		Endpoints:   cc.Upstreams,
+		Credentials: creds,
+		Timeout:     cc.UpstreamTimeout,
+		Logger:      log.With("component", "upstream"),
+		Metrics:     upstream.NewMetrics(reg),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry.upstreams: %w", err)
+	}
+	cs, err := cache.New(cc, cache.Deps{Local: local, Blobs: bs, Upstream: cache.FromClient(up), Logger: log.With("component", "cache"), Registry: reg})
+	if err != nil {
+		return nil, nil, err
+	}
+	go cs.Run(ctx)
+	return cs, cs, nil
+}
+
 func wrap(name string, err error) error {
 	if err == nil {
 		return fmt.Errorf("%s stopped", name)
@@ -177,7 +213,7 @@ func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.
 		log.Warn("reload: listen addresses and storage paths change only on restart")
 	}
 	if regSrv != nil {
-		if err := regSrv.Reload(&next.Registry); err != nil {
+		if err := regSrv.Reload(&next.Registry.Config); err != nil {
 			log.Error("reload: registry kept its running config", "err", err)
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/airlockdev/airlock/internal/admin"
+	"github.com/airlockdev/airlock/internal/cache"
 	"github.com/airlockdev/airlock/internal/registry"
 )
 
@@ -21,7 +22,7 @@ type File struct {
 	// Admin is the HTTP listener for /metrics, /healthz and /readyz.
 	Admin admin.Config `yaml:"admin"`
 	// Registry is the OCI registry and pull-through cache.
-	Registry registry.Config `yaml:"registry"`
+	Registry RegistrySection `yaml:"registry"`
 }
 
 // LogConfig configures airlock's own log.
@@ -51,4 +52,24 @@ func (c *LogConfig) Validate(report func(path, msg string)) {
 	default:
 		report("level", fmt.Sprintf("must be debug, info, warn or error, got %s", quote(c.Level)))
 	}
+}
+
+// RegistrySection is the registry section: the registry's own keys and the
+// pull-through cache's (cacheRules, upstreams …) side by side in one map,
+// each owned by its package.
+type RegistrySection struct {
+	registry.Config `yaml:",inline"`
+	Cache           cache.Config `yaml:",inline"`
+}
+
+// SetDefaults applies both packages' defaults.
+func (c *RegistrySection) SetDefaults() {
+	c.Config.SetDefaults()
+	c.Cache.SetDefaults()
+}
+
+// Validate runs both packages' checks.
+func (c *RegistrySection) Validate(report func(path, msg string)) {
+	c.Config.Validate(report)
+	c.Cache.Validate(report)
 }

@@ -1,0 +1,322 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/airlockdev/airlock/internal/blobstore"
+	"github.com/airlockdev/airlock/internal/oci"
+)
+
+// fillBuf is the copy buffer of a fill.
+const fillBuf = 256 << 10
+
+// fillState of a fill.
+type fillState int
+
+const (
+	filling fillState = iota
+	committed
+	failed
+)
+
+// fill is one upstream download of one blob, shared by every reader.
+type fill struct {
+	d    oci.Digest
+	mu   sync.Mutex
+	cond *sync.Cond
+
+	size    int64 // total from the upstream's Content-Length; -1 unknown
+	written int64
+	path    string // temp file being written; readers open it
+	state   fillState
+	err     error
+	repos   map[string]bool // repositories to link the blob into
+	started chan struct{}   // closed once size and path are known, or on failure
+}
+
+func newFill(d oci.Digest, repo string) *fill {
+	f := &fill{d: d, size: -1, repos: map[string]bool{repo: true}, started: make(chan struct{})}
+	f.cond = sync.NewCond(&f.mu)
+	return f
+}
+
+// fail ends the fill with err; every reader sees it.
+func (f *fill) fail(err error) {
+	f.mu.Lock()
+	if f.state == filling {
+		f.state, f.err = failed, err
+	}
+	f.mu.Unlock()
+	f.cond.Broadcast()
+	f.markStarted()
+}
+
+func (f *fill) markStarted() {
+	select {
+	case <-f.started:
+	default:
+		close(f.started)
+	}
+}
+
+// errFillFailed is what readers of a failed fill get.
+var errFillFailed = errors.New("cache fill failed")
+
+// blob returns the fill for d, starting one if none runs. The caller reads
+// through openFill.
+func (s *Store) blobFill(t target, repo string, d oci.Digest) *fill {
+	s.fillsMu.Lock()
+	if f, ok := s.fills[d]; ok {
+		f.mu.Lock()
+		f.repos[repo] = true
+		f.mu.Unlock()
+		s.fillsMu.Unlock()
+		s.m.coalesced.WithLabelValues("blob").Inc()
+		return f
+	}
+	f := newFill(d, repo)
+	s.fills[d] = f
+	s.fillsMu.Unlock()
+	s.m.misses.WithLabelValues("blob").Inc()
+	go s.runFill(t, f)
+	return f
+}
+
+// runFill downloads the blob once. It is detached from every request: a
+// client that leaves does not stop it. A stalled upstream (no bytes for
+// upstreamTimeout) fails it.
+func (s *Store) runFill(t target, f *fill) {
+	defer func() {
+		s.fillsMu.Lock()
+		delete(s.fills, f.d)
+		s.fillsMu.Unlock()
+	}()
+	// One context for the whole download. The upstream must answer within
+	// upstreamTimeout; after that, a watchdog cancels only when no bytes
+	// arrive for upstreamTimeout, so a large blob may take as long as it
+	// needs while a stalled one fails.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watch := newWatchdog(s.timeout, cancel)
+	defer watch.stop()
+	body, size, err := s.up.GetBlob(ctx, t.host, t.repo, f.d)
+	if err != nil {
+		if watch.fired() {
+			err = fmt.Errorf("%w: no answer within %s: %w", ErrUpstreamUnavailable, s.timeout, err)
+		}
+		f.fail(s.upstreamErr(t, string(f.d), err))
+		return
+	}
+	defer body.Close()
+	watch.kick()
+
+	w, err := s.blobs.NewWriter(f.d)
+	if err != nil {
+		f.fail(s.storageErr(err))
+		return
+	}
+	f.mu.Lock()
+	f.size, f.path = size, w.Path()
+	f.mu.Unlock()
+	f.markStarted()
+
+	buf := make([]byte, fillBuf)
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			watch.kick()
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				w.Abort()
+				f.fail(s.storageErr(werr))
+				return
+			}
+			s.m.upstreamBytes.Add(float64(n))
+			f.mu.Lock()
+			f.written += int64(n)
+			f.mu.Unlock()
+			f.cond.Broadcast()
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			w.Abort()
+			if watch.fired() {
+				rerr = fmt.Errorf("%w: no bytes for %s", ErrUpstreamUnavailable, s.timeout)
+			} else {
+				rerr = fmt.Errorf("%w: reading the body: %w", ErrUpstreamUnavailable, rerr)
+			}
+			f.fail(s.upstreamErr(t, string(f.d), rerr))
+			return
+		}
+	}
+	if size >= 0 && w.Size() != size {
+		w.Abort()
+		f.fail(s.upstreamErr(t, string(f.d), fmt.Errorf("body held %d bytes, Content-Length said %d", w.Size(), size)))
+		return
+	}
+	f.mu.Lock()
+	repos := make([]string, 0, len(f.repos))
+	for r := range f.repos {
+		repos = append(repos, r)
+	}
+	f.mu.Unlock()
+	if err := w.Commit(repos...); err != nil {
+		if errors.Is(err, blobstore.ErrDigestMismatch) {
+			s.m.verifyFailures.Inc()
+			s.log.Error("upstream blob failed verification; nothing cached", "host", t.host, "repo", t.repo, "digest", f.d, "bytes", w.Size())
+			f.fail(s.upstreamErr(t, string(f.d), err))
+			return
+		}
+		f.fail(s.storageErr(err))
+		return
+	}
+	f.mu.Lock()
+	f.state = committed
+	f.size = f.written
+	f.mu.Unlock()
+	f.cond.Broadcast()
+	s.kickQuota()
+}
+
+// fillReader reads a fill's temp file as it grows. It holds back the last
+// byte until the blob is committed, so no client receives a complete body
+// before the digest verified.
+type fillReader struct {
+	f    *fill
+	file *os.File
+	off  int64
+}
+
+// openFill waits (bounded by ctx) until the fill knows its size, then opens
+// a reader.
+func openFill(ctx context.Context, f *fill) (*fillReader, int64, error) {
+	select {
+	case <-f.started:
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+	f.mu.Lock()
+	state, err, path, size := f.state, f.err, f.path, f.size
+	f.mu.Unlock()
+	if state == failed {
+		return nil, 0, err
+	}
+	file, oerr := os.Open(path)
+	if oerr != nil {
+		// Committed and renamed meanwhile, or failed and removed.
+		f.mu.Lock()
+		state, err = f.state, f.err
+		f.mu.Unlock()
+		if state == failed {
+			return nil, 0, err
+		}
+		return nil, 0, fmt.Errorf("%w: %w", errFillRaced, oerr)
+	}
+	if size < 0 {
+		// No Content-Length: Range and length need the whole blob.
+		f.mu.Lock()
+		for f.state == filling {
+			f.cond.Wait()
+		}
+		size, state, err = f.size, f.state, f.err
+		f.mu.Unlock()
+		if state == failed {
+			file.Close()
+			return nil, 0, err
+		}
+	}
+	return &fillReader{f: f, file: file}, size, nil
+}
+
+// errFillRaced means the fill finished between lookup and open; the caller
+// retries from local storage.
+var errFillRaced = errors.New("fill finished while opening")
+
+func (r *fillReader) Read(p []byte) (int, error) {
+	f := r.f
+	f.mu.Lock()
+	var limit int64
+	for {
+		if f.state == failed {
+			err := f.err
+			f.mu.Unlock()
+			return 0, fmt.Errorf("%w: %w", errFillFailed, err)
+		}
+		limit = f.written
+		if f.state == filling {
+			limit-- // the last byte waits for verification
+		}
+		if r.off < limit {
+			break
+		}
+		if f.state == committed {
+			f.mu.Unlock()
+			return 0, io.EOF
+		}
+		f.cond.Wait()
+	}
+	f.mu.Unlock()
+	if n := limit - r.off; int64(len(p)) > n {
+		p = p[:n]
+	}
+	n, err := r.file.ReadAt(p, r.off)
+	r.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+func (r *fillReader) Seek(offset int64, whence int) (int64, error) {
+	r.f.mu.Lock()
+	size := r.f.size
+	r.f.mu.Unlock()
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.off
+	case io.SeekEnd:
+		offset += size
+	}
+	if offset < 0 {
+		return 0, errors.New("seek before start")
+	}
+	r.off = offset
+	return offset, nil
+}
+
+func (r *fillReader) Close() error { return r.file.Close() }
+
+// watchdog calls fn when kick was not called for d.
+type watchdog struct {
+	t      *time.Timer
+	d      time.Duration
+	mu     sync.Mutex
+	bitten bool
+}
+
+func newWatchdog(d time.Duration, fn func()) *watchdog {
+	w := &watchdog{d: d}
+	w.t = time.AfterFunc(d, func() {
+		w.mu.Lock()
+		w.bitten = true
+		w.mu.Unlock()
+		fn()
+	})
+	return w
+}
+
+func (w *watchdog) kick() { w.t.Reset(w.d) }
+func (w *watchdog) stop() { w.t.Stop() }
+func (w *watchdog) fired() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.bitten
+}

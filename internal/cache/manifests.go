@@ -1,0 +1,168 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/airlockdev/airlock/internal/blobstore"
+	"github.com/airlockdev/airlock/internal/oci"
+)
+
+func isUnknown(err error) bool {
+	return errors.Is(err, blobstore.ErrManifestUnknown) || errors.Is(err, blobstore.ErrNameUnknown)
+}
+
+// GetManifest serves a manifest, fetching or revalidating it upstream for
+// cache repositories.
+func (s *Store) GetManifest(ctx context.Context, repo string, ref oci.Reference) (blobstore.ManifestRecord, error) {
+	t, ok := s.match(repo)
+	if !ok {
+		return s.Local.GetManifest(ctx, repo, ref)
+	}
+	local, err := s.Local.GetManifest(ctx, repo, ref)
+	switch {
+	case err == nil && (ref.IsDigest() || s.isFresh(repo, ref.Tag)):
+		s.m.hits.WithLabelValues("manifest").Inc()
+		return local, nil
+	case err != nil && !isUnknown(err):
+		return local, err
+	case ref.IsDigest():
+		s.m.misses.WithLabelValues("manifest").Inc()
+		return s.fetchByDigest(ctx, t, repo, ref.Digest)
+	}
+	var have *blobstore.ManifestRecord
+	if err == nil {
+		have = &local
+	} else {
+		s.m.misses.WithLabelValues("manifest").Inc()
+	}
+	return s.revalidate(ctx, t, repo, ref.Tag, have)
+}
+
+// StatManifest is GetManifest without the body where the cache can help it.
+func (s *Store) StatManifest(ctx context.Context, repo string, ref oci.Reference) (oci.Descriptor, error) {
+	if _, ok := s.match(repo); !ok {
+		return s.Local.StatManifest(ctx, repo, ref)
+	}
+	if ref.IsDigest() || s.isFresh(repo, ref.Tag) {
+		if d, err := s.Local.StatManifest(ctx, repo, ref); err == nil {
+			s.m.hits.WithLabelValues("manifest").Inc()
+			return d, nil
+		} else if !isUnknown(err) {
+			return d, err
+		}
+	}
+	m, err := s.GetManifest(ctx, repo, ref)
+	if err != nil {
+		return oci.Descriptor{}, err
+	}
+	return oci.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: int64(len(m.Body))}, nil
+}
+
+func freshKey(repo, tag string) string { return repo + "\x00" + tag }
+
+func (s *Store) isFresh(repo, tag string) bool {
+	s.freshMu.Lock()
+	at, ok := s.fresh[freshKey(repo, tag)]
+	s.freshMu.Unlock()
+	return ok && s.now().Sub(at) < s.tagTTL
+}
+
+func (s *Store) markFresh(repo, tag string) {
+	s.freshMu.Lock()
+	s.fresh[freshKey(repo, tag)] = s.now()
+	s.freshMu.Unlock()
+}
+
+// revalidate asks the upstream what tag points at now (HEAD), fetching the
+// manifest only when it changed. With the upstream unreachable a cached
+// copy (have) is served stale.
+func (s *Store) revalidate(ctx context.Context, t target, repo, tag string, have *blobstore.ManifestRecord) (blobstore.ManifestRecord, error) {
+	v, err, _ := s.flights.Do("tag\x00"+repo+"\x00"+tag, func() (any, error) {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+		defer cancel()
+		what := fmt.Sprintf("%s:%s", t.repo, tag)
+		desc, err := s.up.HeadManifest(uctx, t.host, t.repo, oci.Reference{Tag: tag})
+		if err == nil && have != nil && desc.Digest == have.Digest {
+			s.markFresh(repo, tag)
+			return *have, nil
+		}
+		var body []byte
+		if err == nil {
+			ref := oci.Reference{Tag: tag}
+			if desc.Digest != "" {
+				ref = oci.Reference{Digest: desc.Digest}
+			}
+			desc, body, err = s.up.GetManifest(uctx, t.host, t.repo, ref)
+		}
+		if err != nil {
+			if have != nil && !errors.Is(err, ErrUpstreamNotFound) {
+				s.m.stale.Inc()
+				s.log.Warn("upstream unreachable: serving a cached tag that could not be revalidated",
+					"repo", repo, "tag", tag, "digest", have.Digest, "host", t.host, "err", err)
+				return *have, nil
+			}
+			if errors.Is(err, ErrUpstreamNotFound) {
+				return nil, fmt.Errorf("%w: %s not found in %s", blobstore.ErrManifestUnknown, what, t.host)
+			}
+			return nil, s.upstreamErr(t, what, err)
+		}
+		rec, err := s.storeManifest(ctx, t, repo, tag, "", desc.MediaType, body)
+		if err != nil {
+			return nil, err
+		}
+		s.markFresh(repo, tag)
+		return rec, nil
+	})
+	if err != nil {
+		return blobstore.ManifestRecord{}, err
+	}
+	return v.(blobstore.ManifestRecord), nil
+}
+
+// fetchByDigest fetches an immutable manifest once, however many ask.
+func (s *Store) fetchByDigest(ctx context.Context, t target, repo string, d oci.Digest) (blobstore.ManifestRecord, error) {
+	v, err, shared := s.flights.Do("digest\x00"+repo+"\x00"+string(d), func() (any, error) {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+		defer cancel()
+		desc, body, err := s.up.GetManifest(uctx, t.host, t.repo, oci.Reference{Digest: d})
+		if err != nil {
+			if errors.Is(err, ErrUpstreamNotFound) {
+				return nil, fmt.Errorf("%w: %s@%s not found in %s", blobstore.ErrManifestUnknown, t.repo, d, t.host)
+			}
+			return nil, s.upstreamErr(t, string(d), err)
+		}
+		return s.storeManifest(ctx, t, repo, "", d, desc.MediaType, body)
+	})
+	if shared {
+		s.m.coalesced.WithLabelValues("manifest").Inc()
+	}
+	if err != nil {
+		return blobstore.ManifestRecord{}, err
+	}
+	return v.(blobstore.ManifestRecord), nil
+}
+
+// storeManifest verifies and stores an upstream manifest. want is the
+// digest asked for ("" for a tag: the canonical digest of the body).
+func (s *Store) storeManifest(ctx context.Context, t target, repo, tag string, want oci.Digest, mediaType string, body []byte) (blobstore.ManifestRecord, error) {
+	d := oci.Canonical.FromBytes(body)
+	if want != "" {
+		d = want.Algorithm().FromBytes(body)
+		if d != want {
+			s.m.verifyFailures.Inc()
+			return blobstore.ManifestRecord{}, s.upstreamErr(t, string(want), fmt.Errorf("manifest bytes hash to %s", d))
+		}
+	}
+	parsed, err := oci.ParseManifest(mediaType, body)
+	if err != nil {
+		return blobstore.ManifestRecord{}, s.upstreamErr(t, t.repo, err)
+	}
+	rec := blobstore.NewManifestRecord(d, parsed, body)
+	if err := s.Local.PutManifest(context.WithoutCancel(ctx), repo, tag, rec); err != nil {
+		return blobstore.ManifestRecord{}, fmt.Errorf("cache manifest %s in %s: %w", d, repo, err)
+	}
+	s.m.upstreamBytes.Add(float64(len(body)))
+	return rec, nil
+}

@@ -1,0 +1,47 @@
+package cache
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	hits           *prometheus.CounterVec // kind: manifest | blob
+	misses         *prometheus.CounterVec
+	coalesced      *prometheus.CounterVec
+	upstreamBytes  prometheus.Counter
+	stale          prometheus.Counter
+	verifyFailures prometheus.Counter
+	cachedBytes    prometheus.Gauge
+	evictedBytes   prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		hits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_cache_hits_total", Help: "Requests for cache repositories served from local storage, by kind (manifest, blob).",
+		}, []string{"kind"}),
+		misses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_cache_misses_total", Help: "Upstream fetches started, by kind (manifest, blob).",
+		}, []string{"kind"}),
+		coalesced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_cache_coalesced_waiters_total", Help: "Requests that joined a fetch already under way instead of starting one, by kind.",
+		}, []string{"kind"}),
+		upstreamBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_cache_upstream_bytes_total", Help: "Bytes fetched from upstream registries.",
+		}),
+		stale: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_cache_stale_serves_total", Help: "Cached tags served without revalidation because the upstream was unreachable.",
+		}),
+		verifyFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_cache_verification_failures_total", Help: "Upstream content whose digest did not match; never cached.",
+		}),
+		cachedBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "airlock_cache_cached_bytes", Help: "Bytes of cached blobs, as of the last quota check (only with a quota).",
+		}),
+		evictedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_cache_evicted_bytes_total", Help: "Bytes freed by quota eviction.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.hits, m.misses, m.coalesced, m.upstreamBytes, m.stale, m.verifyFailures, m.cachedBytes, m.evictedBytes)
+	}
+	return m
+}
