@@ -102,6 +102,7 @@ func compileRules(in []Rule, credSets map[string]bool, report func(path, msg str
 		}
 		c.host, c.source = host, spath
 		target, twild, err := parseTarget(r.TargetRepo)
+		targetOK := err == ""
 		if err != "" {
 			bad("targetRepo", err)
 		}
@@ -112,14 +113,13 @@ func compileRules(in []Rule, credSets map[string]bool, report func(path, msg str
 		if r.CredentialSet != "" && !credSets[r.CredentialSet] {
 			bad("credentialSet", fmt.Sprintf("no credentialSets entry is named %q", r.CredentialSet))
 		}
-		if !ok {
-			continue
-		}
-		for j, o := range rs.all {
-			if msg := overlap(c, o); msg != "" {
-				report(p+".targetRepo", fmt.Sprintf("%s rule %q (cacheRules[%d])", msg, o.name, indexOf(in, o.name, j)))
-				ok = false
-				break
+		if targetOK {
+			for j, o := range rs.all {
+				if msg := overlap(c, o); msg != "" {
+					report(p+".targetRepo", fmt.Sprintf("%s rule %q (cacheRules[%d])", msg, o.name, indexOf(in, o.name, j)))
+					ok = false
+					break
+				}
 			}
 		}
 		if ok {
