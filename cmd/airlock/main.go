@@ -35,6 +35,8 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"serve":          serveCmd,
+		"cache warm":     cacheWarmCmd,
+		"cache ls":       cacheLsCmd,
 		"config check":   configCheckCmd,
 		"config default": configDefaultCmd,
 		"registry gc":    registryGCCmd,

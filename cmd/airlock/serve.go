@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -98,9 +99,12 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 		if err != nil {
 			return fmt.Errorf("open registry storage %s: %w", rc.Storage.Path, err)
 		}
-		store, resolver, err := registryStore(ctx, &cfg.Registry.Cache, bs, log, reg)
+		store, resolver, inventory, err := registryStore(ctx, &cfg.Registry.Cache, bs, log, reg)
 		if err != nil {
 			return err
+		}
+		if inventory != nil {
+			adm.Handle("GET /cache", inventory)
 		}
 		regSrv, err = registry.New(&rc, registry.Deps{
 			Store:    store,
@@ -168,14 +172,14 @@ loop:
 
 // registryStore is the plain local store, or, with cache rules, the
 // pull-through cache in front of it (which also resolves ?ns= requests).
-func registryStore(ctx context.Context, cc *cache.Config, bs *blobstore.Store, log *slog.Logger, reg prometheus.Registerer) (registry.Store, registry.Resolver, error) {
+func registryStore(ctx context.Context, cc *cache.Config, bs *blobstore.Store, log *slog.Logger, reg prometheus.Registerer) (registry.Store, registry.Resolver, http.Handler, error) {
 	local := registry.NewLocalStore(bs)
 	if len(cc.CacheRules) == 0 {
-		return local, nil, nil
+		return local, nil, nil, nil
 	}
 	creds, err := cc.Credentials(os.LookupEnv)
 	if err != nil {
-		return nil, nil, fmt.Errorf("registry.credentialSets: %w", err)
+		return nil, nil, nil, fmt.Errorf("registry.credentialSets: %w", err)
 	}
 	up, err := upstream.New(upstream.Options{
 		Endpoints:   cc.Upstreams,
@@ -185,14 +189,14 @@ func registryStore(ctx context.Context, cc *cache.Config, bs *blobstore.Store, l
 		Metrics:     upstream.NewMetrics(reg),
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("registry.upstreams: %w", err)
+		return nil, nil, nil, fmt.Errorf("registry.upstreams: %w", err)
 	}
 	cs, err := cache.New(cc, cache.Deps{Local: local, Blobs: bs, Upstream: cache.FromClient(up), Logger: log.With("component", "cache"), Registry: reg})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	go cs.Run(ctx)
-	return cs, cs, nil
+	return cs, cs, cs.InventoryHandler(), nil
 }
 
 func wrap(name string, err error) error {

@@ -39,7 +39,16 @@ type Server struct {
 
 	mu       sync.Mutex
 	notReady map[string]string // component → reason
+	extra    map[string]http.Handler
 	srv      *http.Server
+}
+
+// Handle adds a component's read-only endpoint (e.g. GET /cache) before
+// Serve is called.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.extra[pattern] = h
 }
 
 // New returns a server exposing the metrics of g.
@@ -47,7 +56,7 @@ func New(g prometheus.Gatherer, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{gatherer: g, log: log, notReady: map[string]string{}}
+	return &Server{gatherer: g, log: log, notReady: map[string]string{}, extra: map[string]http.Handler{}}
 }
 
 // SetReady marks a component ready (reason "") or not ready with a reason.
@@ -68,6 +77,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
+	s.mu.Lock()
+	for p, h := range s.extra {
+		mux.Handle(p, h)
+	}
+	s.mu.Unlock()
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		var lines []string
