@@ -36,8 +36,10 @@ type revisionFile struct {
 	Annotations  map[string]string `json:"annotations,omitempty"`
 }
 
-// maxRevisionFile bounds what is read back from a revision file.
-const maxRevisionFile = 1 << 20
+// maxRevisionFile bounds what is read back from a revision file. Its
+// annotations come from a manifest of at most oci.MaxManifestSize, so any
+// valid manifest fits.
+const maxRevisionFile = oci.MaxManifestSize + 64<<10
 
 // PutManifest stores m.Body as a blob (verified against m.Digest), records
 // the revision in repo, records a referrer entry under *m.Subject when set

@@ -47,7 +47,8 @@ const (
 // check verifies the request's Basic credentials.
 func (a *authState) check(r *http.Request, now time.Time) (string, authResult) {
 	name, pass, ok := r.BasicAuth()
-	if !ok {
+	if !ok || name == "" && pass == "" {
+		// Clients without credentials that were challenged send "Basic Og==".
 		return "", authNone
 	}
 	hash, known := a.users[name]

@@ -64,6 +64,12 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) stri
 		s.metrics.AuthFailures.Inc()
 		s.challenge(w, r, "invalid username or password")
 		return user
+	case res == authNone && rt.kind == routeBase && len(auth.users) > 0 && auth.anonymousPull:
+		// Docker-style clients (skopeo, docker) send credentials only after
+		// the version check is challenged; anonymous pulls still work, since
+		// a client without credentials goes on without them.
+		s.challenge(w, r, "authenticate to push; pulls work anonymously")
+		return ""
 	case res == authNone && !(isPull(r, rt) && auth.anonymousPull):
 		if isPull(r, rt) {
 			s.challenge(w, r, "authentication required to pull")

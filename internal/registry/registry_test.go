@@ -360,3 +360,23 @@ func TestCrossMount(t *testing.T) {
 		t.Errorf("blob visible in a repo it was never pushed or mounted to: %d", resp.StatusCode)
 	}
 }
+
+// Docker-style clients send credentials only after GET /v2/ is challenged,
+// so with users configured the version check is challenged even though
+// anonymous pulls are allowed; a challenged client without credentials
+// ("Basic Og==") still pulls.
+func TestVersionCheckChallengedWithUsers(t *testing.T) {
+	h := newHarness(t, true)
+	h.pushImage("r", "v1", []byte("x"))
+	resp, _ := h.do("GET", "/v2/", nil, nil, true)
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("anonymous GET /v2/ with users = %d %q, want a 401 challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	if resp, _ := h.do("GET", "/v2/", nil, nil, false); resp.StatusCode != 200 {
+		t.Errorf("GET /v2/ with credentials = %d, want 200", resp.StatusCode)
+	}
+	resp, _ = h.do("GET", "/v2/r/manifests/v1", nil, map[string]string{"Authorization": "Basic Og=="}, true)
+	if resp.StatusCode != 200 {
+		t.Errorf("pull with empty Basic credentials = %d, want 200 (anonymous)", resp.StatusCode)
+	}
+}

@@ -79,6 +79,8 @@ func (s *Server) toOCI(r *http.Request, err error) *oci.Error {
 	switch {
 	case errors.As(err, &e):
 		return e
+	case errors.Is(err, blobstore.ErrManifestInvalid):
+		return oci.NewError(oci.CodeManifestInvalid, "")
 	case errors.Is(err, blobstore.ErrNameInvalid):
 		return oci.NewError(oci.CodeNameInvalid, "")
 	case errors.Is(err, blobstore.ErrBlobUnknown):
