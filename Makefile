@@ -1,0 +1,60 @@
+# airlock: a thin Makefile. `make help` lists the targets; docs/testing.md
+# says what each suite needs. Scripts under scripts/ and bench/ do the work.
+
+GO        ?= go
+BIN       ?= bin/airlock
+# Concurrent packages that also run under the race detector (those that exist).
+RACE_PKGS := $(patsubst %,./%/...,$(wildcard internal/blobstore internal/registry internal/cache internal/upstream internal/egress internal/dnsserver internal/admin))
+UNIT_FLAGS ?= -count=1 -timeout 4m
+E2E_FLAGS ?= -count=1 -timeout 12m
+FUZZTIME  ?= 10s
+
+.DEFAULT_GOAL := help
+.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e fuzz bench bench-registry clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/airlock
+	$(GO) build -o $(BIN) ./cmd/airlock
+
+deps: ## install missing Debian packages for the suites (root)
+	scripts/deps.sh
+
+test: deps ## everything CI runs: unit, conformance, e2e (keeps going, fails at the end)
+	$(MAKE) -k test-unit conformance e2e
+
+test-unit: vet fmt-check unit race ## go vet, gofmt, go test, race on concurrent packages
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e/...
+
+fmt-check:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi; echo "gofmt: clean"
+
+unit:
+	$(GO) test $(UNIT_FLAGS) ./...
+
+race:
+	$(if $(RACE_PKGS),$(GO) test -race $(UNIT_FLAGS) $(RACE_PKGS),@echo "race: no concurrent packages yet")
+
+conformance: build ## OCI conformance suite against airlock (auth on)
+	AIRLOCK_BIN=$(CURDIR)/$(BIN) scripts/conformance.sh airlock
+
+conformance-baseline: ## same suite against Debian docker-registry (62/12/5)
+	scripts/conformance.sh docker-registry
+
+e2e: ## e2e suite as root: real skopeo, docker-registry, airlock binary
+	$(GO) test -tags e2e $(E2E_FLAGS) ./test/e2e/...
+
+fuzz: ## run every fuzz target for FUZZTIME (default 10s)
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+bench: bench-registry ## all benchmarks (not part of test)
+
+bench-registry: ## blob and manifest GETs: airlock vs nginx vs docker-registry
+	bench/registry.sh
+
+clean: ## remove bin/
+	rm -rf bin

@@ -1,0 +1,128 @@
+# shellcheck shell=bash
+# lib.sh: shell helpers shared by scripts/*.sh and bench/*.sh. Source it;
+# it defines functions and the variables ROOT and CACHE, nothing else runs.
+#
+# Every server these helpers start listens on 127.0.0.1 on a port picked at
+# run time, and is stopped by the PID recorded when it was started.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# CACHE holds built tools and the last reports; outside the repo on purpose.
+CACHE="${AIRLOCK_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/airlock-test}"
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "$(basename "$0"): $*"; exit 1; }
+
+# free_port prints a TCP port on 127.0.0.1 that nothing listens on, chosen at
+# random below the ephemeral range so outgoing connections never hold it.
+free_port() {
+	local p _
+	for _ in $(seq 1 200); do
+		p=$((20000 + RANDOM % 12000))
+		if ! ss -Htln "( sport = :$p )" | grep -q .; then
+			echo "$p"
+			return 0
+		fi
+	done
+	die "no free port found"
+}
+
+# wait_http URL PID [SECONDS]: wait until URL answers 2xx, failing early
+# when PID exits.
+wait_http() {
+	local url=$1 pid=$2 secs=${3:-30} _
+	for _ in $(seq 1 $((secs * 10))); do
+		if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || { log "process $pid exited before $url was ready"; return 1; }
+		sleep 0.1
+	done
+	log "$url not ready after ${secs}s"
+	return 1
+}
+
+# stop_pid PID: SIGTERM, then SIGKILL after 10 s; reaps the child when it is ours.
+stop_pid() {
+	local pid=$1 _
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for _ in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "pid $pid ignored SIGTERM for 10s; sending SIGKILL"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+# build_tool NAME: build a command of the test/conformance tools module into
+# $CACHE/bin when its sources or go.sum changed; prints the binary's path.
+# NAME is conformance.test (the OCI suite), bcrypthash or junitsum.
+build_tool() {
+	local name=$1 mod="$ROOT/test/conformance" out="$CACHE/bin/$1"
+	mkdir -p "$CACHE/bin"
+	if [ -x "$out" ] && [ -z "$(find "$mod" -newer "$out" -type f -print -quit)" ]; then
+		echo "$out"
+		return 0
+	fi
+	case "$name" in
+	conformance.test)
+		(cd "$mod" && go test -c -o "$out.tmp" github.com/opencontainers/distribution-spec/conformance) ;;
+	*)
+		(cd "$mod" && go build -o "$out.tmp" "./$name") ;;
+	esac || die "build $name failed"
+	mv "$out.tmp" "$out"
+	echo "$out"
+}
+
+# build_airlock: go build ./cmd/airlock into bin/airlock unless AIRLOCK_BIN
+# names a binary already; prints the path.
+build_airlock() {
+	if [ -n "${AIRLOCK_BIN:-}" ]; then
+		[ -x "$AIRLOCK_BIN" ] || die "AIRLOCK_BIN=$AIRLOCK_BIN is not executable"
+		echo "$AIRLOCK_BIN"
+		return 0
+	fi
+	(cd "$ROOT" && go build -o bin/airlock ./cmd/airlock) || die "go build ./cmd/airlock failed"
+	echo "$ROOT/bin/airlock"
+}
+
+# bcrypt_hash PASSWORD: prints a bcrypt hash of PASSWORD.
+bcrypt_hash() {
+	printf '%s\n' "$1" | "$(build_tool bcrypthash)"
+}
+
+# write_airlock_config FILE REGISTRY_PORT ADMIN_PORT STORAGE_DIR ANON_PULL [USER HASH]
+write_airlock_config() {
+	local f=$1 rport=$2 aport=$3 dir=$4 anon=$5 user=${6:-} hash=${7:-}
+	{
+		echo "version: 1"
+		echo "log: { format: json }"
+		echo "admin: { listen: 127.0.0.1:$aport }"
+		echo "registry:"
+		echo "  listen: 127.0.0.1:$rport"
+		echo "  storage: { path: \"$dir\" }"
+		echo "  anonymousPull: $anon"
+		if [ -n "$user" ]; then
+			echo "  users: [ { name: $user, passwordHash: \"$hash\" } ]"
+		fi
+	} >"$f"
+}
+
+# write_registry_config FILE PORT STORAGE_DIR: Debian docker-registry
+# (distribution 2.8) with delete enabled, as in research/rig.md §2.
+write_registry_config() {
+	cat >"$1" <<YAML
+version: 0.1
+log: {level: warn, formatter: text}
+storage:
+  filesystem: {rootdirectory: $3}
+  delete: {enabled: true}
+  cache: {blobdescriptor: inmemory}
+  maintenance: {uploadpurging: {enabled: false}}
+http: {addr: 127.0.0.1:$2, headers: {X-Content-Type-Options: [nosniff]}}
+health: {storagedriver: {enabled: false}}
+YAML
+}
