@@ -49,12 +49,21 @@ func (s *Store) StatBlob(ctx context.Context, repo string, d oci.Digest) (int64,
 		}
 		return size, err
 	}
-	r, size, err := s.readFill(ctx, t, repo, d)
-	if err != nil {
-		return 0, err
+	for attempt := 0; attempt < 3; attempt++ {
+		r, size, err := s.readFill(ctx, t, repo, d)
+		if errors.Is(err, errFillRaced) {
+			if size, hit, err := s.cachedBlob(repo, d); hit || err != nil {
+				return size, err
+			}
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		r.Close()
+		return size, nil
 	}
-	r.Close()
-	return size, nil
+	return 0, errors.New("cache: blob kept changing state; retry")
 }
 
 // OpenBlob serves from local storage (an *os.File: sendfile) or from the
@@ -89,6 +98,9 @@ func (s *Store) OpenBlob(ctx context.Context, repo string, d oci.Digest) (io.Rea
 
 func (s *Store) readFill(ctx context.Context, t target, repo string, d oci.Digest) (io.ReadSeekCloser, int64, error) {
 	f := s.blobFill(t, repo, d)
+	if f == nil {
+		return nil, 0, errFillRaced
+	}
 	r, size, err := openFill(ctx, f)
 	if err != nil {
 		return nil, 0, err

@@ -68,17 +68,29 @@ func (f *fill) markStarted() {
 // errFillFailed is what readers of a failed fill get.
 var errFillFailed = errors.New("cache fill failed")
 
-// blob returns the fill for d, starting one if none runs. The caller reads
-// through openFill.
+// blobFill returns the fill for d, starting one if none runs, or nil when
+// the blob was committed meanwhile (the caller serves it from storage). The
+// caller reads through openFill.
 func (s *Store) blobFill(t target, repo string, d oci.Digest) *fill {
 	s.fillsMu.Lock()
 	if f, ok := s.fills[d]; ok {
 		f.mu.Lock()
-		f.repos[repo] = true
+		joinable := f.state != failed // a failed fill awaits removal: start afresh
+		if joinable {
+			f.repos[repo] = true
+		}
 		f.mu.Unlock()
+		if joinable {
+			s.fillsMu.Unlock()
+			s.m.coalesced.WithLabelValues("blob").Inc()
+			return f
+		}
+	}
+	// No fill in the map: any earlier one has finished. If it committed,
+	// the blob is there now; never fetch it twice.
+	if _, err := s.blobs.Stat(d); err == nil {
 		s.fillsMu.Unlock()
-		s.m.coalesced.WithLabelValues("blob").Inc()
-		return f
+		return nil
 	}
 	f := newFill(d, repo)
 	s.fills[d] = f
@@ -94,7 +106,9 @@ func (s *Store) blobFill(t target, repo string, d oci.Digest) *fill {
 func (s *Store) runFill(t target, f *fill) {
 	defer func() {
 		s.fillsMu.Lock()
-		delete(s.fills, f.d)
+		if s.fills[f.d] == f { // a failed fill may have been replaced already
+			delete(s.fills, f.d)
+		}
 		s.fillsMu.Unlock()
 	}()
 	// One context for the whole download. The upstream must answer within
