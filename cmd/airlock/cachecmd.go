@@ -95,7 +95,7 @@ func runCacheWarm(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stdout, "warmed %d of %d images: %d blobs, %s from %s in %s\n",
-		len(results)-failed, len(results), blobs, humanBytes(bytes), base, time.Since(start).Round(time.Millisecond))
+		len(results)-failed, len(results), blobs, cache.FormatBytes(bytes), base, time.Since(start).Round(time.Millisecond))
 	if failed > 0 {
 		for _, r := range results {
 			if r.Err != nil {
@@ -211,7 +211,7 @@ func runCacheLs(args []string, stdout, stderr io.Writer) int {
 		if tags == "" {
 			tags = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.Repository, r.Upstream, tags, r.Blobs, humanBytes(r.Bytes), age(now, r.LastUsed))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.Repository, r.Upstream, tags, r.Blobs, cache.FormatBytes(r.Bytes), age(now, r.LastUsed))
 	}
 	tw.Flush()
 	return exitOK

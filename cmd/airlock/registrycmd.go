@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/airlockdev/airlock/internal/blobstore"
+	"github.com/airlockdev/airlock/internal/cache"
 	"github.com/airlockdev/airlock/internal/config"
 )
 
@@ -71,24 +72,11 @@ func runRegistryGC(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stdout, "%s %d blobs (%s) and %d repository links; scanned %d repositories, %d manifests\n",
-		verb, len(rep.Blobs), humanBytes(rep.Bytes), rep.Links, rep.Repositories, rep.Manifests)
+		verb, len(rep.Blobs), cache.FormatBytes(rep.Bytes), rep.Links, rep.Repositories, rep.Manifests)
 	if !*del && (len(rep.Blobs) > 0 || rep.Links > 0) {
 		fmt.Fprintln(stdout, "run again with --delete to remove them")
 	}
 	return exitOK
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 const registryHashSummary = "print a bcrypt hash for registry.users[].passwordHash"

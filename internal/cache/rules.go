@@ -225,42 +225,36 @@ func validHost(h string) bool {
 // to name, or the wildcard with the longest prefix of name. An exact rule
 // beats a wildcard.
 func (rs *rules) byTarget(name string) *rule {
-	var best *rule
-	bestLen := -1
-	for _, r := range rs.all {
-		l := -1
-		switch {
-		case !r.wildcard && r.target == name:
-			l = len(name) + 1
-		case r.wildcard && r.target == "":
-			l = 0
-		case r.wildcard && strings.HasPrefix(name, r.target+"/"):
-			l = len(r.target)
-		}
-		if l > bestLen {
-			best, bestLen = r, l
-		}
-	}
-	return best
+	return rs.longest(func(r *rule) (string, bool) { return r.target, true }, name)
 }
 
 // bySource finds the rule whose source holds host/path: exact match, else
 // the wildcard with the longest source prefix.
 func (rs *rules) bySource(host, path string) *rule {
+	return rs.longest(func(r *rule) (string, bool) {
+		return r.source, canonicalHost(r.host) == canonicalHost(host)
+	}, path)
+}
+
+// longest returns the rule whose key (target or source) covers name best:
+// an exact key equal to name, else the wildcard with the longest prefix of
+// name ("" covers everything).
+func (rs *rules) longest(key func(*rule) (string, bool), name string) *rule {
 	var best *rule
 	bestLen := -1
 	for _, r := range rs.all {
-		if canonicalHost(r.host) != canonicalHost(host) {
+		k, ok := key(r)
+		if !ok {
 			continue
 		}
 		l := -1
 		switch {
-		case !r.wildcard && r.source == path:
-			l = len(path) + 1
-		case r.wildcard && r.source == "":
+		case !r.wildcard && k == name:
+			l = len(name) + 1
+		case r.wildcard && k == "":
 			l = 0
-		case r.wildcard && strings.HasPrefix(path, r.source+"/"):
-			l = len(r.source)
+		case r.wildcard && strings.HasPrefix(name, k+"/"):
+			l = len(k)
 		}
 		if l > bestLen {
 			best, bestLen = r, l

@@ -73,12 +73,12 @@ func (p *ProgressDisplay) Event(e WarmEvent) {
 			case e.Shared:
 				status = "ok (fetched for another image)"
 			}
-			fmt.Fprintf(p.w, "%s  %s  %s  %s\n", e.Image, short(e.Blob), human(e.Done), status)
+			fmt.Fprintf(p.w, "%s  %s  %s  %s\n", e.Image, short(e.Blob), FormatBytes(e.Done), status)
 		}
 	case "image-done":
 		im.state = "done"
 		if !p.live {
-			fmt.Fprintf(p.w, "%s  done: %d blobs, %s in %s\n", e.Image, im.done, human(im.bytes), time.Since(im.started).Round(time.Millisecond))
+			fmt.Fprintf(p.w, "%s  done: %d blobs, %s in %s\n", e.Image, im.done, FormatBytes(im.bytes), time.Since(im.started).Round(time.Millisecond))
 		}
 	case "image-failed":
 		im.state, im.err = "failed", e.Err
@@ -122,9 +122,9 @@ func (p *ProgressDisplay) draw() {
 		case "resolving":
 			status = "resolving manifests"
 		case "pulling":
-			status = fmt.Sprintf("%d/%d blobs  %s", im.done, im.blobs, human(im.bytes+activeBytes(im)))
+			status = fmt.Sprintf("%d/%d blobs  %s", im.done, im.blobs, FormatBytes(im.bytes+activeBytes(im)))
 		case "done":
-			status = fmt.Sprintf("done  %d blobs  %s", im.done, human(im.bytes))
+			status = fmt.Sprintf("done  %d blobs  %s", im.done, FormatBytes(im.bytes))
 		case "failed":
 			status = "FAILED: " + firstLine(im.err)
 		}
@@ -137,7 +137,7 @@ func (p *ProgressDisplay) draw() {
 		sort.Slice(digests, func(i, j int) bool { return digests[i] < digests[j] })
 		for _, d := range digests {
 			a := im.active[d]
-			fmt.Fprintf(&b, "\x1b[2K    %s  %s / %s\n", short(d), human(a[0]), human(a[1]))
+			fmt.Fprintf(&b, "\x1b[2K    %s  %s / %s\n", short(d), FormatBytes(a[0]), FormatBytes(a[1]))
 			lines++
 		}
 	}
@@ -172,7 +172,8 @@ func firstLine(err error) string {
 	return s
 }
 
-func human(n int64) string {
+// FormatBytes renders a byte count with binary units (512 B, 1.5 MiB).
+func FormatBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
