@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/upstream"
 )
 
 func isUnknown(err error) bool {
@@ -79,12 +81,22 @@ func (s *Store) markFresh(repo, tag string) {
 // manifest only when it changed. With the upstream unreachable a cached
 // copy (have) is served stale.
 func (s *Store) revalidate(ctx context.Context, t target, repo, tag string, have *blobstore.ManifestRecord) (blobstore.ManifestRecord, error) {
+	if have != nil && s.hostDown(t.host) {
+		// The upstream failed moments ago: serve what we hold at once
+		// rather than make every pull wait for it to fail again.
+		s.m.stale.Inc()
+		return *have, nil
+	}
 	v, err, _ := s.flights.Do("tag\x00"+repo+"\x00"+tag, func() (any, error) {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 		defer cancel()
+		if have != nil {
+			uctx = upstream.WithoutRetries(uctx) // we have a fallback: one try
+		}
 		what := fmt.Sprintf("%s:%s", t.repo, tag)
 		desc, err := s.up.HeadManifest(uctx, t.host, t.repo, oci.Reference{Tag: tag})
 		if err == nil && have != nil && desc.Digest == have.Digest {
+			s.markUp(t.host)
 			s.markFresh(repo, tag)
 			return *have, nil
 		}
@@ -97,10 +109,13 @@ func (s *Store) revalidate(ctx context.Context, t target, repo, tag string, have
 			desc, body, err = s.up.GetManifest(uctx, t.host, t.repo, ref)
 		}
 		if err != nil {
+			if errors.Is(err, ErrUpstreamUnavailable) {
+				s.markDown(t.host)
+			}
 			if have != nil && !errors.Is(err, ErrUpstreamNotFound) {
 				s.m.stale.Inc()
 				s.log.Warn("upstream unreachable: serving a cached tag that could not be revalidated",
-					"repo", repo, "tag", tag, "digest", have.Digest, "host", t.host, "err", err)
+					"repo", repo, "tag", tag, "digest", have.Digest, "host", t.host, "retry_after", downWindow.String(), "err", err)
 				return *have, nil
 			}
 			if errors.Is(err, ErrUpstreamNotFound) {
@@ -108,6 +123,7 @@ func (s *Store) revalidate(ctx context.Context, t target, repo, tag string, have
 			}
 			return nil, s.upstreamErr(t, what, err)
 		}
+		s.markUp(t.host)
 		rec, err := s.storeManifest(ctx, t, repo, tag, "", desc.MediaType, body)
 		if err != nil {
 			return nil, err
@@ -165,4 +181,27 @@ func (s *Store) storeManifest(ctx context.Context, t target, repo, tag string, w
 	}
 	s.m.upstreamBytes.Add(float64(len(body)))
 	return rec, nil
+}
+
+// downWindow is how long an upstream that failed a revalidation is not asked
+// again for tags the cache holds (cold misses still try it: they have no
+// other answer).
+const downWindow = 15 * time.Second
+
+func (s *Store) hostDown(host string) bool {
+	s.freshMu.Lock()
+	defer s.freshMu.Unlock()
+	return s.now().Before(s.down[host])
+}
+
+func (s *Store) markDown(host string) {
+	s.freshMu.Lock()
+	s.down[host] = s.now().Add(downWindow)
+	s.freshMu.Unlock()
+}
+
+func (s *Store) markUp(host string) {
+	s.freshMu.Lock()
+	delete(s.down, host)
+	s.freshMu.Unlock()
 }

@@ -89,6 +89,7 @@ type Store struct {
 
 	freshMu sync.Mutex
 	fresh   map[string]time.Time // repo:tag → revalidated at
+	down    map[string]time.Time // upstream host → not asked before
 
 	quotaKick chan struct{}
 }
@@ -116,6 +117,7 @@ func New(cfg *Config, deps Deps) (*Store, error) {
 		now:     deps.Now,
 		fills:   map[oci.Digest]*fill{},
 		fresh:   map[string]time.Time{},
+		down:    map[string]time.Time{},
 
 		quotaKick: make(chan struct{}, 1),
 	}

@@ -280,6 +280,15 @@ func TestTagTTLRevalidationAndStale(t *testing.T) {
 	if d, err := get(); err != nil || d != d2 {
 		t.Errorf("GET with upstream down = %s, %v; want the stale %s", d, err, d2)
 	}
+	// Within the down window the upstream is not asked again: stale at once.
+	heads = up.heads.Load()
+	if d, err := get(); err != nil || d != d2 || up.heads.Load() != heads {
+		t.Errorf("GET in the down window = %s, %v, upstream HEADs %d → %d; want the stale digest and no upstream call", d, err, heads, up.heads.Load())
+	}
+	clock.Add(int64(downWindow/time.Second) + 1)
+	if _, err := get(); err != nil || up.heads.Load() != heads+1 {
+		t.Errorf("GET after the down window: upstream HEADs %d → %d, want one new try", heads, up.heads.Load())
+	}
 	_, err := s.GetManifest(ctx, "aks/app", oci.Reference{Tag: "cold"})
 	if err == nil || !strings.Contains(err.Error(), "UNAVAILABLE") || !strings.Contains(err.Error(), "unreachable") {
 		t.Errorf("cold tag with upstream down = %v, want UNAVAILABLE saying unreachable", err)

@@ -94,6 +94,10 @@ func (e *redirectError) Unwrap() error { return e.err }
 // retries or the Timeout run out. The caller must close a returned call.
 func (c *Client) exchange(ctx context.Context, rq *request) (*call, error) {
 	deadline := time.Now().Add(c.opt.Timeout)
+	retries := c.opt.Retries
+	if ctx.Value(noRetryKey{}) != nil {
+		retries = 0
+	}
 	for attempt := 0; ; attempt++ {
 		cl, err := c.attempt(ctx, rq, deadline)
 		if err == nil {
@@ -108,7 +112,7 @@ func (c *Client) exchange(ctx context.Context, rq *request) (*call, error) {
 		if attempt > 0 && e.retry {
 			e.Err = fmt.Errorf("after %d attempts: %w", attempt+1, e.Err)
 		}
-		if !e.retry || attempt >= c.opt.Retries || ctx.Err() != nil {
+		if !e.retry || attempt >= retries || ctx.Err() != nil {
 			return nil, e
 		}
 		wait := c.backoff(attempt)
@@ -286,4 +290,13 @@ func errorDetail(resp *http.Response) string {
 func discard(resp *http.Response) {
 	io.CopyN(io.Discard, resp.Body, 64<<10)
 	resp.Body.Close()
+}
+
+type noRetryKey struct{}
+
+// WithoutRetries returns a context under which each request is tried once:
+// for callers that have a fallback (the cache revalidating a tag it holds)
+// and want a fast answer more than a persistent one.
+func WithoutRetries(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noRetryKey{}, true)
 }

@@ -21,10 +21,12 @@ func TestRetriesOn5xx(t *testing.T) {
 		retries  int
 		wantErr  error
 		requests int
+		once     bool // call with WithoutRetries
 	}{
 		{name: "recovers", failures: 2, retries: 3, requests: 3},
 		{name: "gives up", failures: 100, retries: 3, wantErr: ErrUnavailable, requests: 4},
 		{name: "no retries", failures: 1, retries: -1, wantErr: ErrUnavailable, requests: 1},
+		{name: "WithoutRetries context", failures: 1, retries: 3, wantErr: ErrUnavailable, requests: 1, once: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,7 +39,11 @@ func TestRetriesOn5xx(t *testing.T) {
 				manifestHandler(body, oci.MediaTypeImageManifest, true)(w, r)
 			})
 			c := newTestClient(t, srv.URL, func(o *Options) { o.Retries = tt.retries })
-			_, err := c.GetManifest(context.Background(), testHost, "app", oci.Reference{Tag: "v1"})
+			ctx := context.Background()
+			if tt.once {
+				ctx = WithoutRetries(ctx)
+			}
+			_, err := c.GetManifest(ctx, testHost, "app", oci.Reference{Tag: "v1"})
 			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
 				t.Fatalf("GetManifest = %v, want %v", err, tt.wantErr)
 			}
