@@ -1,0 +1,140 @@
+package egress
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// Mode says what the gateway does with a denied flow.
+type Mode string
+
+// Modes.
+const (
+	// ModeEnforce denies: 403 with the reason for the explicit proxy, a
+	// close for transparent flows.
+	ModeEnforce Mode = "enforce"
+	// ModeReport logs the would-be deny and lets the flow through.
+	ModeReport Mode = "report"
+)
+
+// Defaults applied by SetDefaults.
+const (
+	DefaultDialTimeout = 10 * time.Second
+	DefaultHeadTimeout = 5 * time.Second
+)
+
+// Config is the gateway section of airlock.yaml.
+type Config struct {
+	// Mode is enforce (default) or report (log would-deny, allow).
+	Mode Mode `yaml:"mode"`
+	// ProxyListen is the explicit proxy's address ("host:port"): HTTP
+	// CONNECT and absolute-form plain HTTP. Empty: no explicit proxy.
+	ProxyListen string `yaml:"proxyListen" config:"listen"`
+	// TransparentListen is the address the gateway host's nftables rules
+	// redirect tcp/80 and tcp/443 to ("host:port"). Empty: no transparent
+	// listener.
+	TransparentListen string `yaml:"transparentListen" config:"listen"`
+	// AllowedInternalRanges are CIDRs of loopback, private or other
+	// special addresses that an allowed name may resolve to (on-prem
+	// services, tests). Default empty: every such address is refused for a
+	// name (reason internal_address).
+	AllowedInternalRanges []string `yaml:"allowedInternalRanges"`
+	// AllowIPv6 permits IPv6 destinations. Default false: an IPv6
+	// destination is refused (reason ipv6_disabled) and AAAA answers are
+	// skipped when dialling a name.
+	AllowIPv6 bool `yaml:"allowIPv6"`
+	// DialTimeout bounds name resolution plus the TCP connect to the
+	// upstream, per flow. Default 10s; zero means the default.
+	DialTimeout time.Duration `yaml:"dialTimeout"`
+	// HeadTimeout bounds how long a client may take to send its TLS
+	// ClientHello or HTTP request head (transparent listener) or its proxy
+	// request head (explicit proxy); a slow client is cut at it. Default 5s;
+	// zero means the default.
+	HeadTimeout time.Duration `yaml:"headTimeout"`
+	// SourceAddresses are local addresses outbound connections are bound
+	// to, round-robin per address family, to spread SNAT ports over several
+	// addresses. Default empty: the kernel picks the source.
+	SourceAddresses []string `yaml:"sourceAddresses"`
+}
+
+// SetDefaults fills what the file left out: mode enforce, dialTimeout 10s,
+// headTimeout 5s.
+func (c *Config) SetDefaults() {
+	if c.Mode == "" {
+		c.Mode = ModeEnforce
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.HeadTimeout == 0 {
+		c.HeadTimeout = DefaultHeadTimeout
+	}
+}
+
+// Validate reports every problem with a path relative to the section. The
+// listen addresses are checked by the config loader (config:"listen").
+func (c *Config) Validate(report func(path, msg string)) {
+	switch c.Mode {
+	case ModeEnforce, ModeReport, "":
+	default:
+		report("mode", fmt.Sprintf("%q: want enforce or report", c.Mode))
+	}
+	if c.ProxyListen != "" && c.ProxyListen == c.TransparentListen {
+		report("transparentListen", fmt.Sprintf("%q is also proxyListen; the two listeners need different addresses", c.TransparentListen))
+	}
+	for i, s := range c.AllowedInternalRanges {
+		if _, msg := parseRange(s); msg != "" {
+			report("allowedInternalRanges["+strconv.Itoa(i)+"]", msg)
+		}
+	}
+	if c.DialTimeout < 0 {
+		report("dialTimeout", fmt.Sprintf("must be positive, got %s", c.DialTimeout))
+	}
+	if c.HeadTimeout < 0 {
+		report("headTimeout", fmt.Sprintf("must be positive, got %s", c.HeadTimeout))
+	}
+	for i, s := range c.SourceAddresses {
+		if _, msg := parseSource(s); msg != "" {
+			report("sourceAddresses["+strconv.Itoa(i)+"]", msg)
+		}
+	}
+}
+
+// parseRange parses an allowedInternalRanges entry: a CIDR without host
+// bits, or a single address (taken as /32 or /128).
+func parseRange(s string) (netip.Prefix, string) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Sprintf("%q: an address with a zone is not accepted", s)
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), ""
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Sprintf("%q: want a CIDR such as 10.0.0.0/8 or an IP address", s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Sprintf("%q has host bits set; did you mean %s?", s, p.Masked())
+	}
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p, ""
+}
+
+// parseSource parses a sourceAddresses entry: one unicast IP address.
+func parseSource(s string) (netip.Addr, string) {
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err != nil:
+		return netip.Addr{}, fmt.Sprintf("%q: want an IP address", s)
+	case a.Zone() != "":
+		return netip.Addr{}, fmt.Sprintf("%q: an address with a zone is not accepted", s)
+	case a.IsUnspecified() || a.IsMulticast():
+		return netip.Addr{}, fmt.Sprintf("%q: want a unicast address of this host", s)
+	}
+	return a.Unmap(), ""
+}

@@ -1,0 +1,54 @@
+package egress
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+)
+
+// relay copies bytes both ways between client and upstream until both
+// directions end, and returns the bytes copied up (client to upstream) and
+// down. Both sides are *net.TCPConn, so io.Copy uses splice(2) on Linux and
+// the bytes never enter user space; nothing may wrap them.
+//
+// A direction that reaches EOF half-closes the other side (CloseWrite), so
+// a client that finishes sending still gets the whole answer. A direction
+// that fails (reset, closed by Shutdown) closes both connections, which
+// ends the other direction too. relay closes both connections before it
+// returns.
+func relay(client, upstream *net.TCPConn) (up, down int64) {
+	var wg sync.WaitGroup
+	var once sync.Once
+	abort := func() {
+		once.Do(func() {
+			client.Close()
+			upstream.Close()
+		})
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var err error
+		up, err = io.Copy(upstream, client)
+		endDirection(upstream, err, abort)
+	}()
+	var err error
+	down, err = io.Copy(client, upstream)
+	endDirection(client, err, abort)
+	wg.Wait()
+	abort()
+	return up, down
+}
+
+// endDirection half-closes dst after a clean EOF, or aborts both sides
+// after an error.
+func endDirection(dst *net.TCPConn, err error, abort func()) {
+	if err != nil && !errors.Is(err, io.EOF) {
+		abort()
+		return
+	}
+	if dst.CloseWrite() != nil {
+		abort()
+	}
+}

@@ -1,0 +1,273 @@
+package egress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/airlockdev/airlock/internal/policy"
+)
+
+// Deps are the gateway's collaborators, injected by main.
+type Deps struct {
+	// Policy decides flows; SetPolicy replaces it. Nil: every flow is
+	// denied (no_match) until SetPolicy.
+	Policy *policy.Policy
+	// Resolver resolves allowed names; nil: the system resolver.
+	Resolver Resolver
+	// Logger receives one decision record per flow; nil: discarded.
+	Logger *slog.Logger
+	// Metrics; nil: unregistered collectors.
+	Metrics *Metrics
+	// OriginalDst reads a transparent connection's original destination;
+	// nil: SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST. Tests replace it.
+	OriginalDst func(*net.TCPConn) (netip.AddrPort, error)
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+}
+
+// Server is the gateway: the explicit proxy and the transparent listener
+// share its policy, dialer, tunnel tracking and decision records.
+type Server struct {
+	mode        Mode
+	headTimeout time.Duration
+	dialer      *Dialer
+	log         *slog.Logger
+	m           *Metrics
+	origDst     func(*net.TCPConn) (netip.AddrPort, error)
+	now         func() time.Time
+	pol         atomic.Pointer[policy.Policy]
+
+	mu        sync.Mutex
+	closing   bool
+	listeners map[net.Listener]struct{}
+	conns     map[*net.TCPConn]struct{} // clients and upstreams of live flows
+	wg        sync.WaitGroup            // one per live flow
+}
+
+// New builds a Server from a validated Config (SetDefaults applied). It
+// does no I/O.
+func New(cfg *Config, deps Deps) (*Server, error) {
+	c := *cfg
+	c.SetDefaults()
+	d, err := NewDialer(&c, deps.Resolver)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		mode:        c.Mode,
+		headTimeout: c.HeadTimeout,
+		dialer:      d,
+		log:         deps.Logger,
+		m:           deps.Metrics,
+		origDst:     deps.OriginalDst,
+		now:         deps.Now,
+		listeners:   make(map[net.Listener]struct{}),
+		conns:       make(map[*net.TCPConn]struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.m == nil {
+		s.m = NewMetrics(nil)
+	}
+	if s.origDst == nil {
+		s.origDst = originalDst
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.pol.Store(deps.Policy)
+	return s, nil
+}
+
+// SetPolicy swaps the policy: flows accepted from now on are decided by
+// p; established tunnels are not re-decided and stay open.
+func (s *Server) SetPolicy(p *policy.Policy) { s.pol.Store(p) }
+
+// Dialer returns the gateway's outbound dialer.
+func (s *Server) Dialer() *Dialer { return s.dialer }
+
+func (s *Server) decide(f policy.Flow) policy.Decision {
+	p := s.pol.Load()
+	if p == nil {
+		return policy.Deny(policy.ReasonNoMatch)
+	}
+	return p.Decide(f)
+}
+
+// ServeProxy runs the explicit proxy (CONNECT and absolute-form HTTP) on
+// ln until ctx ends or Shutdown; it returns nil then.
+func (s *Server) ServeProxy(ctx context.Context, ln net.Listener) error {
+	return s.serve(ctx, ln, s.handleProxy)
+}
+
+// ServeTransparent runs the transparent listener on ln (the target of the
+// gateway host's redirect of tcp/80 and tcp/443) until ctx ends or
+// Shutdown; it returns nil then.
+func (s *Server) ServeTransparent(ctx context.Context, ln net.Listener) error {
+	return s.serve(ctx, ln, s.handleTransparent)
+}
+
+func (s *Server) serve(ctx context.Context, ln net.Listener, handle func(context.Context, *net.TCPConn)) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing || ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of file descriptors and the like: wait and retry.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("egress accept failed", keyError, err.Error())
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		tc, ok := c.(*net.TCPConn)
+		if !ok {
+			c.Close()
+			return fmt.Errorf("egress: listener %s is not TCP", ln.Addr())
+		}
+		if !s.track(tc) {
+			tc.Close()
+			return nil
+		}
+		go func() {
+			defer s.wg.Done()
+			defer s.untrack(tc)
+			handle(ctx, tc)
+		}()
+	}
+}
+
+// track registers a new client connection and its flow; false once
+// Shutdown began.
+func (s *Server) track(c *net.TCPConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+// trackUpstream registers an upstream connection so Shutdown can close
+// it; the flow's handler untracks it.
+func (s *Server) trackUpstream(c *net.TCPConn) {
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *Server) untrack(c *net.TCPConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	c.Close()
+}
+
+// Shutdown stops accepting on every listener, waits for live flows and
+// tunnels to end until ctx ends, then closes what is left and returns
+// ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	n := len(s.conns)
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	<-done
+	s.log.Warn("egress shutdown closed connections still open at the deadline", "connections", n)
+	return ctx.Err()
+}
+
+// tunnel relays between a client and its upstream, tracked for Shutdown
+// and counted in the active-tunnels gauge.
+func (s *Server) tunnel(f *flow, client, upstream *net.TCPConn) {
+	s.m.Tunnels.Inc()
+	defer s.m.Tunnels.Dec()
+	up, down := relay(client, upstream)
+	f.up += up
+	f.down += down
+}
+
+// dialFor connects a decided flow: an allowed application flow (or a
+// report-mode flow with a name) resolves the name and dials that address,
+// never the client's original destination; a network or DNAT allow dials
+// the destination the rule matched; a report-mode flow without a name
+// dials its original destination after the address checks. A refusal by
+// the dialer's address checks turns the decision into a deny, in both
+// modes.
+func (s *Server) dialFor(ctx context.Context, f *flow) (*net.TCPConn, error) {
+	var (
+		c   *net.TCPConn
+		err error
+	)
+	switch {
+	case !f.name.IsZero() && (f.decision.Type != policy.TypeNetwork && f.decision.Type != policy.TypeDNAT || !f.dst.Addr().IsValid()):
+		c, f.upstream, err = s.dialer.DialName(ctx, f.name, f.port)
+	case f.dst.Addr().IsValid():
+		internal := !f.decision.Allowed()
+		f.upstream = f.dst
+		c, err = s.dialer.DialAddr(ctx, f.dst, internal)
+	default:
+		err = errors.New("no name and no address to dial")
+	}
+	var deny *DenyError
+	if errors.As(err, &deny) {
+		d := policy.Deny(deny.Reason)
+		d.Type, d.Group, d.Collection, d.Rule = f.decision.Type, f.decision.Group, f.decision.Collection, f.decision.Rule
+		f.decision = d
+		f.wouldDeny = false
+		f.upstream = netip.AddrPort{}
+	}
+	if err != nil {
+		f.err = err
+		return nil, err
+	}
+	s.trackUpstream(c)
+	return c, nil
+}
