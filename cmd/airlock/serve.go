@@ -20,11 +20,13 @@ import (
 	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/cache"
 	"github.com/airlockdev/airlock/internal/config"
+	"github.com/airlockdev/airlock/internal/egress"
+	"github.com/airlockdev/airlock/internal/policy"
 	"github.com/airlockdev/airlock/internal/registry"
 	"github.com/airlockdev/airlock/internal/upstream"
 )
 
-const serveSummary = "run the components the config enables (registry, admin) until SIGTERM"
+const serveSummary = "run the components the config enables (registry, cache, gateway, admin) until SIGTERM"
 
 const serveUsage = `
 Runs every component whose section sets a listen address, in one process.
@@ -128,6 +130,32 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 		adm.SetReady("registry", "")
 	}
 
+	var gw *egress.Server
+	if cfg.Gateway.ProxyListen != "" || cfg.Gateway.TransparentListen != "" {
+		pol, err := compilePolicy(cfg, log)
+		if err != nil {
+			return err
+		}
+		gw, err = egress.New(&cfg.Gateway, egress.Deps{Policy: pol, Logger: log.With("component", "gateway"), Metrics: egress.NewMetrics(reg)})
+		if err != nil {
+			return err
+		}
+		for _, l := range []struct {
+			addr  string
+			serve func(context.Context, net.Listener) error
+		}{{cfg.Gateway.ProxyListen, gw.ServeProxy}, {cfg.Gateway.TransparentListen, gw.ServeTransparent}} {
+			if l.addr == "" {
+				continue
+			}
+			ln, err := net.Listen("tcp", l.addr)
+			if err != nil {
+				return fmt.Errorf("gateway: listen on %s: %w (set gateway.proxyListen / transparentListen)", l.addr, err)
+			}
+			go func() { errc <- wrap("gateway", l.serve(ctx, ln)) }()
+		}
+		comps = append(comps, component{"gateway", gw.Shutdown})
+	}
+
 	if cfg.Admin.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {
@@ -156,7 +184,7 @@ loop:
 			runErr = err
 			break loop
 		case <-hup:
-			reload(cfgPath, cfg, log, level, regSrv)
+			reload(cfgPath, cfg, log, level, regSrv, gw)
 		}
 	}
 	adm.SetReady("airlock", "shutting down")
@@ -199,6 +227,19 @@ func registryStore(ctx context.Context, cc *cache.Config, bs *blobstore.Store, l
 	return cs, cs, cs.InventoryHandler(), nil
 }
 
+// compilePolicy builds the policy and logs its warnings (tag entries skipped
+// for want of policy.location, …).
+func compilePolicy(cfg *config.File, log *slog.Logger) (*policy.Policy, error) {
+	pol, err := policy.Compile(cfg.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	for _, w := range pol.Warnings() {
+		log.Warn("policy", "warning", fmt.Sprint(w))
+	}
+	return pol, nil
+}
+
 func wrap(name string, err error) error {
 	if err == nil {
 		return fmt.Errorf("%s stopped", name)
@@ -207,7 +248,7 @@ func wrap(name string, err error) error {
 }
 
 // reload applies a re-read config file; on any error the running config stays.
-func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.LevelVar, regSrv *registry.Server) {
+func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.LevelVar, regSrv *registry.Server, gw *egress.Server) {
 	next, err := config.Load(cfgPath)
 	if err != nil {
 		log.Error("reload: config invalid, keeping the running config", "config", describeConfig(cfgPath), "err", err.Error())
@@ -221,6 +262,14 @@ func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.
 			log.Error("reload: registry kept its running config", "err", err)
 			return
 		}
+	}
+	if gw != nil {
+		pol, err := compilePolicy(next, log)
+		if err != nil {
+			log.Error("reload: policy invalid, the gateway keeps its running policy", "err", err)
+			return
+		}
+		gw.SetPolicy(pol) // new flows get it; established tunnels stay
 	}
 	if err := level.UnmarshalText([]byte(next.Log.Level)); err == nil {
 		log.Info("reloaded", "config", describeConfig(cfgPath), "log_level", next.Log.Level)

@@ -5,6 +5,8 @@ import (
 
 	"github.com/airlockdev/airlock/internal/admin"
 	"github.com/airlockdev/airlock/internal/cache"
+	"github.com/airlockdev/airlock/internal/egress"
+	"github.com/airlockdev/airlock/internal/policy"
 	"github.com/airlockdev/airlock/internal/registry"
 )
 
@@ -23,6 +25,10 @@ type File struct {
 	Admin admin.Config `yaml:"admin"`
 	// Registry is the OCI registry and pull-through cache.
 	Registry RegistrySection `yaml:"registry"`
+	// Gateway is the egress gateway: explicit and transparent proxies.
+	Gateway egress.Config `yaml:"gateway"`
+	// Policy is the rule model shared by the gateway and (later) DNS.
+	Policy policy.Config `yaml:"policy"`
 }
 
 // LogConfig configures airlock's own log.
