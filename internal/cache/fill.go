@@ -20,8 +20,8 @@ const fillBuf = 256 << 10
 type fillState int
 
 const (
-	filling fillState = iota
-	committed
+	filling   fillState = iota
+	committed           // verified: every byte may be read (the blob is being, or has been, stored)
 	failed
 )
 
@@ -175,27 +175,30 @@ func (s *Store) runFill(t target, f *fill) {
 		f.fail(s.upstreamErr(t, string(f.d), fmt.Errorf("body held %d bytes, Content-Length said %d", w.Size(), size)))
 		return
 	}
+	if !w.Verified() {
+		w.Abort()
+		s.m.verifyFailures.Inc()
+		s.log.Error("upstream blob failed verification; nothing cached", "host", t.host, "repo", t.repo, "digest", f.d, "bytes", w.Size())
+		f.fail(s.upstreamErr(t, string(f.d), fmt.Errorf("%w: %d bytes", blobstore.ErrDigestMismatch, w.Size())))
+		return
+	}
+	// Verified: readers may have the last byte now. Durability (fsync,
+	// rename, link) follows while the fill stays registered, so nobody
+	// fetches the blob again meanwhile; if it fails, the clients still got
+	// verified bytes and the blob is simply not cached.
 	f.mu.Lock()
+	f.state = committed
+	f.size = f.written
 	repos := make([]string, 0, len(f.repos))
 	for r := range f.repos {
 		repos = append(repos, r)
 	}
 	f.mu.Unlock()
+	f.cond.Broadcast()
 	if err := w.Commit(repos...); err != nil {
-		if errors.Is(err, blobstore.ErrDigestMismatch) {
-			s.m.verifyFailures.Inc()
-			s.log.Error("upstream blob failed verification; nothing cached", "host", t.host, "repo", t.repo, "digest", f.d, "bytes", w.Size())
-			f.fail(s.upstreamErr(t, string(f.d), err))
-			return
-		}
-		f.fail(s.storageErr(err))
+		s.storageErr(err)
 		return
 	}
-	f.mu.Lock()
-	f.state = committed
-	f.size = f.written
-	f.mu.Unlock()
-	f.cond.Broadcast()
 	s.kickQuota()
 }
 

@@ -122,6 +122,7 @@ func newStore(t *testing.T, up *fakeUpstream, now func() time.Time) (*Store, *bl
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { waitFills(t, s) }) // runs before the temp dir goes
 	return s, bs
 }
 
@@ -160,6 +161,7 @@ func TestConcurrentMissesCoalesce(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	waitFills(t, s)
 	if n := up.blobGets.Load(); n != 1 {
 		t.Errorf("upstream blob GETs for %d concurrent misses = %d, want 1", clients, n)
 	}
@@ -191,6 +193,7 @@ func TestStreamsBeforeFillEndsAndHoldsBackLastByte(t *testing.T) {
 	if err != nil || !bytes.Equal(append(first, rest...), content) {
 		t.Fatalf("full read = %d bytes, %v", len(first)+len(rest), err)
 	}
+	waitFills(t, s)
 	if _, err := bs.BlobLinked("aks/y", d); err != nil {
 		t.Errorf("blob not linked for the client that left: %v", err)
 	}
@@ -307,4 +310,20 @@ func TestPushIntoCacheNamespaceDenied(t *testing.T) {
 	if _, err := s.NewUpload(context.Background(), "team/app"); err != nil {
 		t.Errorf("NewUpload outside = %v, want a normal upload", err)
 	}
+}
+
+// waitFills waits until no fill is registered: every blob fetched so far
+// has been stored (or failed).
+func waitFills(t *testing.T, s *Store) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		s.fillsMu.Lock()
+		n := len(s.fills)
+		s.fillsMu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("fills still registered after 5s")
 }

@@ -1,0 +1,157 @@
+package dnsserver
+
+import (
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Cache limits (Azure Firewall's DNS proxy: positive answers at most 1 h,
+// negative at most 30 min).
+const (
+	maxPositiveTTL = time.Hour
+	maxNegativeTTL = 30 * time.Minute
+	// staleTTL is the TTL of a stale answer (RFC 8767 §4 recommends 30 s).
+	staleTTL = 30
+)
+
+type cacheKey struct {
+	name  string // normalized, no trailing dot
+	qtype uint16
+}
+
+// cacheEntry is an upstream answer as received; never mutated once stored.
+type cacheEntry struct {
+	msg     *dns.Msg
+	stored  time.Time
+	expires time.Time
+}
+
+// answerCache holds raw upstream answers (before any policy filtering, which
+// depends on the client and is redone for every query). Safe for concurrent
+// use.
+type answerCache struct {
+	mu       sync.Mutex
+	m        map[cacheKey]*cacheEntry
+	max      int
+	staleFor time.Duration
+}
+
+func newAnswerCache(max int, staleFor time.Duration) *answerCache {
+	return &answerCache{m: map[cacheKey]*cacheEntry{}, max: max, staleFor: staleFor}
+}
+
+// get returns a copy of the cached answer when it is fresh at now, its TTLs
+// lowered by its age and never beyond the time left in the cache; fresh is
+// false (and msg nil) otherwise.
+func (c *answerCache) get(k cacheKey, now time.Time) (msg *dns.Msg, fresh bool) {
+	c.mu.Lock()
+	e := c.m[k]
+	c.mu.Unlock()
+	if e == nil || !now.Before(e.expires) {
+		return nil, false
+	}
+	age := uint32(now.Sub(e.stored) / time.Second)
+	left := uint32((e.expires.Sub(now) + time.Second - 1) / time.Second)
+	m := e.msg.Copy()
+	for _, rr := range allRRs(m) {
+		h := rr.Header()
+		if h.Ttl > age {
+			h.Ttl -= age
+		} else {
+			h.Ttl = 0
+		}
+		h.Ttl = min(h.Ttl, left)
+	}
+	return m, true
+}
+
+// stale returns a copy of an expired answer with TTL staleTTL when it
+// expired no more than staleFor before now.
+func (c *answerCache) stale(k cacheKey, now time.Time) *dns.Msg {
+	c.mu.Lock()
+	e := c.m[k]
+	c.mu.Unlock()
+	if e == nil || now.After(e.expires.Add(c.staleFor)) {
+		return nil
+	}
+	m := e.msg.Copy()
+	for _, rr := range allRRs(m) {
+		rr.Header().Ttl = min(rr.Header().Ttl, staleTTL)
+	}
+	return m
+}
+
+// put stores an upstream answer when it is cacheable.
+func (c *answerCache) put(k cacheKey, m *dns.Msg, now time.Time) {
+	ttl, ok := cacheTTL(m)
+	if !ok || c.max <= 0 {
+		return
+	}
+	e := &cacheEntry{msg: m, stored: now, expires: now.Add(ttl)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, present := c.m[k]; !present && len(c.m) >= c.max {
+		c.evict(now)
+	}
+	c.m[k] = e
+}
+
+// evict makes room for one entry: every entry past its stale window goes;
+// if none did, one arbitrary entry does. Called with mu held.
+func (c *answerCache) evict(now time.Time) {
+	for k, e := range c.m {
+		if now.After(e.expires.Add(c.staleFor)) {
+			delete(c.m, k)
+		}
+	}
+	if len(c.m) < c.max {
+		return
+	}
+	for k := range c.m {
+		delete(c.m, k)
+		return
+	}
+}
+
+func (c *answerCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
+
+// cacheTTL returns how long an upstream answer may be cached: the smallest
+// answer TTL capped at 1 h for a positive answer; for NXDOMAIN and NODATA
+// the SOA's min(TTL, minimum) capped at 30 min (RFC 2308 §5; no SOA: not
+// cached). Other rcodes are not cached.
+func cacheTTL(m *dns.Msg) (time.Duration, bool) {
+	switch {
+	case m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0:
+		ttl := m.Answer[0].Header().Ttl
+		for _, rr := range m.Answer[1:] {
+			ttl = min(ttl, rr.Header().Ttl)
+		}
+		return min(time.Duration(ttl)*time.Second, maxPositiveTTL), true
+	case m.Rcode == dns.RcodeSuccess || m.Rcode == dns.RcodeNameError:
+		for _, rr := range m.Ns {
+			if soa, ok := rr.(*dns.SOA); ok {
+				ttl := min(soa.Hdr.Ttl, soa.Minttl)
+				return min(time.Duration(ttl)*time.Second, maxNegativeTTL), true
+			}
+		}
+	}
+	return 0, false
+}
+
+func allRRs(m *dns.Msg) []dns.RR {
+	rrs := make([]dns.RR, 0, len(m.Answer)+len(m.Ns)+len(m.Extra))
+	rrs = append(rrs, m.Answer...)
+	rrs = append(rrs, m.Ns...)
+	for _, rr := range m.Extra {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			rrs = append(rrs, rr)
+		}
+	}
+	return rrs
+}

@@ -1,0 +1,50 @@
+// Package dnsserver is airlock's DNS server: the policy point for names
+// (DESIGN §4 "DNS answers"). It owns the dns section of airlock.yaml
+// (Config), the private zones, the answer cache, forwarding to upstream
+// resolvers, and the name→address observations the gateway matches FQDN
+// network rules against (Observations).
+//
+// # Data flow
+//
+// Each query, over UDP or TCP (github.com/miekg/dns), goes through
+// Server.handle, which produces one policy.Decision, one answer, one
+// decision record (slog) and one count (metrics):
+//
+//  1. Malformed queries (not one question of class IN with opcode QUERY)
+//     get FORMERR, NOTIMP or REFUSED; names dnsname.Parse refuses get
+//     blockedRcode (name_invalid); use-application-dns.net gets NXDOMAIN
+//     (doh_canary).
+//  2. A name inside a private zone is answered authoritatively
+//     (private_zone), whatever its type.
+//  3. Otherwise the policy decides (policy.AllowsName for the client's
+//     address); a name no rule matched is still allowed by dns.allowNames
+//     (allow_names). Denied: blockedRcode.
+//  4. HTTPS and SVCB queries get an empty answer (ECH keys never reach the
+//     client); other types outside allowQueryTypes are denied
+//     (qtype_denied); AAAA gets an empty answer unless IPv6 is allowed.
+//  5. The answer comes from the cache, else from the forwarders (in order,
+//     failover on timeouts and SERVFAIL/REFUSED, concurrent identical misses
+//     coalesced), else a stale cache entry (up to staleFor past its TTL),
+//     else SERVFAIL.
+//  6. filter walks the CNAME chain: every name in it is decided like the
+//     question (a chain into a denied name is denied with the deciding
+//     name logged); a chain entering a private zone is finished by the
+//     zone; only the chain's records of the asked type are kept; an
+//     internal address for a public name is refused (rebinding) unless
+//     gateway.allowedInternalRanges lists it.
+//  7. finish strips HTTPS/SVCB (and AAAA unless allowed) records, then
+//     records every A/AAAA with every chain name in Observations (TTL plus
+//     observationGrace) before the answer is written; UDP answers are
+//     truncated to the client's EDNS0 size with TC set.
+//
+// The cache holds upstream answers before filtering, because the decision
+// depends on the client and on the policy in force.
+//
+// # Concurrency
+//
+// ServeDNS runs on many goroutines at once (one per UDP packet, one per TCP
+// connection). The policy is an atomic pointer swapped by SetPolicy; the
+// cache, the forwarders' health, the sampler and Observations each have
+// their own mutex and are never held across I/O. Configuration is immutable
+// after New. Shutdown stops both listeners and waits for queries in flight.
+package dnsserver

@@ -1,0 +1,197 @@
+package dnsserver
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/airlockdev/airlock/internal/dnsname"
+	"github.com/airlockdev/airlock/internal/policy"
+)
+
+// dohCanary is the name browsers query to learn whether the network forbids
+// DNS over HTTPS (an NXDOMAIN answer means "forbidden").
+var dohCanary = nameOf("use-application-dns.net")
+
+// ServeDNS answers one query: it is the dns.Handler of both listeners.
+func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	src, tcp := clientOf(w.RemoteAddr())
+	resp := s.handle(context.Background(), src, tcp, req)
+	_ = w.WriteMsg(resp) // the client may be gone; nothing to do about it
+}
+
+func clientOf(a net.Addr) (netip.Addr, bool) {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap(), false
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// handle decides and answers req from src, records observations, logs the
+// decision once and counts it. It never returns nil.
+func (s *Server) handle(ctx context.Context, src netip.Addr, tcp bool, req *dns.Msg) *dns.Msg {
+	start := time.Now()
+	rec := &record{src: src, tcp: tcp}
+	resp := s.answer(ctx, rec, req)
+	resp.Id = req.Id
+	resp.Response = true
+	resp.Opcode = req.Opcode
+	resp.RecursionDesired = req.RecursionDesired
+	resp.RecursionAvailable = true
+	resp.CheckingDisabled = req.CheckingDisabled
+	if len(req.Question) > 0 && len(resp.Question) == 0 {
+		resp.Question = req.Question[:1]
+	}
+	rec.rcode = resp.Rcode
+	rec.answers = len(resp.Answer)
+	s.fitSize(req, resp, tcp)
+	s.metrics.Queries.WithLabelValues(string(rec.decision.Verdict), string(rec.decision.Reason)).Inc()
+	s.logRecord(rec, start)
+	return resp
+}
+
+// fitSize adds an OPT record when the client sent one and, over UDP,
+// truncates the answer to the client's payload size (512 without EDNS0,
+// at most 4096), setting TC so the client retries over TCP.
+func (s *Server) fitSize(req, resp *dns.Msg, tcp bool) {
+	size := dns.MinMsgSize
+	if opt := req.IsEdns0(); opt != nil {
+		size = max(dns.MinMsgSize, min(int(opt.UDPSize()), upstreamUDPSize))
+		resp.SetEdns0(upstreamUDPSize, false)
+	}
+	if !tcp {
+		resp.Truncate(size)
+	}
+}
+
+// answer builds the response for req and fills rec's decision.
+func (s *Server) answer(ctx context.Context, rec *record, req *dns.Msg) *dns.Msg {
+	resp := new(dns.Msg)
+	deny := func(r policy.Reason, rcode int) *dns.Msg {
+		rec.decision = policy.Deny(r)
+		resp.Rcode = rcode
+		return resp
+	}
+	if req.Response || len(req.Question) != 1 {
+		return deny(policy.ReasonMalformed, dns.RcodeFormatError)
+	}
+	q := req.Question[0]
+	resp.Question = []dns.Question{q}
+	rec.qname, rec.qtype = q.Name, q.Qtype
+	if req.Opcode != dns.OpcodeQuery {
+		return deny(policy.ReasonMalformed, dns.RcodeNotImplemented)
+	}
+	if q.Qclass != dns.ClassINET {
+		return deny(policy.ReasonMalformed, dns.RcodeRefused)
+	}
+	name, err := dnsname.Parse(q.Name)
+	if err != nil {
+		return deny(policy.ReasonNameInvalid, s.blocked)
+	}
+	rec.qname = name.String()
+	if name == dohCanary {
+		return deny(ReasonDoHCanary, dns.RcodeNameError)
+	}
+	if z := s.zones.find(name); z != nil {
+		rec.decision = policy.Decision{Verdict: policy.VerdictAllow, Reason: ReasonPrivateZone}
+		z.answer(resp, name, q.Qtype)
+		s.finish(rec, resp)
+		return resp
+	}
+	d := s.decideName(rec.src, name)
+	rec.decision = d
+	if !d.Allowed() {
+		resp.Rcode = s.blocked
+		return resp
+	}
+	switch {
+	case q.Qtype == dns.TypeHTTPS || q.Qtype == dns.TypeSVCB:
+		rec.stripped = append(rec.stripped, dns.Type(q.Qtype).String())
+		return resp // NODATA: no ECH keys, no alternative endpoints
+	case !s.qtypes[q.Qtype]:
+		return deny(ReasonQTypeDenied, s.blocked)
+	case q.Qtype == dns.TypeAAAA && !s.allowIPv6:
+		rec.stripped = append(rec.stripped, "AAAA")
+		return resp // NODATA
+	}
+	up, err := s.lookup(ctx, rec, name.String(), q.Qtype)
+	if err != nil {
+		rec.err = err
+		resp.Rcode = dns.RcodeServerFailure
+		return resp
+	}
+	return s.filter(rec, resp, up, name, q.Qtype)
+}
+
+// decideName is the policy question for one name: private zones are
+// answered; then the policy decides; a name it does not match (no_match)
+// is still answered when dns.allowNames lists it. A deny rule wins.
+func (s *Server) decideName(src netip.Addr, n dnsname.Name) policy.Decision {
+	if s.zones.find(n) != nil {
+		return policy.Decision{Verdict: policy.VerdictAllow, Reason: ReasonPrivateZone}
+	}
+	d := policy.Deny(policy.ReasonNoMatch)
+	if p := s.policy.Load(); p != nil {
+		d = p.AllowsName(src, n)
+	}
+	if d.Allowed() || d.Reason == policy.ReasonRuleDeny {
+		return d
+	}
+	for _, p := range s.allowNames {
+		if p.Match(n) {
+			return policy.Decision{Verdict: policy.VerdictAllow, Reason: ReasonAllowNames}
+		}
+	}
+	return d
+}
+
+// lookup returns the upstream answer for (name, qtype): fresh from the
+// cache, else from the forwarders (one request however many clients ask at
+// once), else stale from the cache when every forwarder failed.
+func (s *Server) lookup(ctx context.Context, rec *record, name string, qtype uint16) (*dns.Msg, error) {
+	k := cacheKey{name: name, qtype: qtype}
+	if m, ok := s.cache.get(k, s.now()); ok {
+		s.metrics.CacheHits.Inc()
+		rec.cache = "hit"
+		return m, nil
+	}
+	s.metrics.CacheMisses.Inc()
+	rec.cache = "miss"
+	v, err, _ := s.flight.Do(name+"/"+dns.Type(qtype).String(), func() (any, error) {
+		m, err := s.fwd.resolve(context.WithoutCancel(ctx), name, qtype)
+		if err != nil {
+			return nil, err
+		}
+		now := s.now()
+		s.cache.put(k, m, now)
+		if c, ok := s.cache.get(k, now); ok {
+			return c, nil
+		}
+		return capTTL(m.Copy()), nil
+	})
+	if err != nil {
+		if m := s.cache.stale(k, s.now()); m != nil {
+			s.metrics.StaleAnswers.Inc()
+			rec.cache = "stale"
+			rec.err = err
+			return m, nil
+		}
+		return nil, err
+	}
+	return v.(*dns.Msg).Copy(), nil
+}
+
+// capTTL lowers the TTLs of an answer that was not cached to the positive
+// cap.
+func capTTL(m *dns.Msg) *dns.Msg {
+	for _, rr := range allRRs(m) {
+		rr.Header().Ttl = min(rr.Header().Ttl, uint32(maxPositiveTTL.Seconds()))
+	}
+	return m
+}

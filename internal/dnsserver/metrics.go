@@ -1,0 +1,44 @@
+package dnsserver
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics of the DNS server, named airlock_dnsserver_*.
+type Metrics struct {
+	Queries         *prometheus.CounterVec   // verdict, reason
+	CacheHits       prometheus.Counter       // fresh answers from the cache
+	CacheMisses     prometheus.Counter       // answers that needed a forwarder
+	StaleAnswers    prometheus.Counter       // stale answers served because every forwarder failed
+	ForwardDuration *prometheus.HistogramVec // result (ok, error): one exchange with one forwarder
+	Observations    prometheus.Gauge         // (address, name) pairs held for the gateway
+}
+
+// NewMetrics creates the collectors and registers them with reg (nil: not
+// registered, for tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Queries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_dnsserver_queries_total", Help: "DNS questions answered, by verdict and reason.",
+		}, []string{"verdict", "reason"}),
+		CacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_dnsserver_cache_hits_total", Help: "Allowed questions answered from a fresh cache entry.",
+		}),
+		CacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_dnsserver_cache_misses_total", Help: "Allowed questions that needed a forwarder.",
+		}),
+		StaleAnswers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_dnsserver_stale_answers_total", Help: "Expired answers served because every forwarder failed.",
+		}),
+		ForwardDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "airlock_dnsserver_forwarder_duration_seconds",
+			Help:    "Time of one exchange with one forwarder, by result.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"result"}),
+		Observations: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "airlock_dnsserver_observations", Help: "Address-to-name observations held for FQDN network rules.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Queries, m.CacheHits, m.CacheMisses, m.StaleAnswers, m.ForwardDuration, m.Observations)
+	}
+	return m
+}

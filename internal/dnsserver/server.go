@@ -1,0 +1,241 @@
+package dnsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/airlockdev/airlock/internal/dnsname"
+	"github.com/airlockdev/airlock/internal/policy"
+)
+
+// Deps are what the DNS server gets from the rest of airlock.
+type Deps struct {
+	// Logger receives decision records and errors. Nil: discarded.
+	Logger *slog.Logger
+	// Registerer receives the airlock_dnsserver_* metrics. Nil: not
+	// registered.
+	Registerer prometheus.Registerer
+	// Policy decides which names are answered; replace it with SetPolicy.
+	// Nil: only private zones and allowNames are answered.
+	Policy *policy.Policy
+	// AllowedInternalRanges is gateway.allowedInternalRanges: special
+	// addresses an allowed name may resolve to.
+	AllowedInternalRanges []netip.Prefix
+	// AllowIPv6 is gateway.allowIPv6: AAAA answers are stripped unless set.
+	AllowIPv6 bool
+	// Now is the clock (nil: time.Now). Tests inject one.
+	Now func() time.Time
+	// Observations receives every allowed A/AAAA answer (nil: a new store of
+	// cfg.ObservationEntries pairs, see Server.Observations).
+	Observations *Observations
+}
+
+// Server is the DNS server. Create it with New; it does no I/O until
+// ListenAndServe or Serve.
+type Server struct {
+	cfg        Config
+	log        *slog.Logger
+	metrics    *Metrics
+	now        func() time.Time
+	policy     atomic.Pointer[policy.Policy]
+	zones      *zones
+	allowNames []dnsname.Pattern
+	qtypes     map[uint16]bool
+	blocked    int
+	internal   []netip.Prefix
+	allowIPv6  bool
+	cache      *answerCache
+	fwd        *forwarders
+	flight     singleflight.Group
+	obs        *Observations
+	sampler    sampler
+
+	mu      sync.Mutex
+	servers []*dns.Server
+	addr    net.Addr
+}
+
+var _ dns.Handler = (*Server)(nil)
+
+// New checks cfg (which should have had SetDefaults and Validate) and
+// builds a server. It does no I/O.
+func New(cfg Config, deps Deps) (*Server, error) {
+	var problems []string
+	cfg.Validate(func(path, msg string) { problems = append(problems, "dns."+path+": "+msg) })
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("dns config: %s", strings.Join(problems, "; "))
+	}
+	zs, err := newZones(cfg.PrivateZones)
+	if err != nil {
+		return nil, fmt.Errorf("dns config: %w", err)
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       deps.Logger,
+		metrics:   NewMetrics(deps.Registerer),
+		now:       deps.Now,
+		zones:     zs,
+		qtypes:    map[uint16]bool{},
+		blocked:   blockedRcodes[cfg.BlockedRcode],
+		internal:  deps.AllowedInternalRanges,
+		allowIPv6: deps.AllowIPv6,
+		obs:       deps.Observations,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.obs == nil {
+		s.obs = NewObservations(cfg.ObservationEntries)
+	}
+	s.obs.onCount = func(n int) { s.metrics.Observations.Set(float64(n)) }
+	for _, p := range cfg.AllowNames {
+		pat, _ := dnsname.ParsePattern(p) // checked by Validate
+		s.allowNames = append(s.allowNames, pat)
+	}
+	for _, t := range cfg.AllowQueryTypes {
+		s.qtypes[dns.StringToType[strings.ToUpper(t)]] = true
+	}
+	entries := cfg.CacheEntries
+	if entries <= 0 {
+		entries = DefaultCacheEntries
+	}
+	s.cache = newAnswerCache(entries, cfg.StaleFor)
+	s.fwd = newForwarders(cfg.Forwarders, cfg.ForwarderTimeout, netExchange, s.now, s.metrics)
+	s.policy.Store(deps.Policy)
+	return s, nil
+}
+
+// SetPolicy atomically replaces the policy (on reload); queries in flight
+// finish with the one they started with.
+func (s *Server) SetPolicy(p *policy.Policy) { s.policy.Store(p) }
+
+// Observations returns the name→address store the gateway reads.
+func (s *Server) Observations() *Observations { return s.obs }
+
+// Metrics returns the server's collectors.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Addr returns the address being served once Serve or ListenAndServe has
+// bound it, else nil.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// ListenAndServe binds cfg.Listen over UDP and TCP (the same port; with
+// port 0, a free one) and serves until ctx ends or Shutdown is called.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	pc, ln, err := listenBoth(s.cfg.Listen)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, pc, ln)
+}
+
+// listenBoth binds UDP and TCP on the same address; with port 0 it retries
+// a few times until both get the same free port.
+func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+	var lastErr error
+	for range 10 {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dns listen tcp %s: %w", addr, err)
+		}
+		pc, err := net.ListenPacket("udp", ln.Addr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		ln.Close()
+		lastErr = err
+		if _, port, _ := net.SplitHostPort(addr); port != "0" {
+			break
+		}
+	}
+	return nil, nil, fmt.Errorf("dns listen udp %s: %w", addr, lastErr)
+}
+
+// Serve answers DNS on pc (UDP) and ln (TCP) until ctx ends or Shutdown is
+// called; it returns nil after a clean shutdown. Either may be nil.
+func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) error {
+	var srvs []*dns.Server
+	started := make(chan struct{}, 2)
+	notify := func() { started <- struct{}{} }
+	if pc != nil {
+		srvs = append(srvs, &dns.Server{PacketConn: pc, Handler: s, UDPSize: upstreamUDPSize, NotifyStartedFunc: notify})
+	}
+	if ln != nil {
+		srvs = append(srvs, &dns.Server{Listener: ln, Handler: s, NotifyStartedFunc: notify,
+			ReadTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }})
+	}
+	if len(srvs) == 0 {
+		return errors.New("dns serve: no listener")
+	}
+	s.mu.Lock()
+	s.servers = srvs
+	if pc != nil {
+		s.addr = pc.LocalAddr()
+	} else {
+		s.addr = ln.Addr()
+	}
+	s.mu.Unlock()
+	errc := make(chan error, len(srvs))
+	for _, srv := range srvs {
+		go func() { errc <- srv.ActivateAndServe() }()
+	}
+	for range srvs {
+		select {
+		case <-started:
+		case err := <-errc:
+			s.Shutdown(context.Background())
+			return fmt.Errorf("dns serve: %w", err)
+		}
+	}
+	s.log.Info("dns serving", "addr", s.Addr().String(), "forwarders", s.cfg.Forwarders)
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return s.Shutdown(sctx)
+	case err := <-errc:
+		if err != nil {
+			s.Shutdown(context.Background())
+			return fmt.Errorf("dns serve: %w", err)
+		}
+		return nil
+	}
+}
+
+// Shutdown stops both listeners and waits (until ctx ends) for queries in
+// flight. Calling it before Serve, or twice, is harmless.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srvs := s.servers
+	s.servers = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, srv := range srvs {
+		if err := srv.ShutdownContext(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("dns shutdown: %w", err)
+	}
+	return nil
+}
