@@ -51,10 +51,13 @@ e2e: ## e2e suite as root: real skopeo, docker-registry, airlock binary
 fuzz: ## run every fuzz target for FUZZTIME (default 10s)
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
-bench: bench-registry ## all benchmarks (not part of test)
+bench: bench-registry bench-cache ## all benchmarks (not part of test)
 
 bench-registry: ## blob and manifest GETs: airlock vs nginx vs docker-registry
 	bench/registry.sh
+
+bench-cache: ## pull-through cache: airlock vs docker-registry proxy, cold and upstream down
+	bench/cache.sh
 
 clean: ## remove bin/
 	rm -rf bin
