@@ -45,8 +45,9 @@ conformance: build ## OCI conformance suite against airlock (auth on)
 conformance-baseline: ## same suite against Debian docker-registry (62/12/5)
 	scripts/conformance.sh docker-registry
 
-e2e: ## e2e suite as root: real skopeo, docker-registry, airlock binary
+e2e: ## e2e suite as root: real skopeo, containerd, docker-registry, unbound, netns; airlock binary
 	$(GO) test -tags e2e $(E2E_FLAGS) ./test/e2e/...
+	$(GO) test -tags e2e $(E2E_FLAGS) -run 'E2E' ./internal/upstream ./internal/egress ./internal/dnsserver
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s)
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh

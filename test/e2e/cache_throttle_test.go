@@ -234,7 +234,7 @@ func TestCacheThrottledUpstream(t *testing.T) {
 		if n := up.waitBlobGETs(t, []string{d})[d]; n != 2 {
 			t.Errorf("upstream GETs of %s = %d, want 2 (the killed fill and the new one)", d, n)
 		}
-		if _, ok := storedBlobs(t, al.storage)[d]; !ok {
+		if !eventuallyStored(t, al.storage, d) {
 			t.Errorf("blob %s not stored after the new fill", d)
 		}
 	})

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // storedBlobs walks a registry's storage directory and returns every blob
@@ -112,4 +113,17 @@ func fileDigest(path, algo string) (string, error) {
 		return "", err
 	}
 	return algo + ":" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// eventuallyStored waits up to 10s for blob d to appear in the store (a
+// cache fill stores its blob right after the last byte is served).
+func eventuallyStored(t testing.TB, root, d string) bool {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		if _, ok := storedBlobs(t, root)[d]; ok {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
 }
