@@ -53,16 +53,7 @@ cb="$CACHE/bin/cachebench"
 clk=$(getconf CLK_TCK)
 
 # CPU split: servers (upstream and peer) on the upper half, clients on the lower.
-ncpu=$(nproc)
-srv=() cli=()
-srv_cpus="all" cli_cpus="all"
-if [ "$pin" = 1 ] && [ "$ncpu" -ge 2 ]; then
-	half=$((ncpu / 2))
-	cli_cpus="0-$((half - 1))"
-	srv_cpus="$half-$((ncpu - 1))"
-	srv=(taskset -c "$srv_cpus")
-	cli=(taskset -c "$cli_cpus")
-fi
+cpu_split "$pin"
 
 work=$(mktemp -d)
 pids=()

@@ -46,16 +46,7 @@ loadgen="$CACHE/bin/loadgen"
 clk=$(getconf CLK_TCK)
 
 # CPU split: servers on the upper half of the CPUs, load on the lower half.
-ncpu=$(nproc)
-srv=() cli=()
-srv_cpus="all" cli_cpus="all"
-if [ "$pin" = 1 ] && [ "$ncpu" -ge 2 ]; then
-	half=$((ncpu / 2))
-	cli_cpus="0-$((half - 1))"
-	srv_cpus="$half-$((ncpu - 1))"
-	srv=(taskset -c "$srv_cpus")
-	cli=(taskset -c "$cli_cpus")
-fi
+cpu_split "$pin"
 srv_n=$([ "$srv_cpus" = all ] && echo "$ncpu" || echo $((ncpu - ncpu / 2)))
 
 work=$(mktemp -d)

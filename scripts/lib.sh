@@ -126,3 +126,20 @@ http: {addr: 127.0.0.1:$2, headers: {X-Content-Type-Options: [nosniff]}}
 health: {storagedriver: {enabled: false}}
 YAML
 }
+
+# cpu_split PIN: with PIN=1 and at least 2 CPUs, servers go on the upper half
+# of the CPUs and load generators on the lower half. Sets ncpu, srv_cpus,
+# cli_cpus and the command prefixes srv=(taskset …) and cli=(taskset …)
+# (empty without pinning).
+cpu_split() {
+	ncpu=$(nproc)
+	srv=() cli=()
+	srv_cpus="all" cli_cpus="all"
+	if [ "$1" = 1 ] && [ "$ncpu" -ge 2 ]; then
+		local half=$((ncpu / 2))
+		cli_cpus="0-$((half - 1))"
+		srv_cpus="$half-$((ncpu - 1))"
+		srv=(taskset -c "$srv_cpus")
+		cli=(taskset -c "$cli_cpus")
+	fi
+}
