@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,13 +21,14 @@ import (
 	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/cache"
 	"github.com/airlockdev/airlock/internal/config"
+	"github.com/airlockdev/airlock/internal/dnsserver"
 	"github.com/airlockdev/airlock/internal/egress"
 	"github.com/airlockdev/airlock/internal/policy"
 	"github.com/airlockdev/airlock/internal/registry"
 	"github.com/airlockdev/airlock/internal/upstream"
 )
 
-const serveSummary = "run the components the config enables (registry, cache, gateway, admin) until SIGTERM"
+const serveSummary = "run the components the config enables (registry, cache, gateway, dns, admin) until SIGTERM"
 
 const serveUsage = `
 Runs every component whose section sets a listen address, in one process.
@@ -130,12 +132,31 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 		adm.SetReady("registry", "")
 	}
 
-	var gw *egress.Server
-	if cfg.Gateway.ProxyListen != "" || cfg.Gateway.TransparentListen != "" {
-		pol, err := compilePolicy(cfg, log)
+	var pol *policy.Policy
+	if cfg.Gateway.ProxyListen != "" || cfg.Gateway.TransparentListen != "" || cfg.DNS.Listen != "" {
+		var err error
+		if pol, err = compilePolicy(cfg, log); err != nil {
+			return err
+		}
+	}
+
+	var dns *dnsserver.Server
+	if cfg.DNS.Listen != "" {
+		var err error
+		dns, err = dnsserver.New(cfg.DNS, dnsserver.Deps{
+			Logger: log.With("component", "dns"), Registerer: reg, Policy: pol,
+			AllowedInternalRanges: prefixes(cfg.Gateway.AllowedInternalRanges), AllowIPv6: cfg.Gateway.AllowIPv6,
+		})
 		if err != nil {
 			return err
 		}
+		go func() { errc <- wrap("dns", dns.ListenAndServe(ctx)) }()
+		comps = append(comps, component{"dns", dns.Shutdown})
+	}
+
+	var gw *egress.Server
+	if cfg.Gateway.ProxyListen != "" || cfg.Gateway.TransparentListen != "" {
+		var err error
 		gw, err = egress.New(&cfg.Gateway, egress.Deps{Policy: pol, Logger: log.With("component", "gateway"), Metrics: egress.NewMetrics(reg)})
 		if err != nil {
 			return err
@@ -184,7 +205,7 @@ loop:
 			runErr = err
 			break loop
 		case <-hup:
-			reload(cfgPath, cfg, log, level, regSrv, gw)
+			reload(cfgPath, cfg, log, level, regSrv, gw, dns)
 		}
 	}
 	adm.SetReady("airlock", "shutting down")
@@ -240,6 +261,17 @@ func compilePolicy(cfg *config.File, log *slog.Logger) (*policy.Policy, error) {
 	return pol, nil
 }
 
+// prefixes parses CIDRs the config loader already validated.
+func prefixes(cidrs []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, c := range cidrs {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func wrap(name string, err error) error {
 	if err == nil {
 		return fmt.Errorf("%s stopped", name)
@@ -248,7 +280,7 @@ func wrap(name string, err error) error {
 }
 
 // reload applies a re-read config file; on any error the running config stays.
-func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.LevelVar, regSrv *registry.Server, gw *egress.Server) {
+func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.LevelVar, regSrv *registry.Server, gw *egress.Server, dns *dnsserver.Server) {
 	next, err := config.Load(cfgPath)
 	if err != nil {
 		log.Error("reload: config invalid, keeping the running config", "config", describeConfig(cfgPath), "err", err.Error())
@@ -263,13 +295,18 @@ func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.
 			return
 		}
 	}
-	if gw != nil {
+	if gw != nil || dns != nil {
 		pol, err := compilePolicy(next, log)
 		if err != nil {
-			log.Error("reload: policy invalid, the gateway keeps its running policy", "err", err)
+			log.Error("reload: policy invalid, the gateway and DNS keep the running policy", "err", err)
 			return
 		}
-		gw.SetPolicy(pol) // new flows get it; established tunnels stay
+		if gw != nil {
+			gw.SetPolicy(pol) // new flows get it; established tunnels stay
+		}
+		if dns != nil {
+			dns.SetPolicy(pol)
+		}
 	}
 	if err := level.UnmarshalText([]byte(next.Log.Level)); err == nil {
 		log.Info("reloaded", "config", describeConfig(cfgPath), "log_level", next.Log.Level)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/airlockdev/airlock/internal/admin"
 	"github.com/airlockdev/airlock/internal/cache"
+	"github.com/airlockdev/airlock/internal/dnsserver"
 	"github.com/airlockdev/airlock/internal/egress"
 	"github.com/airlockdev/airlock/internal/policy"
 	"github.com/airlockdev/airlock/internal/registry"
@@ -25,9 +26,11 @@ type File struct {
 	Admin admin.Config `yaml:"admin"`
 	// Registry is the OCI registry and pull-through cache.
 	Registry RegistrySection `yaml:"registry"`
+	// DNS is the policy DNS server: names the policy allows, private zones.
+	DNS dnsserver.Config `yaml:"dns"`
 	// Gateway is the egress gateway: explicit and transparent proxies.
 	Gateway egress.Config `yaml:"gateway"`
-	// Policy is the rule model shared by the gateway and (later) DNS.
+	// Policy is the rule model shared by the gateway and DNS.
 	Policy policy.Config `yaml:"policy"`
 }
 
