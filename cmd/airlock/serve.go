@@ -157,7 +157,12 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 	var gw *egress.Server
 	if cfg.Gateway.ProxyListen != "" || cfg.Gateway.TransparentListen != "" {
 		var err error
-		gw, err = egress.New(&cfg.Gateway, egress.Deps{Policy: pol, Logger: log.With("component", "gateway"), Metrics: egress.NewMetrics(reg)})
+		deps := egress.Deps{Policy: pol, Logger: log.With("component", "gateway"), Metrics: egress.NewMetrics(reg)}
+		if dns != nil {
+			// FQDN network rules match exactly what airlock DNS answered.
+			deps.Names = dns.Observations()
+		}
+		gw, err = egress.New(&cfg.Gateway, deps)
 		if err != nil {
 			return err
 		}

@@ -96,6 +96,7 @@ type gwOptions struct {
 	policy   policy.Config
 	resolver fakeResolver
 	origDst  func(*net.TCPConn) (netip.AddrPort, error)
+	names    NameSource
 }
 
 func startGateway(t *testing.T, o gwOptions) *gw {
@@ -109,7 +110,7 @@ func startGateway(t *testing.T, o gwOptions) *gw {
 	cfg := o.cfg
 	cfg.SetDefaults()
 	srv, err := New(&cfg, Deps{
-		Policy: p, Resolver: o.resolver, Metrics: m, OriginalDst: o.origDst,
+		Policy: p, Resolver: o.resolver, Metrics: m, OriginalDst: o.origDst, Names: o.names,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 	})
 	if err != nil {

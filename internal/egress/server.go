@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlockdev/airlock/internal/dnsname"
 	"github.com/airlockdev/airlock/internal/policy"
 )
 
@@ -30,6 +31,16 @@ type Deps struct {
 	OriginalDst func(*net.TCPConn) (netip.AddrPort, error)
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Names tells which names airlock DNS answered with an address (still
+	// within TTL plus grace), so FQDN network rules match exactly those
+	// addresses; nil: FQDN network rules match nothing.
+	Names NameSource
+}
+
+// NameSource is airlock DNS's name→address observations
+// (dnsserver.Observations, wired by main).
+type NameSource interface {
+	NamesFor(addr netip.Addr, now time.Time) []dnsname.Name
 }
 
 // Server is the gateway: the explicit proxy and the transparent listener
@@ -41,6 +52,7 @@ type Server struct {
 	log         *slog.Logger
 	m           *Metrics
 	origDst     func(*net.TCPConn) (netip.AddrPort, error)
+	names       NameSource
 	now         func() time.Time
 	pol         atomic.Pointer[policy.Policy]
 
@@ -67,6 +79,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		log:         deps.Logger,
 		m:           deps.Metrics,
 		origDst:     deps.OriginalDst,
+		names:       deps.Names,
 		now:         deps.Now,
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*net.TCPConn]struct{}),
@@ -98,6 +111,9 @@ func (s *Server) decide(f policy.Flow) policy.Decision {
 	p := s.pol.Load()
 	if p == nil {
 		return policy.Deny(policy.ReasonNoMatch)
+	}
+	if s.names != nil && f.Dst.Addr().IsValid() && !f.Dst.Addr().IsUnspecified() {
+		f.DstNames = s.names.NamesFor(f.Dst.Addr(), s.now())
 	}
 	return p.Decide(f)
 }
