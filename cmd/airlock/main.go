@@ -39,6 +39,7 @@ func commands() map[string]command {
 		"cache ls":       cacheLsCmd,
 		"config check":   configCheckCmd,
 		"config default": configDefaultCmd,
+		"gateway rules":  gatewayRulesCmd,
 		"policy check":   policyCheckCmd,
 		"policy explain": policyExplainCmd,
 		"policy tags":    policyTagsCmd,

@@ -1,0 +1,38 @@
+package egress
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestRulesetGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		in   RulesInput
+	}{
+		{"gateway-rules", RulesInput{TransparentPort: 15001}},
+		{"gateway-rules-dns", RulesInput{TransparentPort: 15001, DNSPort: 53}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Ruleset(tt.in)
+			path := filepath.Join("testdata", tt.name+".golden")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("Ruleset(%+v) =\n%s\nwant (%s)\n%s", tt.in, got, path, want)
+			}
+		})
+	}
+}
