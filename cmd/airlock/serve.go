@@ -179,6 +179,17 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 			}
 			go func() { errc <- wrap("gateway", l.serve(ctx, ln)) }()
 		}
+		for _, d := range pol.DNATListeners() {
+			if d.Proto != policy.ProtoTCP {
+				log.Warn("gateway: UDP DNAT is not supported yet; rule ignored", "listen", d.Addr.String())
+				continue
+			}
+			ln, err := net.Listen("tcp", d.Addr.String())
+			if err != nil {
+				return fmt.Errorf("gateway: DNAT listen on %s: %w (is it an address of this host?)", d.Addr, err)
+			}
+			go func() { errc <- wrap("gateway dnat", gw.ServeDNAT(ctx, ln)) }()
+		}
 		comps = append(comps, component{"gateway", gw.Shutdown})
 	}
 
