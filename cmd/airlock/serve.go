@@ -159,8 +159,12 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 		var err error
 		deps := egress.Deps{Policy: pol, Logger: log.With("component", "gateway"), Metrics: egress.NewMetrics(reg)}
 		if dns != nil {
-			// FQDN network rules match exactly what airlock DNS answered.
+			// FQDN network rules match exactly what airlock DNS answered,
+			// and the gateway resolves names as airlock DNS answers them
+			// (private zones, forwarders, cache); otherwise the system
+			// resolver (including /etc/hosts).
 			deps.Names = dns.Observations()
+			deps.Resolver = dns
 		}
 		gw, err = egress.New(&cfg.Gateway, deps)
 		if err != nil {

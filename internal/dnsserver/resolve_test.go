@@ -1,0 +1,44 @@
+package dnsserver
+
+import (
+	"context"
+	"testing"
+)
+
+// The gateway's lookups go through private zones and the same cache and
+// forwarders as nodes' queries.
+func TestLookupNetIP(t *testing.T) {
+	up := newUpstream(t, map[string][]string{
+		"www.allowed.test./A":    {"www.allowed.test. 300 IN CNAME edge.cdn.test.", "edge.cdn.test. 60 IN A 1.2.3.4"},
+		"www.allowed.test./AAAA": {"www.allowed.test. 300 IN AAAA 2001:db8::4"},
+	})
+	cfg := defaults(up.addr)
+	cfg.PrivateZones = privateZones()
+	e := start(t, cfg, Deps{})
+	ctx := context.Background()
+
+	tests := []struct {
+		host string
+		want []string
+	}{
+		{"acr.privatelink.test", []string{"10.1.2.3"}},
+		{"alias.privatelink.test", []string{"10.1.2.3"}},
+		{"www.allowed.test", []string{"1.2.3.4"}}, // CNAME followed; no AAAA without allowIPv6
+	}
+	for _, tt := range tests {
+		got, err := e.srv.LookupNetIP(ctx, "ip", tt.host)
+		if err != nil || len(got) != len(tt.want) || got[0].String() != tt.want[0] {
+			t.Errorf("LookupNetIP(%q) = %v, %v; want %v", tt.host, got, err, tt.want)
+		}
+	}
+	before := up.queries.Load()
+	if _, err := e.srv.LookupNetIP(ctx, "ip", "www.allowed.test"); err != nil || up.queries.Load() != before {
+		t.Errorf("second lookup asked the forwarder again (%d → %d queries), err %v; want a cache hit", before, up.queries.Load(), err)
+	}
+	if _, err := e.srv.LookupNetIP(ctx, "ip", "nothing.test"); err == nil {
+		t.Error("LookupNetIP of a name the forwarder does not know succeeded")
+	}
+	if _, err := e.srv.LookupNetIP(ctx, "ip", "bad name"); err == nil {
+		t.Error("LookupNetIP of an invalid name succeeded")
+	}
+}
