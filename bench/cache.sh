@@ -21,12 +21,23 @@
 # airlock runs with tagTTL 3s and upstreamTimeout 10s; its
 # airlock_cache_stale_serves_total shows which warm pulls were served stale.
 #
+# With BENCH_UPSTREAM_RATE (e.g. 100MiB, 1GiB, 800Mbit: per second, per
+# direction) everything that reaches the upstream during the measurements
+# (direct pulls, airlock via upstreams.url, docker-registry via remoteurl)
+# goes through `cachebench throttle`, a TCP proxy whose token bucket is
+# shared by all connections: one link of that rate, as a node's link to
+# mcr.microsoft.com is shared by every pull on it, so that the network and
+# not loopback CPU sets the pace. The throttle runs with the servers and is
+# stopped and started with the upstream (a down upstream still refuses
+# connections). Seeding goes to the upstream directly. Empty (the default):
+# no throttle, loopback.
+#
 # Prints a Markdown report (also saved to $CACHE/bench-cache.md); the raw
 # measurements stay in $CACHE/bench-cache.jsonl.
 # Environment: BENCH_ROUNDS (3), BENCH_CLIENTS (20), BENCH_TTFB_SAMPLES (5
 # per round), BENCH_PIN (1: servers on the upper half of the CPUs, clients on
 # the lower half), BENCH_LAYERS (3), BENCH_LAYER_MIB (64), BENCH_BIG_MIB
-# (256), AIRLOCK_BIN (else bin/airlock is built).
+# (256), BENCH_UPSTREAM_RATE (empty), AIRLOCK_BIN (else bin/airlock is built).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
 . "$(dirname "$0")/../scripts/lib.sh"
@@ -38,10 +49,11 @@ pin=${BENCH_PIN:-1}
 layers=${BENCH_LAYERS:-3}
 layer_mib=${BENCH_LAYER_MIB:-64}
 big_mib=${BENCH_BIG_MIB:-256}
+rate=${BENCH_UPSTREAM_RATE:-}
 upstream_timeout=10
 tag_ttl=3
 cmdline="$0${*:+ $*}"
-envline="BENCH_ROUNDS=$rounds BENCH_CLIENTS=$nclients BENCH_TTFB_SAMPLES=$samples BENCH_PIN=$pin"
+envline="BENCH_ROUNDS=$rounds BENCH_CLIENTS=$nclients BENCH_TTFB_SAMPLES=$samples BENCH_PIN=$pin${rate:+ BENCH_UPSTREAM_RATE=$rate}"
 for t in docker-registry curl jq taskset ss; do
 	command -v "$t" >/dev/null || die "$t not installed (scripts/deps.sh)"
 done
@@ -83,9 +95,18 @@ other_port() {
 }
 
 # The upstream: plain docker-registry, access log on (stdout, appended
-# across restarts), same port and storage for the whole run.
+# across restarts), same port and storage for the whole run. ubase is where
+# clients and peers reach it: the registry itself, or with
+# BENCH_UPSTREAM_RATE the throttle in front of it (same port all run long;
+# each instance appends its totals to $tstats when stopped).
 uport=$(free_port)
-ubase="http://127.0.0.1:$uport"
+regbase="http://127.0.0.1:$uport"
+ubase=$regbase tport="" tpid="" tstats="$work/throttle.jsonl"
+if [ -n "$rate" ]; then
+	"$cb" throttle -rate "$rate" -check >/dev/null || die "BENCH_UPSTREAM_RATE=$rate is not a rate (100MiB, 1GiB, 800Mbit, …)"
+	tport=$(other_port "$uport")
+	ubase="http://127.0.0.1:$tport"
+fi
 ulog="$work/upstream.access"
 upid=""
 cat >"$work/upstream.yml" <<YAML
@@ -103,15 +124,24 @@ start_upstream() {
 	"${srv[@]}" docker-registry serve "$work/upstream.yml" >>"$ulog" 2>>"$work/upstream.err" &
 	upid=$!
 	pids+=("$upid")
-	wait_http "$ubase/v2/" "$upid" 30 || die "upstream docker-registry did not start: $(tail -5 "$work/upstream.err")"
+	wait_http "$regbase/v2/" "$upid" 30 || die "upstream docker-registry did not start: $(tail -5 "$work/upstream.err")"
+	[ -n "$rate" ] || return 0
+	"${srv[@]}" "$cb" throttle -listen "127.0.0.1:$tport" -target "127.0.0.1:$uport" -rate "$rate" >>"$tstats" 2>>"$work/throttle.err" &
+	tpid=$!
+	pids+=("$tpid")
+	wait_http "$ubase/v2/" "$tpid" 30 || die "upstream throttle did not start: $(tail -5 "$work/throttle.err")"
 }
 stop_upstream() {
+	if [ -n "$tpid" ]; then
+		stop "$tpid"
+		tpid=""
+	fi
 	stop "$upid"
 	upid=""
 }
 start_upstream
 log "seeding the upstream ($layers × $layer_mib MiB image, $big_mib MiB blob)"
-seed=$("$cb" seed -registry "$ubase" -layers "$layers" -layer-mib "$layer_mib" -big-mib "$big_mib") || die "seeding the upstream failed"
+seed=$("$cb" seed -registry "$regbase" -layers "$layers" -layer-mib "$layer_mib" -big-mib "$big_mib") || die "seeding the upstream failed"
 img_digest=$(jq -r .image.manifest_digest <<<"$seed")
 img_blobs=$(jq -r '.image.blobs | length' <<<"$seed")
 img_bytes=$(jq -r .image.bytes <<<"$seed")
@@ -128,12 +158,12 @@ start_peer() {
 	npeer=$((npeer + 1))
 	peer_dir="$work/peer-$npeer"
 	mkdir -p "$peer_dir"
-	port=$(other_port "$uport")
+	port=$(other_port "$uport" ${tport:+"$tport"})
 	peer_base="http://127.0.0.1:$port"
 	peer_admin=""
 	case "$t" in
 	airlock)
-		admin=$(other_port "$uport" "$port")
+		admin=$(other_port "$uport" ${tport:+"$tport"} "$port")
 		cat >"$peer_dir/airlock.yaml" <<YAML
 version: 1
 log: { format: json }
@@ -289,7 +319,7 @@ probe() {
 
 targets=(airlock docker-registry direct)
 nt=${#targets[@]}
-log "bench: $rounds rounds, $nclients clients, $samples TTFB samples per round; servers on CPUs $srv_cpus, clients on CPUs $cli_cpus"
+log "bench: $rounds rounds, $nclients clients, $samples TTFB samples per round; servers on CPUs $srv_cpus, clients on CPUs $cli_cpus; upstream link: ${rate:-loopback, unthrottled}"
 t_start=$(date +%s)
 for ((r = 1; r <= rounds; r++)); do
 	order=("${targets[@]:(r - 1) % nt}" "${targets[@]:0:(r - 1) % nt}")
@@ -329,11 +359,21 @@ for ((r = 1; r <= rounds; r++)); do
 	for t in "${porder[@]}"; do stop_peer "${kept_pid[$t]}" "${kept_dir[$t]}"; done
 done
 elapsed=$(($(date +%s) - t_start))
+link="loopback, unthrottled."
+if [ -n "$rate" ]; then
+	stop_upstream # the throttle's totals for the last round
+	link=$(jq -rs --arg rate "$rate" 'map(select(.conns != null))
+		| "throttled to \($rate)/s per direction (\(.[0].rate_bytes_per_second / 1048576 * 10 | round / 10) MiB/s), one token bucket per direction shared by all connections"
+		  + " (\u0060cachebench throttle\u0060, a TCP proxy pinned with the servers, restarted with the upstream);"
+		  + " direct pulls, airlock (upstreams.url) and docker-registry (remoteurl) all reach the upstream through it."
+		  + " It carried \(map(.bytes_down) | add / 1048576 | round) MiB down and \(map(.bytes_up) | add / 1048576 | round) MiB up"
+		  + " over \(map(.conns) | add) connections using \(map(.cpu_seconds) | add * 100 | round / 100) CPU-s."' "$tstats")
+fi
 
 report="$CACHE/bench-cache.md"
 cp "$results" "$CACHE/bench-cache.jsonl"
 {
-	echo "### Pull-through cache: airlock vs docker-registry proxy ($(date -u +%Y-%m-%d))"
+	echo "### Pull-through cache: airlock vs docker-registry proxy${rate:+, upstream link $rate/s} ($(date -u +%Y-%m-%d))"
 	echo
 	echo "Command: \`$envline $cmdline\` (from the repository root; \`make bench-cache\`); measurements took ${elapsed} s."
 	echo
@@ -341,6 +381,7 @@ cp "$results" "$CACHE/bench-cache.jsonl"
 		"servers (upstream and peer) pinned to CPUs $srv_cpus, clients to CPUs $cli_cpus. $rounds rounds, target order rotated per round."
 	echo "Upstream: docker-registry $(docker-registry --version 2>/dev/null | awk '{ print $3 }') on loopback holding bench/img:v1 ($layers × $layer_mib MiB random layers + config, $img_bytes bytes, $img_digest)" \
 		"and bench/blob:v1 (one $big_mib MiB random layer, $big_digest)."
+	echo "Upstream link: $link"
 	echo "Peers: $("$airlock" version 2>/dev/null | head -1) (rule \`mcr.microsoft.com/*\` → \`aks-managed-repository/*\`, path-style pulls, tagTTL ${tag_ttl}s, upstreamTimeout ${upstream_timeout}s, log level info);" \
 		"docker-registry in proxy mode (\`proxy: {remoteurl: …}\`, access log off); each started on empty storage for each cold measurement. Clients: bench/cachebench, $(go version | awk '{ print $3 }')."
 	echo

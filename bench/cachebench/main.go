@@ -11,9 +11,15 @@
 //	cachebench accesslog -file F [-offset N]      upstream requests and bytes
 //	cachebench probe     -url URL                 one GET: status, time, body
 //	cachebench report    -in results.jsonl        the Markdown report
+//	cachebench throttle  -target H:P -rate R      rate-limited TCP proxy
 //
 // Every client runs in this process, one goroutine and one connection each;
 // nothing here is shared between subcommands, and no state survives a run.
+// The throttle is the one long-running subcommand: a TCP proxy whose two
+// directions each draw on one token bucket shared by all its connections
+// (goroutines: one per direction per connection), so the upstream looks
+// like a node's link of that rate rather than loopback; it runs until
+// SIGTERM and then prints what it carried.
 package main
 
 import (
@@ -41,6 +47,8 @@ func main() {
 		err = runProbe(args)
 	case "report":
 		err = runReport(args)
+	case "throttle":
+		err = runThrottle(args)
 	default:
 		usage()
 	}
@@ -51,7 +59,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: cachebench seed|pull|ttfb|accesslog|probe|report [flags] (-h for each)")
+	fmt.Fprintln(os.Stderr, "usage: cachebench seed|pull|ttfb|accesslog|probe|report|throttle [flags] (-h for each)")
 	os.Exit(2)
 }
 
