@@ -9,6 +9,7 @@ import (
 
 	"github.com/airlockdev/airlock/internal/config"
 	"github.com/airlockdev/airlock/internal/egress"
+	"github.com/airlockdev/airlock/internal/policy"
 )
 
 const gatewayRulesSummary = "install the gateway host's interception (nftables), or print it"
@@ -17,7 +18,9 @@ const gatewayRulesUsage = `
 On the gateway host that nodes route through (outboundType
 userDefinedRouting), redirects forwarded tcp/80 and tcp/443 to
 gateway.transparentListen, DNS (udp and tcp 53) to dns.listen when it is set,
-and drops every other forwarded packet, IPv4 and IPv6. The rules live in
+the TCP ports of network allow rules to gateway.l4Listen (TPROXY, with the
+policy routing it needs: fwmark 0xa1 → table 161, local), and drops every
+other forwarded packet, IPv4 and IPv6. The rules live in
 airlock's own nftables table (inet airlock_gateway), replaced atomically; the
 rest of the ruleset is untouched. Needs root. --dry-run prints the ruleset.
 The listeners must accept redirected traffic: listen on a wildcard address or
@@ -52,6 +55,18 @@ func runGatewayRules(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
+	if cfg.Gateway.L4Listen != "" {
+		if in.L4Port, err = portOf(cfg.Gateway.L4Listen); err != nil || in.L4Port == 0 {
+			fmt.Fprintln(stderr, "airlock gateway rules: gateway.l4Listen needs a fixed port")
+			return exitUsage
+		}
+		pol, err := policy.Compile(cfg.Policy)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFinding
+		}
+		in.L4Ports = pol.NetworkPorts()
+	}
 	text := egress.Ruleset(in)
 	if *dry {
 		io.WriteString(stdout, text)
@@ -60,6 +75,12 @@ func runGatewayRules(args []string, stdout, stderr io.Writer) int {
 	if err := egress.ApplyRuleset(context.Background(), text); err != nil {
 		fmt.Fprintf(stderr, "airlock gateway rules: %v\n", err)
 		return exitFinding
+	}
+	if in.L4Port != 0 {
+		if err := egress.ApplyRouting(context.Background()); err != nil {
+			fmt.Fprintf(stderr, "airlock gateway rules: TPROXY routing: %v\n", err)
+			return exitFinding
+		}
 	}
 	dns := "no DNS redirect (dns.listen is empty)"
 	if in.DNSPort != 0 {

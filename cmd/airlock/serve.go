@@ -133,7 +133,7 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 	}
 
 	var pol *policy.Policy
-	if cfg.Gateway.ProxyListen != "" || cfg.Gateway.TransparentListen != "" || cfg.DNS.Listen != "" {
+	if cfg.Gateway.ProxyListen != "" || cfg.Gateway.TransparentListen != "" || cfg.Gateway.L4Listen != "" || cfg.DNS.Listen != "" {
 		var err error
 		if pol, err = compilePolicy(cfg, log); err != nil {
 			return err
@@ -182,6 +182,13 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 				return fmt.Errorf("gateway: listen on %s: %w (set gateway.proxyListen / transparentListen)", l.addr, err)
 			}
 			go func() { errc <- wrap("gateway", l.serve(ctx, ln)) }()
+		}
+		if cfg.Gateway.L4Listen != "" {
+			ln, err := egress.ListenTransparent(ctx, cfg.Gateway.L4Listen)
+			if err != nil {
+				return fmt.Errorf("gateway: %w (set gateway.l4Listen, run as root)", err)
+			}
+			go func() { errc <- wrap("gateway l4", gw.ServeL4(ctx, ln)) }()
 		}
 		for _, d := range pol.DNATListeners() {
 			if d.Proto != policy.ProtoTCP {

@@ -36,6 +36,12 @@ type Config struct {
 	// redirect tcp/80 and tcp/443 to ("host:port"). Empty: no transparent
 	// listener.
 	TransparentListen string `yaml:"transparentListen" config:"listen"`
+	// L4Listen receives the TCP ports of network rules that the gateway
+	// host's TPROXY rule intercepts (everything but 80 and 443, which go to
+	// TransparentListen); the socket is IP_TRANSPARENT, so each connection
+	// keeps its original destination. Use a wildcard host ("0.0.0.0:15002"
+	// or "[::]:15002"); needs CAP_NET_ADMIN. Empty: no L4 forwarding.
+	L4Listen string `yaml:"l4Listen" config:"listen"`
 	// AllowedInternalRanges are CIDRs of loopback, private or other
 	// special addresses that an allowed name may resolve to (on-prem
 	// services, tests). Default empty: every such address is refused for a

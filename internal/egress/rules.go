@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
+
+	"github.com/airlockdev/airlock/internal/policy"
 )
 
 // RulesTable is the nftables table `airlock gateway rules` owns on the
@@ -21,6 +24,48 @@ type RulesInput struct {
 	// port): a node whose default route is the gateway cannot reach another
 	// resolver.
 	DNSPort uint16
+	// L4Port, when not 0, receives (TPROXY) forwarded TCP to L4Ports, the
+	// ports of network allow rules (gateway.l4Listen's port); 80 and 443
+	// stay with the transparent listener.
+	L4Port  uint16
+	L4Ports []policy.PortRange
+}
+
+// TPROXY marks intercepted packets with RulesMark, and policy routing sends
+// marked packets to the local stack through table RulesTableID.
+const (
+	RulesMark    = 0xa1
+	RulesTableID = 161
+)
+
+// l4Ports renders the TCP ranges of ports for the TPROXY rule, without 80
+// and 443; "" when none is left.
+func l4Ports(ranges []policy.PortRange) string {
+	var parts []string
+	add := func(from, to uint16) {
+		if from > to {
+			return
+		}
+		if from == to {
+			parts = append(parts, strconv.Itoa(int(from)))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", from, to))
+		}
+	}
+	for _, r := range ranges {
+		if r.Proto != policy.ProtoTCP {
+			continue
+		}
+		from := r.From
+		for _, skip := range []uint16{80, 443} {
+			if skip >= from && skip <= r.To {
+				add(from, skip-1)
+				from = skip + 1
+			}
+		}
+		add(from, r.To)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Ruleset renders the interception for a gateway host that nodes route
@@ -44,12 +89,41 @@ func Ruleset(in RulesInput) string {
 		fmt.Fprintf(&b, "\t\tmeta l4proto { tcp, udp } th dport 53 counter redirect to :%d comment \"every resolver is airlock DNS\"\n", in.DNSPort)
 	}
 	b.WriteString("\t}\n")
+	if ports := l4Ports(in.L4Ports); in.L4Port != 0 && ports != "" {
+		b.WriteString("\tchain intercept_l4 {\n")
+		b.WriteString("\t\ttype filter hook prerouting priority mangle; policy accept;\n")
+		b.WriteString("\t\tfib daddr type local return\n")
+		fmt.Fprintf(&b, "\t\tmeta l4proto tcp th dport { %s } tproxy to :%d meta mark set 0x%x accept comment \"network-rule ports to the L4 listener\"\n", ports, in.L4Port, RulesMark)
+		b.WriteString("\t}\n")
+	}
 	b.WriteString("\tchain forward {\n")
 	b.WriteString("\t\ttype filter hook forward priority filter; policy drop;\n")
 	b.WriteString("\t\tcounter comment \"nothing else is routed: flows leave through the gateway's listeners\"\n")
 	b.WriteString("\t}\n")
 	b.WriteString("}\n")
 	return b.String()
+}
+
+// ApplyRouting installs the policy routing TPROXY needs: packets marked
+// RulesMark are delivered locally (table RulesTableID), IPv4 and IPv6. It
+// is idempotent.
+func ApplyRouting(ctx context.Context) error {
+	mark, table := fmt.Sprintf("0x%x", RulesMark), strconv.Itoa(RulesTableID)
+	for _, fam := range []struct{ flag, dst string }{{"-4", "0.0.0.0/0"}, {"-6", "::/0"}} {
+		out, err := exec.CommandContext(ctx, "ip", fam.flag, "rule", "show", "fwmark", mark, "lookup", table).Output()
+		if err != nil {
+			return fmt.Errorf("ip %s rule show: %w", fam.flag, err)
+		}
+		if len(bytes.TrimSpace(out)) == 0 {
+			if out, err := exec.CommandContext(ctx, "ip", fam.flag, "rule", "add", "fwmark", mark, "lookup", table).CombinedOutput(); err != nil {
+				return fmt.Errorf("ip %s rule add: %s", fam.flag, bytes.TrimSpace(out))
+			}
+		}
+		if out, err := exec.CommandContext(ctx, "ip", fam.flag, "route", "replace", "local", fam.dst, "dev", "lo", "table", table).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s route replace: %s", fam.flag, bytes.TrimSpace(out))
+		}
+	}
+	return nil
 }
 
 // ApplyRuleset loads text with `nft -f -` (one atomic transaction). The

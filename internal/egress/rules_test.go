@@ -2,6 +2,8 @@ package egress
 
 import (
 	"flag"
+
+	"github.com/airlockdev/airlock/internal/policy"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,6 +18,9 @@ func TestRulesetGolden(t *testing.T) {
 	}{
 		{"gateway-rules", RulesInput{TransparentPort: 15001}},
 		{"gateway-rules-dns", RulesInput{TransparentPort: 15001, DNSPort: 53}},
+		{"gateway-rules-l4", RulesInput{TransparentPort: 15001, L4Port: 15002, L4Ports: []policy.PortRange{
+			{Proto: policy.ProtoTCP, From: 22, To: 22}, {Proto: policy.ProtoTCP, From: 1, To: 1000}, {Proto: policy.ProtoUDP, From: 123, To: 123},
+		}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -107,32 +107,8 @@ func TestE2ETransparent(t *testing.T) {
 			t.Skipf("e2e: %s not installed", tool)
 		}
 	}
-	b := make([]byte, 3)
-	rand.Read(b)
-	sfx := hex.EncodeToString(b)
-	node, gwns, inet := "alx-node-"+sfx, "alx-gw-"+sfx, "alx-inet-"+sfx
-	n0, g0, g1, i0 := "alx"+sfx+"n0", "alx"+sfx+"g0", "alx"+sfx+"g1", "alx"+sfx+"i0"
-	for _, ns := range []string{node, gwns, inet} {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	run(t, "ip", "link", "add", n0, "netns", node, "type", "veth", "peer", "name", g0, "netns", gwns)
-	run(t, "ip", "link", "add", g1, "netns", gwns, "type", "veth", "peer", "name", i0, "netns", inet)
-	run(t, "ip", "-n", node, "addr", "add", "198.18.1.2/24", "dev", n0)
-	run(t, "ip", "-n", node, "link", "set", n0, "up")
-	run(t, "ip", "-n", node, "route", "add", "default", "via", "198.18.1.1")
-	run(t, "ip", "-n", gwns, "addr", "add", "198.18.1.1/24", "dev", g0)
-	run(t, "ip", "-n", gwns, "addr", "add", "198.18.2.1/24", "dev", g1)
-	run(t, "ip", "-n", gwns, "link", "set", g0, "up")
-	run(t, "ip", "-n", gwns, "link", "set", g1, "up")
-	run(t, "ip", "-n", gwns, "route", "add", "default", "via", "198.18.2.2")
-	run(t, "ip", "netns", "exec", gwns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	run(t, "ip", "-n", inet, "addr", "add", "198.18.2.2/24", "dev", i0)
-	run(t, "ip", "-n", inet, "link", "set", i0, "up")
-	run(t, "ip", "-n", inet, "addr", "add", "198.19.0.10/32", "dev", "lo")
-	run(t, "ip", "-n", inet, "addr", "add", "198.19.0.11/32", "dev", "lo")
-	run(t, "ip", "-n", inet, "route", "add", "198.18.1.0/24", "via", "198.18.2.1")
+	tp := e2eTopology(t)
+	node, gwns, inet, g0 := tp.node, tp.gw, tp.inet, tp.g0
 	rules := fmt.Sprintf(`table inet alx {
   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
     iifname %q tcp dport { 80, 443 } redirect to :15001
@@ -263,4 +239,39 @@ func TestE2ETransparent(t *testing.T) {
 	for k := range want {
 		t.Errorf("no record %q", k)
 	}
+}
+
+// topology is node → gw → inet in throwaway namespaces (see the comment at
+// the top of this file).
+type topology struct{ node, gw, inet, g0 string }
+
+func e2eTopology(t *testing.T) topology {
+	t.Helper()
+	b := make([]byte, 3)
+	rand.Read(b)
+	sfx := hex.EncodeToString(b)
+	node, gwns, inet := "alx-node-"+sfx, "alx-gw-"+sfx, "alx-inet-"+sfx
+	n0, g0, g1, i0 := "alx"+sfx+"n0", "alx"+sfx+"g0", "alx"+sfx+"g1", "alx"+sfx+"i0"
+	for _, ns := range []string{node, gwns, inet} {
+		run(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	run(t, "ip", "link", "add", n0, "netns", node, "type", "veth", "peer", "name", g0, "netns", gwns)
+	run(t, "ip", "link", "add", g1, "netns", gwns, "type", "veth", "peer", "name", i0, "netns", inet)
+	run(t, "ip", "-n", node, "addr", "add", "198.18.1.2/24", "dev", n0)
+	run(t, "ip", "-n", node, "link", "set", n0, "up")
+	run(t, "ip", "-n", node, "route", "add", "default", "via", "198.18.1.1")
+	run(t, "ip", "-n", gwns, "addr", "add", "198.18.1.1/24", "dev", g0)
+	run(t, "ip", "-n", gwns, "addr", "add", "198.18.2.1/24", "dev", g1)
+	run(t, "ip", "-n", gwns, "link", "set", g0, "up")
+	run(t, "ip", "-n", gwns, "link", "set", g1, "up")
+	run(t, "ip", "-n", gwns, "route", "add", "default", "via", "198.18.2.2")
+	run(t, "ip", "netns", "exec", gwns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	run(t, "ip", "-n", inet, "addr", "add", "198.18.2.2/24", "dev", i0)
+	run(t, "ip", "-n", inet, "link", "set", i0, "up")
+	run(t, "ip", "-n", inet, "addr", "add", "198.19.0.10/32", "dev", "lo")
+	run(t, "ip", "-n", inet, "addr", "add", "198.19.0.11/32", "dev", "lo")
+	run(t, "ip", "-n", inet, "route", "add", "198.18.1.0/24", "via", "198.18.2.1")
+	return topology{node: node, gw: gwns, inet: inet, g0: g0}
 }
