@@ -102,36 +102,7 @@ func TestE2EL4(t *testing.T) {
 		})
 	}
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs, err := os.CreateTemp(t.TempDir(), "gw-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwCmd := exec.Command("ip", "netns", "exec", tp.gw, exe, "-test.run=^TestE2EL4Helper$", "-test.v")
-	gwCmd.Env = append(os.Environ(), e2eL4HelperEnv+"=1")
-	gwCmd.Stdout = logs
-	stderr, _ := gwCmd.StderrPipe()
-	if err := gwCmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gwCmd.Process.Kill(); gwCmd.Wait() })
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if sc.Text() == "READY" {
-				ready <- true
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(10 * time.Second):
-		t.Fatal("L4 gateway helper did not start")
-	}
+	logs := startGatewayHelper(t, tp.gw, "TestE2EL4Helper", e2eL4HelperEnv)
 
 	echo := func(dst string) (string, error) {
 		var reply string

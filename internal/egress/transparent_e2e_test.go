@@ -141,36 +141,7 @@ func TestE2ETransparent(t *testing.T) {
 	}
 
 	// The gateway, in gw.
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs, err := os.CreateTemp(t.TempDir(), "gw-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwCmd := exec.Command("ip", "netns", "exec", gwns, exe, "-test.run=^TestE2EGatewayHelper$", "-test.v")
-	gwCmd.Env = append(os.Environ(), e2eHelperEnv+"=1")
-	gwCmd.Stdout = logs
-	stderr, _ := gwCmd.StderrPipe()
-	if err := gwCmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gwCmd.Process.Kill(); gwCmd.Wait() })
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if sc.Text() == "READY" {
-				ready <- true
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(10 * time.Second):
-		t.Fatal("gateway helper did not start")
-	}
+	logs := startGatewayHelper(t, gwns, "TestE2EGatewayHelper", e2eHelperEnv)
 
 	// The node's clients.
 	get := func(dst, sni string) (string, error) {
@@ -274,4 +245,42 @@ func e2eTopology(t *testing.T) topology {
 	run(t, "ip", "-n", inet, "addr", "add", "198.19.0.11/32", "dev", "lo")
 	run(t, "ip", "-n", inet, "route", "add", "198.18.1.0/24", "via", "198.18.2.1")
 	return topology{node: node, gw: gwns, inet: inet, g0: g0}
+}
+
+// startGatewayHelper runs this test binary's helper test (a gateway) inside
+// namespace ns with env set, waits for it to print READY, and returns the
+// file its stdout (the decision records) goes to. It is killed at cleanup.
+func startGatewayHelper(t *testing.T, ns, test, env string) *os.File {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := os.CreateTemp(t.TempDir(), "gw-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^"+test+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env+"=1")
+	cmd.Stdout = logs
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if sc.Text() == "READY" {
+				ready <- true
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("gateway helper %s did not start", test)
+	}
+	return logs
 }
