@@ -10,7 +10,7 @@ E2E_FLAGS ?= -count=1 -timeout 12m
 FUZZTIME  ?= 10s
 
 .DEFAULT_GOAL := help
-.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e fuzz bench bench-registry bench-cache clean
+.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e fuzz bench bench-registry bench-cache bench-gateway bench-dns clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,13 +52,19 @@ e2e: ## e2e suite as root: real skopeo, containerd, docker-registry, unbound, ne
 fuzz: ## run every fuzz target for FUZZTIME (default 10s)
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
-bench: bench-registry bench-cache ## all benchmarks (not part of test)
+bench: bench-registry bench-cache bench-dns bench-gateway ## all benchmarks (not part of test)
 
 bench-registry: ## blob and manifest GETs: airlock vs nginx vs docker-registry
 	bench/registry.sh
 
 bench-cache: ## pull-through cache: airlock vs docker-registry proxy, cold and upstream down
 	bench/cache.sh
+
+bench-gateway: ## CONNECT tunnels: airlock vs haproxy, squid, tinyproxy (throughput, tunnels/s, idle RSS)
+	bench/gateway.sh
+
+bench-dns: ## DNS: airlock vs unbound with dnsperf, cached, half-load p99, misses
+	bench/dns.sh
 
 clean: ## remove bin/
 	rm -rf bin

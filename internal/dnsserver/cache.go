@@ -36,6 +36,7 @@ type answerCache struct {
 	m        map[cacheKey]*cacheEntry
 	max      int
 	staleFor time.Duration
+	scans    int // evict passes over the map, for tests
 }
 
 func newAnswerCache(max int, staleFor time.Duration) *answerCache {
@@ -98,20 +99,24 @@ func (c *answerCache) put(k cacheKey, m *dns.Msg, now time.Time) {
 	c.m[k] = e
 }
 
-// evict makes room for one entry: every entry past its stale window goes;
-// if none did, one arbitrary entry does. Called with mu held.
+// evict makes room in bulk: every entry past its stale window goes, and
+// if the cache is still above 90% of its bound, arbitrary entries (Go's map
+// order) go until it is not. Each pass over the map thus frees at least a
+// tenth of the cache, so its cost is shared by that many inserts instead of
+// being paid by every insert of a full cache. Called with mu held.
 func (c *answerCache) evict(now time.Time) {
+	c.scans++
 	for k, e := range c.m {
 		if now.After(e.expires.Add(c.staleFor)) {
 			delete(c.m, k)
 		}
 	}
-	if len(c.m) < c.max {
-		return
-	}
+	target := c.max - max(c.max/10, 1)
 	for k := range c.m {
+		if len(c.m) <= target {
+			return
+		}
 		delete(c.m, k)
-		return
 	}
 }
 
