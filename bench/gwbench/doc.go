@@ -1,0 +1,27 @@
+// Command gwbench is the load tool and the target servers of
+// bench/gateway.sh, which compares airlock's egress gateway with squid,
+// tinyproxy and haproxy on 127.0.0.1.
+//
+// Subcommands (each prints one JSON line, servers print their address):
+//
+//	gwbench source -bytes N        TCP server: every connection gets N bytes
+//	                               (sendfile of a temporary file), then EOF
+//	gwbench echo                   TCP server echoing every byte back
+//	gwbench stream -addr A [-connect H:P] -bytes N -pids P
+//	                               one connection (a CONNECT tunnel when
+//	                               -connect is set) reading N bytes with
+//	                               splice(2) to /dev/null: bytes/s and the
+//	                               CPU seconds of the PIDs per GiB
+//	gwbench rate -addr A [-connect H:P] -c 8 -d 5s
+//	                               a new connection (tunnel) per request:
+//	                               connect, CONNECT, echo a few bytes, close;
+//	                               tunnels/s and p50/p99 latency
+//	gwbench idle -addr A -connect H:P -n N -pids P
+//	                               N tunnels kept open and idle, VmRSS of the
+//	                               PIDs once they are all established
+//
+// Concurrency: the servers serve each connection on its own goroutine;
+// rate runs -c workers that share only atomic counters and a mutex-guarded
+// latency list; idle opens its tunnels from a bounded pool of goroutines.
+// Nothing is global: every subcommand builds its state in its run function.
+package main
