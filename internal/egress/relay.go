@@ -9,8 +9,8 @@ import (
 
 // relay copies bytes both ways between client and upstream until both
 // directions end, and returns the bytes copied up (client to upstream) and
-// down. Both sides are *net.TCPConn, so io.Copy uses splice(2) on Linux and
-// the bytes never enter user space; nothing may wrap them.
+// down. Both sides are *net.TCPConn, so copyTCP splices (splice(2) on
+// Linux) and the bytes never enter user space; nothing may wrap them.
 //
 // A direction that reaches EOF half-closes the other side (CloseWrite), so
 // a client that finishes sending still gets the whole answer. A direction
@@ -30,11 +30,11 @@ func relay(client, upstream *net.TCPConn) (up, down int64) {
 	go func() {
 		defer wg.Done()
 		var err error
-		up, err = io.Copy(upstream, client)
+		up, err = copyTCP(upstream, client)
 		endDirection(upstream, err, abort)
 	}()
 	var err error
-	down, err = io.Copy(client, upstream)
+	down, err = copyTCP(client, upstream)
 	endDirection(client, err, abort)
 	wg.Wait()
 	abort()
