@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/airlockdev/airlock/bench/procstat"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -47,28 +49,28 @@ func runPull(args []string) error {
 	if *base == "" || *repo == "" || *clients < 1 {
 		return fmt.Errorf("-base, -repo and -c ≥ 1 are required")
 	}
-	pids, err := parsePIDs(*pidList)
+	pids, err := procstat.ParsePIDs(*pidList)
 	if err != nil {
 		return err
 	}
-	upPIDs, err := parsePIDs(*upList)
+	upPIDs, err := procstat.ParsePIDs(*upList)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 
-	cpu0, err := cpuSeconds(pids, *clkTck)
+	cpu0, err := procstat.CPUSeconds(pids, *clkTck)
 	if err != nil {
 		return err
 	}
-	up0, err := cpuSeconds(upPIDs, *clkTck)
+	up0, err := procstat.CPUSeconds(upPIDs, *clkTck)
 	if err != nil {
 		return err
 	}
 	sctx, stopSampler := context.WithCancel(ctx)
 	peak := make(chan int64, 1)
-	go func() { peak <- sampleRSS(sctx, pids) }()
+	go func() { peak <- procstat.PeakRSS(sctx, pids, 20*time.Millisecond) }()
 
 	r := pullResult{Clients: *clients}
 	var mu sync.Mutex
@@ -97,18 +99,18 @@ func runPull(args []string) error {
 	r.WallSeconds = time.Since(start).Seconds()
 	stopSampler()
 	r.PeakRSSBytes = <-peak
-	cpu1, err := cpuSeconds(pids, *clkTck)
+	cpu1, err := procstat.CPUSeconds(pids, *clkTck)
 	if err != nil {
 		return err
 	}
 	r.CPUSeconds = cpu1 - cpu0
-	up1, err := cpuSeconds(upPIDs, *clkTck)
+	up1, err := procstat.CPUSeconds(upPIDs, *clkTck)
 	if err != nil {
 		return err
 	}
 	r.UpCPUSeconds = up1 - up0
 	for _, p := range pids {
-		r.HWMBytes += procStatus(p, "VmHWM:")
+		r.HWMBytes += procstat.Status(p, "VmHWM:")
 	}
 	slices.Sort(r.ClientSeconds)
 	return emit(r)

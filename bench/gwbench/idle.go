@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/airlockdev/airlock/bench/procstat"
+
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -36,15 +38,15 @@ func runIdle(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	pids, err := parsePIDs(*pidList)
+	pids, err := procstat.ParsePIDs(*pidList)
 	if err != nil {
 		return err
 	}
-	before, err := rssBytes(pids)
+	before, err := procstat.RSS(pids)
 	if err != nil {
 		return err
 	}
-	fds0, err := fdCount(pids)
+	fds0, err := procstat.FDCount(pids)
 	if err != nil {
 		return err
 	}
@@ -99,7 +101,7 @@ func runIdle(args []string) error {
 		}
 		if *fdLimit > 0 && i%64 == 0 {
 			// Room for the tunnels in flight at 8 descriptors each.
-			f, err := fdCount(pids)
+			f, err := procstat.FDCount(pids)
 			if err == nil && f+8*(*par+64) > *fdLimit {
 				stopped = fmt.Sprintf("the proxy holds %d descriptors, limit %d", f, *fdLimit)
 				break
@@ -113,11 +115,11 @@ func runIdle(args []string) error {
 		stopped = firstErr.Error()
 	}
 	time.Sleep(*settle)
-	after, err := rssBytes(pids)
+	after, err := procstat.RSS(pids)
 	if err != nil {
 		return err
 	}
-	fds, err := fdCount(pids)
+	fds, err := procstat.FDCount(pids)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/airlockdev/airlock/bench/procstat"
+
 	"bytes"
 	"encoding/json"
 	"flag"
@@ -39,16 +41,16 @@ func runRate(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	pids, err := parsePIDs(*pidList)
+	pids, err := procstat.ParsePIDs(*pidList)
 	if err != nil {
 		return err
 	}
 	self := []int{os.Getpid()}
-	p0, err := cpuSeconds(pids, *clk)
+	p0, err := procstat.CPUSeconds(pids, *clk)
 	if err != nil {
 		return err
 	}
-	c0, err := cpuSeconds(self, *clk)
+	c0, err := procstat.CPUSeconds(self, *clk)
 	if err != nil {
 		return err
 	}
@@ -89,11 +91,11 @@ func runRate(args []string) error {
 	}
 	wg.Wait()
 	el := time.Since(start).Seconds()
-	p1, err := cpuSeconds(pids, *clk)
+	p1, err := procstat.CPUSeconds(pids, *clk)
 	if err != nil {
 		return err
 	}
-	c1, err := cpuSeconds(self, *clk)
+	c1, err := procstat.CPUSeconds(self, *clk)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/airlockdev/airlock/bench/procstat"
+
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -27,7 +29,7 @@ func runStream(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	pids, err := parsePIDs(*pidList)
+	pids, err := procstat.ParsePIDs(*pidList)
 	if err != nil {
 		return err
 	}
@@ -36,7 +38,7 @@ func runStream(args []string) error {
 		return err
 	}
 	defer null.Close()
-	cpu0, err := cpuSeconds(pids, *clk)
+	cpu0, err := procstat.CPUSeconds(pids, *clk)
 	if err != nil {
 		return err
 	}
@@ -52,7 +54,7 @@ func runStream(args []string) error {
 	if err != nil {
 		return fmt.Errorf("read after %d bytes: %w", got, err)
 	}
-	cpu1, err := cpuSeconds(pids, *clk)
+	cpu1, err := procstat.CPUSeconds(pids, *clk)
 	if err != nil {
 		return err
 	}

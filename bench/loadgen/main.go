@@ -18,6 +18,8 @@
 package main
 
 import (
+	"github.com/airlockdev/airlock/bench/procstat"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,7 +29,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,7 +63,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: loadgen -url URL [-c N] [-d DURATION] [-size N] [-pids P1,P2] [-clk-tck 100]")
 		os.Exit(2)
 	}
-	pids, err := parsePIDs(*pidList)
+	pids, err := procstat.ParsePIDs(*pidList)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
 		os.Exit(2)
@@ -90,7 +91,7 @@ func main() {
 		statuses = map[string]int{}
 		firstErr string
 	)
-	cpu0, err := cpuSeconds(pids, *clkTck)
+	cpu0, err := procstat.CPUSeconds(pids, *clkTck)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
 		os.Exit(1)
@@ -106,8 +107,8 @@ func main() {
 	}
 	ended := make(chan end, 1)
 	go func() {
-		p := sampleRSS(ctx, pids)
-		c, err := cpuSeconds(pids, *clkTck)
+		p := procstat.PeakRSS(ctx, pids, 50*time.Millisecond)
+		c, err := procstat.CPUSeconds(pids, *clkTck)
 		ended <- end{p, c, err}
 	}()
 	start := time.Now()
@@ -205,81 +206,4 @@ func get(ctx context.Context, hc *http.Client, url string, size int64, buf []byt
 		return resp.StatusCode, n, fmt.Errorf("body of %d bytes, want %d", n, size)
 	}
 	return resp.StatusCode, n, nil
-}
-
-func parsePIDs(s string) ([]int, error) {
-	var out []int
-	for f := range strings.SplitSeq(s, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		p, err := strconv.Atoi(f)
-		if err != nil || p <= 0 {
-			return nil, fmt.Errorf("bad pid %q", f)
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-// cpuSeconds sums utime+stime of pids (all their threads).
-func cpuSeconds(pids []int, clkTck float64) (float64, error) {
-	var ticks float64
-	for _, p := range pids {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
-		if err != nil {
-			return 0, fmt.Errorf("read cpu of pid %d: %w", p, err)
-		}
-		// Fields after the command name, which may hold spaces: state is
-		// field 3, utime 14, stime 15.
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		if len(f) < 13 {
-			return 0, fmt.Errorf("parse /proc/%d/stat", p)
-		}
-		ut, err1 := strconv.ParseFloat(f[11], 64)
-		st, err2 := strconv.ParseFloat(f[12], 64)
-		if err1 != nil || err2 != nil {
-			return 0, fmt.Errorf("parse /proc/%d/stat", p)
-		}
-		ticks += ut + st
-	}
-	return ticks / clkTck, nil
-}
-
-// sampleRSS returns the highest sum of VmRSS over pids seen every 50 ms
-// until ctx ends.
-func sampleRSS(ctx context.Context, pids []int) int64 {
-	var peak int64
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		var sum int64
-		for _, p := range pids {
-			sum += vmRSS(p)
-		}
-		peak = max(peak, sum)
-		select {
-		case <-ctx.Done():
-			return peak
-		case <-tick.C:
-		}
-	}
-}
-
-func vmRSS(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(v)
-			if len(f) >= 1 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
 }

@@ -1,14 +1,20 @@
-package main
+// Package procstat reads what the bench programs measure of a server process
+// from /proc: CPU seconds (utime+stime of all threads), resident memory and
+// open descriptors. One copy for every bench module (cachebench, gwbench,
+// loadgen), each of which requires it with a local replace.
+package procstat
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// parsePIDs parses a comma-separated PID list.
-func parsePIDs(s string) ([]int, error) {
+// ParsePIDs parses a comma-separated PID list ("" is none).
+func ParsePIDs(s string) ([]int, error) {
 	var out []int
 	for f := range strings.SplitSeq(s, ",") {
 		if f = strings.TrimSpace(f); f == "" {
@@ -23,8 +29,9 @@ func parsePIDs(s string) ([]int, error) {
 	return out, nil
 }
 
-// cpuSeconds sums utime+stime of pids (all threads) in seconds.
-func cpuSeconds(pids []int, clkTck float64) (float64, error) {
+// CPUSeconds sums utime+stime of pids (all their threads), in seconds;
+// clkTck is the kernel's USER_HZ (getconf CLK_TCK).
+func CPUSeconds(pids []int, clkTck float64) (float64, error) {
 	var ticks float64
 	for _, p := range pids {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
@@ -59,8 +66,8 @@ func statTicks(s string) (float64, error) {
 	return ut + st, nil
 }
 
-// rssBytes sums VmRSS over pids.
-func rssBytes(pids []int) (int64, error) {
+// RSS sums VmRSS over pids; a process without the line is an error.
+func RSS(pids []int) (int64, error) {
 	var sum int64
 	for _, p := range pids {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/status")
@@ -96,8 +103,50 @@ func statusRSS(s string) (int64, error) {
 	return 0, fmt.Errorf("no VmRSS line")
 }
 
-// fdCount sums the open descriptors of pids.
-func fdCount(pids []int) (int, error) {
+// Status reads a kB field of /proc/PID/status ("VmRSS:", "VmHWM:") in
+// bytes; 0 when the process or the field is gone (sampling goes on).
+func Status(pid int, field string) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			if f := strings.Fields(v); len(f) >= 1 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// PeakRSS returns the highest sum of VmRSS over pids, sampled every
+// interval until ctx ends.
+func PeakRSS(ctx context.Context, pids []int, every time.Duration) int64 {
+	var peak int64
+	if len(pids) == 0 {
+		<-ctx.Done()
+		return 0
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		var sum int64
+		for _, p := range pids {
+			sum += Status(p, "VmRSS:")
+		}
+		peak = max(peak, sum)
+		select {
+		case <-ctx.Done():
+			return peak
+		case <-tick.C:
+		}
+	}
+}
+
+// FDCount sums the open descriptors of pids.
+func FDCount(pids []int) (int, error) {
 	n := 0
 	for _, p := range pids {
 		ents, err := os.ReadDir("/proc/" + strconv.Itoa(p) + "/fd")

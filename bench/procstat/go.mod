@@ -1,0 +1,3 @@
+module github.com/airlockdev/airlock/bench/procstat
+
+go 1.26.8
