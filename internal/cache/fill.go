@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
@@ -111,24 +110,18 @@ func (s *Store) runFill(t target, f *fill) {
 		}
 		s.fillsMu.Unlock()
 	}()
-	// One context for the whole download. The upstream must answer within
-	// upstreamTimeout; after that, a watchdog cancels only when no bytes
-	// arrive for upstreamTimeout, so a large blob may take as long as it
-	// needs while a stalled one fails.
+	// The download is detached from every request. The upstream client
+	// bounds it (see Upstream): no answer within upstreamTimeout, or a body
+	// that stalls that long, is ErrUpstreamUnavailable; a large blob that
+	// keeps flowing may take as long as it needs.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	watch := newWatchdog(s.timeout, cancel)
-	defer watch.stop()
 	body, size, err := s.up.GetBlob(ctx, t.host, t.repo, f.d)
 	if err != nil {
-		if watch.fired() {
-			err = fmt.Errorf("%w: no answer within %s: %w", ErrUpstreamUnavailable, s.timeout, err)
-		}
 		f.fail(s.upstreamErr(t, string(f.d), err))
 		return
 	}
 	defer body.Close()
-	watch.kick()
 
 	w, err := s.blobs.NewWriter(f.d)
 	if err != nil {
@@ -144,7 +137,6 @@ func (s *Store) runFill(t target, f *fill) {
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
-			watch.kick()
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				w.Abort()
 				f.fail(s.storageErr(werr))
@@ -161,11 +153,7 @@ func (s *Store) runFill(t target, f *fill) {
 		}
 		if rerr != nil {
 			w.Abort()
-			if watch.fired() {
-				rerr = fmt.Errorf("%w: no bytes for %s", ErrUpstreamUnavailable, s.timeout)
-			} else {
-				rerr = fmt.Errorf("%w: reading the body: %w", ErrUpstreamUnavailable, rerr)
-			}
+			rerr = fmt.Errorf("%w: reading the body: %w", ErrUpstreamUnavailable, rerr)
 			f.fail(s.upstreamErr(t, string(f.d), rerr))
 			return
 		}
@@ -310,30 +298,3 @@ func (r *fillReader) Seek(offset int64, whence int) (int64, error) {
 }
 
 func (r *fillReader) Close() error { return r.file.Close() }
-
-// watchdog calls fn when kick was not called for d.
-type watchdog struct {
-	t      *time.Timer
-	d      time.Duration
-	mu     sync.Mutex
-	bitten bool
-}
-
-func newWatchdog(d time.Duration, fn func()) *watchdog {
-	w := &watchdog{d: d}
-	w.t = time.AfterFunc(d, func() {
-		w.mu.Lock()
-		w.bitten = true
-		w.mu.Unlock()
-		fn()
-	})
-	return w
-}
-
-func (w *watchdog) kick() { w.t.Reset(w.d) }
-func (w *watchdog) stop() { w.t.Stop() }
-func (w *watchdog) fired() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.bitten
-}

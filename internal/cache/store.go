@@ -44,7 +44,10 @@ type Local interface {
 // upstream's kinds: ErrNotFound when the upstream said the content does not
 // exist, ErrUnavailable when it could not be reached or failed,
 // ErrUnauthorized when it refused the credentials; anything else counts as
-// a bad upstream answer.
+// a bad upstream answer. Calls must be bounded by the implementation: an
+// upstream that does not answer within upstreamTimeout, or a blob body that
+// stalls that long, fails with ErrUnavailable (the upstream client's Timeout
+// and StallTimeout), since blob fills run without a deadline of their own.
 type Upstream interface {
 	HeadManifest(ctx context.Context, host, repo string, ref oci.Reference) (oci.Descriptor, error)
 	GetManifest(ctx context.Context, host, repo string, ref oci.Reference) (oci.Descriptor, []byte, error)
