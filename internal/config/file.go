@@ -7,8 +7,10 @@ import (
 	"github.com/airlockdev/airlock/internal/cache"
 	"github.com/airlockdev/airlock/internal/dnsserver"
 	"github.com/airlockdev/airlock/internal/egress"
+	"github.com/airlockdev/airlock/internal/node"
 	"github.com/airlockdev/airlock/internal/policy"
 	"github.com/airlockdev/airlock/internal/registry"
+	"github.com/airlockdev/airlock/internal/verify"
 )
 
 // Version is the only version of the file format this airlock reads.
@@ -32,6 +34,11 @@ type File struct {
 	Gateway egress.Config `yaml:"gateway"`
 	// Policy is the rule model shared by the gateway and DNS.
 	Policy policy.Config `yaml:"policy"`
+	// Node is what `airlock node apply` makes of this host: outbound type,
+	// artifact source, resolver.
+	Node node.Config `yaml:"node"`
+	// Verify names the targets `airlock verify` probes.
+	Verify verify.Config `yaml:"verify"`
 }
 
 // LogConfig configures airlock's own log.

@@ -1,0 +1,136 @@
+package node
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+)
+
+// OutboundType is how a node's traffic leaves it (Azure's --outbound-type).
+type OutboundType string
+
+// Outbound types.
+const (
+	// OutboundNone applies no packet rules: isolation is the network's job.
+	// The artifact source and the resolver are still applied.
+	OutboundNone OutboundType = "none"
+	// OutboundBlock drops everything but loopback, established flows,
+	// allowedAddresses, the registry and airlock DNS.
+	OutboundBlock OutboundType = "block"
+	// OutboundUserDefinedRouting is block, plus traffic whose next hop is
+	// node.gateway (the node's default route points there, like a UDR).
+	OutboundUserDefinedRouting OutboundType = "userDefinedRouting"
+	// OutboundLoadBalancer removes airlock's packet rules.
+	OutboundLoadBalancer OutboundType = "loadBalancer"
+)
+
+// ArtifactSource is where containerd pulls images from (Azure's
+// --bootstrap-artifact-source).
+type ArtifactSource string
+
+// Artifact sources.
+const (
+	// SourceDirect removes airlock's containerd mirror configuration.
+	SourceDirect ArtifactSource = "Direct"
+	// SourceCache pins every cache-rule upstream to the airlock registry.
+	SourceCache ArtifactSource = "Cache"
+)
+
+// Config is the node section of airlock.yaml.
+type Config struct {
+	// Root is the directory every file node reads or writes lives under
+	// (containerd config, certs.d, resolver config, backups, state).
+	// Default "/"; tests and image builders use a temporary directory.
+	Root string `yaml:"root" config:"path"`
+	// OutboundType is none, block, userDefinedRouting or loadBalancer.
+	// Default loadBalancer: no packet rules, so applying the embedded
+	// default config never cuts a machine off.
+	OutboundType OutboundType `yaml:"outboundType"`
+	// ArtifactSource is Direct (default) or Cache.
+	ArtifactSource ArtifactSource `yaml:"artifactSource"`
+	// Registry is the airlock registry's address as the node reaches it
+	// ("host:port"). Required for artifactSource Cache and for block and
+	// userDefinedRouting (it stays reachable).
+	Registry string `yaml:"registry"`
+	// Gateway is the gateway host's address: the next hop of the default
+	// route for userDefinedRouting.
+	Gateway string `yaml:"gateway"`
+	// DNS is airlock DNS as the node reaches it ("ip:port"). Empty: the
+	// resolver configuration is left alone.
+	DNS string `yaml:"dns"`
+	// AllowedAddresses are CIDRs (cluster and VNet ranges) that stay
+	// reachable under block and userDefinedRouting.
+	AllowedAddresses []string `yaml:"allowedAddresses"`
+}
+
+// SetDefaults fills what the file left out.
+func (c *Config) SetDefaults() {
+	if c.Root == "" {
+		c.Root = "/"
+	}
+	if c.OutboundType == "" {
+		c.OutboundType = OutboundLoadBalancer
+	}
+	if c.ArtifactSource == "" {
+		c.ArtifactSource = SourceDirect
+	}
+}
+
+// Validate reports every problem with its key.
+func (c *Config) Validate(report func(path, msg string)) {
+	switch c.OutboundType {
+	case OutboundNone, OutboundBlock, OutboundUserDefinedRouting, OutboundLoadBalancer:
+	default:
+		report("outboundType", fmt.Sprintf("must be none, block, userDefinedRouting or loadBalancer, got %q", c.OutboundType))
+	}
+	switch c.ArtifactSource {
+	case SourceDirect, SourceCache:
+	default:
+		report("artifactSource", fmt.Sprintf("must be Direct or Cache, got %q", c.ArtifactSource))
+	}
+	if c.Registry != "" {
+		if _, err := parseHostPort(c.Registry); err != nil {
+			report("registry", err.Error())
+		}
+	} else if c.ArtifactSource == SourceCache {
+		report("registry", "required when artifactSource is Cache (the airlock registry's host:port as the node reaches it)")
+	}
+	if c.DNS != "" {
+		if _, err := parseHostPort(c.DNS); err != nil {
+			report("dns", err.Error())
+		}
+	}
+	if c.Gateway != "" {
+		if _, err := netip.ParseAddr(c.Gateway); err != nil {
+			report("gateway", fmt.Sprintf("must be an IP address (the next hop of the default route), got %q", c.Gateway))
+		}
+	} else if c.OutboundType == OutboundUserDefinedRouting {
+		report("gateway", "required when outboundType is userDefinedRouting (the gateway host's IP address)")
+	}
+	for i, s := range c.AllowedAddresses {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			if _, aerr := netip.ParseAddr(s); aerr != nil {
+				report(fmt.Sprintf("allowedAddresses[%d]", i), fmt.Sprintf("must be a CIDR such as 10.42.0.0/16 or an IP address, got %q", s))
+			}
+		}
+	}
+}
+
+// parseHostPort parses "ip:port" with a literal IP address: the node's
+// firewall rules need an address, not a name.
+func parseHostPort(s string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("must be ip:port such as 10.42.2.4:5000, got %q", s)
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("host %q must be an IP address (the node's firewall allows addresses, not names)", host)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return netip.AddrPort{}, fmt.Errorf("port %q must be a number from 1 to 65535", port)
+	}
+	return netip.AddrPortFrom(a.Unmap(), uint16(p)), nil
+}
