@@ -29,7 +29,13 @@
 # counters (admin /metrics) are taken around each run, and so is the CPU
 # time others (this machine is shared) used on the server CPUs.
 # Servers and dnsperf are pinned to different CPUs (scripts/lib.sh
-# cpu_split); with two CPUs airlock and unbound share one.
+# cpu_split); with two CPUs airlock and unbound share one, so airlock runs
+# with GOMAXPROCS=1 (Go sizes it from the CPU affinity) against unbound's
+# num-threads 1. airlock answers cached names on its UDP fast path: one
+# reader goroutine, recvmmsg/sendmmsg batches of up to 32 datagrams; the
+# Debian unbound is built without --enable-recvmmsg (one recvfrom and one
+# sendto per query). Both are single-threaded on one CPU; the batching is
+# airlock's design, not a setting of the run.
 # Before each round the script waits while another bench script runs.
 #
 # Prints a Markdown report (also saved to $CACHE/bench-dns.md).
@@ -71,9 +77,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# others_running: another bench script is running. A process only waiting to
+# start one (`flock LOCK bench/x.sh`, `timeout … bench/x.sh`) does not count:
+# it may be waiting for the lock this run holds.
+others_running() {
+	local p
+	for p in $(pgrep -f 'bench/(registry|cache|gateway)\.sh'); do
+		case "$(cat "/proc/$p/comm" 2>/dev/null)" in
+		flock | timeout | "") ;;
+		*) return 0 ;;
+		esac
+	done
+	return 1
+}
 # wait_quiet: another helper's benchmark on the same CPUs would skew both sides.
 wait_quiet() {
-	while pgrep -f 'bench/(registry|cache|gateway)\.sh' >/dev/null; do
+	while others_running; do
 		log "another bench script is running; waiting"
 		sleep 10
 	done
@@ -311,7 +330,8 @@ mkdir -p "$CACHE"
 		"and the redirect zone miss.bench.test (any name below it → the same A record); \`local-zone: \".\" static\` keeps everything else off the real DNS." \
 		"It is airlock's only forwarder and, queried directly, the peer. airlock: \`allowNames: [\"*.bench.test\"]\`, \`logAllowed: none\`" \
 		"(no per-query log line: every query here is allowed, and only denied queries would be logged), \`log.level: warn\`," \
-		"cacheEntries ${cache_entries:-100000 (default)}. dnsperf: UDP, \`-c $clients -T 1\`, ${dur} s per run; targets alternate (airlock first in odd rounds)." \
+		"cacheEntries ${cache_entries:-100000 (default)}; GOMAXPROCS $srv_n (Go sizes it from the CPUs it is pinned to; unbound: one thread); cached names are answered on airlock's UDP fast path (recvmmsg/sendmmsg batches; Debian's unbound: one recvfrom and one sendto per query)." \
+		"dnsperf: UDP, \`-c $clients -T 1\`, ${dur} s per run; targets alternate (airlock first in odd rounds)." \
 		"The cached rounds run first, then the miss rounds."
 	echo
 	echo "- **cached**: the $nnames names, airlock's cache warmed by one pass each round; \`-Q $qcap\` (no cap in practice): maximum QPS, average latency (dnsperf summary)."

@@ -43,15 +43,27 @@ func newAnswerCache(max int, staleFor time.Duration) *answerCache {
 	return &answerCache{m: map[cacheKey]*cacheEntry{}, max: max, staleFor: staleFor}
 }
 
+// cacheHit says which cache entry a fresh answer came from and how much
+// its TTLs were lowered: the fast path counts them down from there.
+type cacheHit struct {
+	stored, expires time.Time
+	age             uint32 // whole seconds since stored, at the hit
+}
+
 // get returns a copy of the cached answer when it is fresh at now, its TTLs
 // lowered by its age and never beyond the time left in the cache; fresh is
 // false (and msg nil) otherwise.
-func (c *answerCache) get(k cacheKey, now time.Time) (msg *dns.Msg, fresh bool) {
+//
+// A TTL served at any time t while the entry is fresh is therefore
+// max(0, min(ttl, T) − age(t)), T being the entry's lifetime in whole
+// seconds (cacheTTL) and age(t) the whole seconds since stored: the time
+// left, ceil(T − (t − stored)), equals T − age(t).
+func (c *answerCache) get(k cacheKey, now time.Time) (msg *dns.Msg, hit cacheHit, fresh bool) {
 	c.mu.Lock()
 	e := c.m[k]
 	c.mu.Unlock()
 	if e == nil || !now.Before(e.expires) {
-		return nil, false
+		return nil, cacheHit{}, false
 	}
 	age := uint32(now.Sub(e.stored) / time.Second)
 	left := uint32((e.expires.Sub(now) + time.Second - 1) / time.Second)
@@ -65,7 +77,7 @@ func (c *answerCache) get(k cacheKey, now time.Time) (msg *dns.Msg, fresh bool) 
 		}
 		h.Ttl = min(h.Ttl, left)
 	}
-	return m, true
+	return m, cacheHit{stored: e.stored, expires: e.expires, age: age}, true
 }
 
 // stale returns a copy of an expired answer with TTL staleTTL when it

@@ -28,7 +28,7 @@ func TestEvictionIsAmortized(t *testing.T) {
 		t.Errorf("1000 inserts into a full cache of 100 scanned it %d times, want ≤ 100", c.scans)
 	}
 	// The newest entry is always kept.
-	if _, ok := c.get(cacheKey{name: "n999.test", qtype: dns.TypeA}, now); !ok {
+	if _, _, ok := c.get(cacheKey{name: "n999.test", qtype: dns.TypeA}, now); !ok {
 		t.Error("the entry just inserted was evicted")
 	}
 }

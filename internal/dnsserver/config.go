@@ -65,7 +65,9 @@ type Config struct {
 	// expires first is dropped when full. Default 100000.
 	ObservationEntries int `yaml:"observationEntries"`
 	// CacheEntries caps the answers cached (one per name and type); when
-	// full, expired answers go first, then arbitrary ones. Default 100000.
+	// full, expired answers go first, then arbitrary ones. It also caps the
+	// UDP fast path's packed answers (one per client, question and EDNS0
+	// size). Default 100000.
 	CacheEntries int `yaml:"cacheEntries"`
 }
 

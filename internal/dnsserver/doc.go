@@ -40,11 +40,32 @@
 // The cache holds upstream answers before filtering, because the decision
 // depends on the client and on the policy in force.
 //
+// # Fast path (UDP)
+//
+// One goroutine (udpFront) owns the UDP socket and reads it in batches
+// (recvmmsg on Linux). For a query of the common shape (one question,
+// optionally an OPT record without options: fastKey) it looks up the
+// answer the full path last produced for the same client, flags, EDNS0
+// payload size and question spelling from a fresh cache entry (fastCache,
+// filled by ServeDNS through Server.remember). A hit is replayed without
+// decoding anything: the decision is counted (and logged per logAllowed),
+// its addresses are recorded in Observations, then the stored packed
+// answer gets the query's ID and its TTLs counted down to what the full
+// path would give at that moment, and the batch's answers leave in one
+// sendmmsg. An entry is dropped when its cache entry expires, and never
+// replayed under another policy than the one it was decided under
+// (SetPolicy also empties the table). Every other packet is relayed, with
+// its client's address, to the miekg/dns server through frontConn, so the
+// full path (decoding, FORMERR and NOTIMP, ServeDNS) is unchanged. TCP
+// never takes the fast path.
+//
 // # Concurrency
 //
-// ServeDNS runs on many goroutines at once (one per UDP packet, one per TCP
-// connection). The policy is an atomic pointer swapped by SetPolicy; the
-// cache, the forwarders' health, the sampler and Observations each have
-// their own mutex and are never held across I/O. Configuration is immutable
-// after New. Shutdown stops both listeners and waits for queries in flight.
+// ServeDNS runs on many goroutines at once (one per relayed UDP packet, one
+// per TCP connection); replays run on the UDP reader goroutine. The policy
+// is an atomic pointer swapped by SetPolicy, read once per query; the
+// cache, the fast-path table, the forwarders' health, the sampler and
+// Observations each have their own mutex and are never held across I/O.
+// Configuration is immutable after New. Shutdown stops both listeners and
+// waits for queries in flight.
 package dnsserver

@@ -32,11 +32,12 @@ func (s *Server) filter(rec *record, resp, up *dns.Msg, name dnsname.Name, qtype
 		if err != nil {
 			return s.denyChain(rec, resp, policy.Deny(policy.ReasonNameInvalid), c.Target)
 		}
-		if d := s.decideName(rec.src, t); !d.Allowed() {
+		if d := s.decideName(rec, t); !d.Allowed() {
 			return s.denyChain(rec, resp, d, t.String())
 		}
 		resp.Answer = append(resp.Answer, c)
 		if z := s.zones.find(t); z != nil {
+			rec.zoneTail = true // zone TTLs do not count down: never replayed
 			tail := new(dns.Msg)
 			z.answer(tail, t, qtype)
 			resp.Answer = append(resp.Answer, tail.Answer...)

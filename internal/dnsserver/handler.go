@@ -16,15 +16,26 @@ import (
 // DNS over HTTPS (an NXDOMAIN answer means "forbidden").
 var dohCanary = nameOf("use-application-dns.net")
 
-// ServeDNS answers one query: it is the dns.Handler of both listeners.
+// ServeDNS answers one query: it is the dns.Handler of both listeners. A
+// UDP answer the fast path may replay is kept for it (Server.remember).
 func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	src, tcp := clientOf(w.RemoteAddr())
-	resp := s.handle(context.Background(), src, tcp, req)
-	_ = w.WriteMsg(resp) // the client may be gone; nothing to do about it
+	resp, rec := s.handleRec(context.Background(), src, tcp, req)
+	pkt, err := resp.Pack()
+	if err != nil {
+		_ = w.WriteMsg(resp) // fails the same way; the writer reports it
+		return
+	}
+	if p, ok := w.RemoteAddr().(*peerAddr); ok {
+		s.remember(p.key, rec, resp, pkt)
+	}
+	_, _ = w.Write(pkt) // the client may be gone; nothing to do about it
 }
 
 func clientOf(a net.Addr) (netip.Addr, bool) {
 	switch a := a.(type) {
+	case *peerAddr:
+		return a.ap.Addr().Unmap(), false
 	case *net.UDPAddr:
 		return a.AddrPort().Addr().Unmap(), false
 	case *net.TCPAddr:
@@ -36,8 +47,14 @@ func clientOf(a net.Addr) (netip.Addr, bool) {
 // handle decides and answers req from src, records observations, logs the
 // decision once and counts it. It never returns nil.
 func (s *Server) handle(ctx context.Context, src netip.Addr, tcp bool, req *dns.Msg) *dns.Msg {
+	resp, _ := s.handleRec(ctx, src, tcp, req)
+	return resp
+}
+
+// handleRec is handle, also returning the query's record.
+func (s *Server) handleRec(ctx context.Context, src netip.Addr, tcp bool, req *dns.Msg) (*dns.Msg, *record) {
 	start := time.Now()
-	rec := &record{src: src, tcp: tcp}
+	rec := &record{src: src, tcp: tcp, pol: s.policy.Load()}
 	resp := s.answer(ctx, rec, req)
 	resp.Id = req.Id
 	resp.Response = true
@@ -51,9 +68,10 @@ func (s *Server) handle(ctx context.Context, src netip.Addr, tcp bool, req *dns.
 	rec.rcode = resp.Rcode
 	rec.answers = len(resp.Answer)
 	s.fitSize(req, resp, tcp)
+	markBlocked(resp, rec.decision)
 	s.metrics.Queries.WithLabelValues(string(rec.decision.Verdict), string(rec.decision.Reason)).Inc()
 	s.logRecord(rec, start)
-	return resp
+	return resp, rec
 }
 
 // fitSize adds an OPT record when the client sent one and, over UDP,
@@ -69,6 +87,23 @@ func (s *Server) fitSize(req, resp *dns.Msg, tcp bool) {
 		resp.Truncate(size)
 	}
 }
+
+// markBlocked adds an Extended DNS Error (RFC 8914, code 15 "Blocked")
+// naming airlock and the reason to a policy denial when the answer carries
+// EDNS0: a client, or `airlock verify`, can tell airlock's refusal from an
+// outside resolver's NXDOMAIN. Malformed queries are not marked.
+func markBlocked(resp *dns.Msg, d policy.Decision) {
+	if d.Allowed() || d.Reason == policy.ReasonMalformed || d.Verdict == "" {
+		return
+	}
+	if opt := resp.IsEdns0(); opt != nil {
+		opt.Option = append(opt.Option, &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: EDEPrefix + string(d.Reason)})
+	}
+}
+
+// EDEPrefix starts the extra text of the Extended DNS Error airlock puts on
+// every policy denial ("airlock: no_match", "airlock: qtype_denied" …).
+const EDEPrefix = "airlock: "
 
 // answer builds the response for req and fills rec's decision.
 func (s *Server) answer(ctx context.Context, rec *record, req *dns.Msg) *dns.Msg {
@@ -104,7 +139,7 @@ func (s *Server) answer(ctx context.Context, rec *record, req *dns.Msg) *dns.Msg
 		s.finish(rec, resp)
 		return resp
 	}
-	d := s.decideName(rec.src, name)
+	d := s.decideName(rec, name)
 	rec.decision = d
 	if !d.Allowed() {
 		resp.Rcode = s.blocked
@@ -129,16 +164,17 @@ func (s *Server) answer(ctx context.Context, rec *record, req *dns.Msg) *dns.Msg
 	return s.filter(rec, resp, up, name, q.Qtype)
 }
 
-// decideName is the policy question for one name: private zones are
-// answered; then the policy decides; a name it does not match (no_match)
-// is still answered when dns.allowNames lists it. A deny rule wins.
-func (s *Server) decideName(src netip.Addr, n dnsname.Name) policy.Decision {
+// decideName is the policy question for one name from rec's client, under
+// the policy the query started with: private zones are answered; then the
+// policy decides; a name it does not match (no_match) is still answered
+// when dns.allowNames lists it. A deny rule wins.
+func (s *Server) decideName(rec *record, n dnsname.Name) policy.Decision {
 	if s.zones.find(n) != nil {
 		return policy.Decision{Verdict: policy.VerdictAllow, Reason: ReasonPrivateZone}
 	}
 	d := policy.Deny(policy.ReasonNoMatch)
-	if p := s.policy.Load(); p != nil {
-		d = p.AllowsName(src, n)
+	if rec.pol != nil && rec.pol.p != nil {
+		d = rec.pol.p.AllowsName(rec.src, n)
 	}
 	if d.Allowed() || d.Reason == policy.ReasonRuleDeny {
 		return d
@@ -156,9 +192,10 @@ func (s *Server) decideName(src netip.Addr, n dnsname.Name) policy.Decision {
 // once), else stale from the cache when every forwarder failed.
 func (s *Server) lookup(ctx context.Context, rec *record, name string, qtype uint16) (*dns.Msg, error) {
 	k := cacheKey{name: name, qtype: qtype}
-	if m, ok := s.cache.get(k, s.now()); ok {
+	if m, h, ok := s.cache.get(k, s.now()); ok {
 		s.metrics.CacheHits.Inc()
 		rec.cache = "hit"
+		rec.hit = h
 		return m, nil
 	}
 	s.metrics.CacheMisses.Inc()
@@ -170,7 +207,7 @@ func (s *Server) lookup(ctx context.Context, rec *record, name string, qtype uin
 		}
 		now := s.now()
 		s.cache.put(k, m, now)
-		if c, ok := s.cache.get(k, now); ok {
+		if c, _, ok := s.cache.get(k, now); ok {
 			return c, nil
 		}
 		return capTTL(m.Copy()), nil

@@ -53,6 +53,11 @@ type record struct {
 	stripped []string
 	cache    string // "", hit, miss, stale
 	err      error
+
+	// Not logged: what the fast path needs to replay the answer.
+	pol      *policySnap // the policy the query was decided under
+	hit      cacheHit    // the cache entry a "hit" answer came from
+	zoneTail bool        // a CNAME chain was finished by a private zone
 }
 
 // sampler decides which allowed queries are logged in sampled mode: the

@@ -49,7 +49,7 @@ type Server struct {
 	log        *slog.Logger
 	metrics    *Metrics
 	now        func() time.Time
-	policy     atomic.Pointer[policy.Policy]
+	policy     atomic.Pointer[policySnap]
 	zones      *zones
 	allowNames []dnsname.Pattern
 	qtypes     map[uint16]bool
@@ -61,6 +61,7 @@ type Server struct {
 	flight     singleflight.Group
 	obs        *Observations
 	sampler    sampler
+	fast       *fastCache
 
 	mu      sync.Mutex
 	servers []*dns.Server
@@ -116,13 +117,23 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.cache = newAnswerCache(entries, cfg.StaleFor)
 	s.fwd = newForwarders(cfg.Forwarders, cfg.ForwarderTimeout, netExchange, s.now, s.metrics)
-	s.policy.Store(deps.Policy)
+	s.fast = newFastCache(entries)
+	s.policy.Store(&policySnap{p: deps.Policy})
 	return s, nil
 }
 
-// SetPolicy atomically replaces the policy (on reload); queries in flight
+// policySnap is one policy in force. Each SetPolicy stores a new snapshot,
+// so its address identifies the policy generation: a fast-path answer
+// decided under another snapshot is never replayed.
+type policySnap struct{ p *policy.Policy }
+
+// SetPolicy atomically replaces the policy (on reload) and drops every
+// answer the fast path had decided under the old one; queries in flight
 // finish with the one they started with.
-func (s *Server) SetPolicy(p *policy.Policy) { s.policy.Store(p) }
+func (s *Server) SetPolicy(p *policy.Policy) {
+	s.policy.Store(&policySnap{p: p})
+	s.fast.clear()
+}
 
 // Observations returns the name→address store the gateway reads.
 func (s *Server) Observations() *Observations { return s.obs }
@@ -176,8 +187,17 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 	var srvs []*dns.Server
 	started := make(chan struct{}, 2)
 	notify := func() { started <- struct{}{} }
+	var front *udpFront
 	if pc != nil {
-		srvs = append(srvs, &dns.Server{PacketConn: pc, Handler: s, UDPSize: upstreamUDPSize, NotifyStartedFunc: notify})
+		udpPC := pc
+		if conn, ok := pc.(*net.UDPConn); ok {
+			f, err := newUDPFront(s, conn)
+			if err != nil {
+				return fmt.Errorf("dns serve: %w", err)
+			}
+			front, udpPC = f, f.pc
+		}
+		srvs = append(srvs, &dns.Server{PacketConn: udpPC, Handler: s, UDPSize: upstreamUDPSize, NotifyStartedFunc: notify})
 	}
 	if ln != nil {
 		srvs = append(srvs, &dns.Server{Listener: ln, Handler: s, NotifyStartedFunc: notify,
@@ -195,6 +215,9 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 	}
 	s.mu.Unlock()
 	errc := make(chan error, len(srvs))
+	if front != nil {
+		go front.run()
+	}
 	for _, srv := range srvs {
 		go func() { errc <- srv.ActivateAndServe() }()
 	}

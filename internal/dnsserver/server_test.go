@@ -499,3 +499,45 @@ func TestMalformed(t *testing.T) {
 		t.Errorf("upstream queries = %d, want 0", up.queries.Load())
 	}
 }
+
+// A policy denial carries an Extended DNS Error naming airlock and the
+// reason, so it can be told from an outside resolver's NXDOMAIN; allowed
+// answers and answers without EDNS0 carry none.
+func TestDeniedCarriesExtendedError(t *testing.T) {
+	up := newUpstream(t, baseZone())
+	e := start(t, defaults(up.addr), Deps{})
+	ede := func(m *dns.Msg) *dns.EDNS0_EDE {
+		if opt := m.IsEdns0(); opt != nil {
+			for _, o := range opt.Option {
+				if x, ok := o.(*dns.EDNS0_EDE); ok {
+					return x
+				}
+			}
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		qname string
+		qtype uint16
+		want  string // "" for no EDE
+	}{
+		{"denied.test", dns.TypeA, "airlock: no_match"},
+		{"www.allowed.test", dns.TypeTXT, "airlock: qtype_denied"},
+		{"use-application-dns.net", dns.TypeA, "airlock: doh_canary"},
+		{"www.allowed.test", dns.TypeA, ""},
+	} {
+		for _, tcp := range []bool{false, false, true} { // the second UDP ask may be a fast-path replay
+			r := e.ask(t, tc.qname, tc.qtype, tcp, 1232)
+			got := ede(r)
+			switch {
+			case tc.want == "" && got != nil:
+				t.Errorf("%s %s (tcp %v): EDE %d %q, want none", tc.qname, dns.Type(tc.qtype), tcp, got.InfoCode, got.ExtraText)
+			case tc.want != "" && (got == nil || got.InfoCode != dns.ExtendedErrorCodeBlocked || got.ExtraText != tc.want):
+				t.Errorf("%s %s (tcp %v): EDE %v, want code 15 %q", tc.qname, dns.Type(tc.qtype), tcp, got, tc.want)
+			}
+		}
+	}
+	if r := e.ask(t, "denied.test", dns.TypeA, false, 0); r.IsEdns0() != nil {
+		t.Errorf("denied.test without EDNS0 got an OPT record: %v", r)
+	}
+}
