@@ -155,7 +155,7 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 	}
 
 	var gw *egress.Server
-	if cfg.Gateway.ProxyListen != "" || cfg.Gateway.TransparentListen != "" {
+	if cfg.Gateway.ProxyListen != "" || cfg.Gateway.TransparentListen != "" || cfg.Gateway.L4Listen != "" {
 		var err error
 		deps := egress.Deps{Policy: pol, Logger: log.With("component", "gateway"), Metrics: egress.NewMetrics(reg)}
 		if dns != nil {
@@ -189,10 +189,21 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 				return fmt.Errorf("gateway: %w (set gateway.l4Listen, run as root)", err)
 			}
 			go func() { errc <- wrap("gateway l4", gw.ServeL4(ctx, ln)) }()
+			// The same address over UDP: TPROXY hands UDP network-rule
+			// ports (and udp/443) to it.
+			pc, err := egress.ListenTransparentUDP(ctx, cfg.Gateway.L4Listen)
+			if err != nil {
+				return fmt.Errorf("gateway: %w (set gateway.l4Listen, run as root)", err)
+			}
+			go func() { errc <- wrap("gateway l4 udp", gw.ServeL4UDP(ctx, pc)) }()
 		}
 		for _, d := range pol.DNATListeners() {
-			if d.Proto != policy.ProtoTCP {
-				log.Warn("gateway: UDP DNAT is not supported yet; rule ignored", "listen", d.Addr.String())
+			if d.Proto == policy.ProtoUDP {
+				pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(d.Addr))
+				if err != nil {
+					return fmt.Errorf("gateway: UDP DNAT listen on %s: %w (is it an address of this host?)", d.Addr, err)
+				}
+				go func() { errc <- wrap("gateway dnat udp", gw.ServeDNATUDP(ctx, pc)) }()
 				continue
 			}
 			ln, err := net.Listen("tcp", d.Addr.String())

@@ -23,6 +23,11 @@ const (
 const (
 	DefaultDialTimeout = 10 * time.Second
 	DefaultHeadTimeout = 5 * time.Second
+	// DefaultUDPIdleTimeout ends a UDP flow that carried no datagram in
+	// either direction for this long.
+	DefaultUDPIdleTimeout = 60 * time.Second
+	// DefaultUDPMaxFlows bounds the UDP flows each UDP listener keeps.
+	DefaultUDPMaxFlows = 4096
 )
 
 // Config is the gateway section of airlock.yaml.
@@ -63,10 +68,21 @@ type Config struct {
 	// to, round-robin per address family, to spread SNAT ports over several
 	// addresses. Default empty: the kernel picks the source.
 	SourceAddresses []string `yaml:"sourceAddresses"`
+	// UDPIdleTimeout ends a UDP flow (L4 or DNAT; one flow per client
+	// source and original destination) after this long without a datagram
+	// either way; its decision record is written then. Default 60s; zero
+	// means the default.
+	UDPIdleTimeout time.Duration `yaml:"udpIdleTimeout"`
+	// UDPMaxFlows bounds the live UDP flows of each UDP listener (allowed
+	// flows and remembered denies alike); a datagram that would open one
+	// more is dropped and counted, so a flood cannot exhaust memory or
+	// file descriptors (an allowed flow holds two sockets). Default 4096;
+	// zero means the default.
+	UDPMaxFlows int `yaml:"udpMaxFlows"`
 }
 
 // SetDefaults fills what the file left out: mode enforce, dialTimeout 10s,
-// headTimeout 5s.
+// headTimeout 5s, udpIdleTimeout 60s, udpMaxFlows 4096.
 func (c *Config) SetDefaults() {
 	if c.Mode == "" {
 		c.Mode = ModeEnforce
@@ -76,6 +92,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.HeadTimeout == 0 {
 		c.HeadTimeout = DefaultHeadTimeout
+	}
+	if c.UDPIdleTimeout == 0 {
+		c.UDPIdleTimeout = DefaultUDPIdleTimeout
+	}
+	if c.UDPMaxFlows == 0 {
+		c.UDPMaxFlows = DefaultUDPMaxFlows
 	}
 }
 
@@ -100,6 +122,12 @@ func (c *Config) Validate(report func(path, msg string)) {
 	}
 	if c.HeadTimeout < 0 {
 		report("headTimeout", fmt.Sprintf("must be positive, got %s", c.HeadTimeout))
+	}
+	if c.UDPIdleTimeout < 0 {
+		report("udpIdleTimeout", fmt.Sprintf("must be positive, got %s", c.UDPIdleTimeout))
+	}
+	if c.UDPMaxFlows < 0 {
+		report("udpMaxFlows", fmt.Sprintf("must be positive, got %d", c.UDPMaxFlows))
 	}
 	for i, s := range c.SourceAddresses {
 		if _, msg := parseSource(s); msg != "" {

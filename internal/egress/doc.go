@@ -20,14 +20,29 @@
 // (slog, JSON) and metrics when the flow ends; a denied flow ends at once.
 //
 // Concurrency: a Server is safe for concurrent use. Each accepted
-// connection has its own goroutine plus one for the upstream direction of
-// its relay. The policy is an atomic pointer: SetPolicy affects flows
+// connection has its own goroutine until its tunnel is established. A
+// tunnel's two directions are then copied by goroutines that exist only
+// while the direction is busy: a direction idle for 100 ms hands its
+// socket to the Server's poller (one edge-triggered epoll set, Linux;
+// poller_linux.go, pump_linux.go) and its goroutine ends, and the poller
+// starts one again when bytes arrive. An explicit-proxy tunnel's record is
+// written by whichever goroutine ends it; transparent, L4 and DNAT
+// handlers wait for their tunnel. Elsewhere than Linux each tunnel keeps
+// two goroutines (relay.go). The policy is an atomic pointer: SetPolicy affects flows
 // decided after it; established tunnels are never re-decided. Shutdown
 // closes the listeners, waits for tracked flows until its context ends,
 // then closes every tracked connection. New does no I/O; there is no
 // package-level mutable state.
 //
-// Not here yet: L4 forwarding for network rules (TPROXY, UDP), DNAT
-// listeners, FQDN network rules fed by airlock DNS (Flow.DstNames), and
-// `airlock gateway rules`.
+// UDP (udp.go): the L4 listener's UDP socket (TPROXY, original
+// destination from IP_ORIGDSTADDR / IPV6_ORIGDSTADDR) and the UDP DNAT
+// listeners hand each datagram to a flow table keyed by (client,
+// destination). The first datagram decides the flow; an allowed flow gets
+// a connected upstream socket and one goroutine relaying replies back
+// (from a transparent socket bound to the original destination for L4,
+// from the listener for DNAT) until gateway.udpIdleTimeout passes without
+// a datagram; a denied flow is recorded at once and remembered as long.
+// The table is bounded by gateway.udpMaxFlows; only the listener's
+// goroutine adds flows, each flow's goroutine removes its own. Shutdown
+// closes the UDP sockets, which ends every UDP flow with its record.
 package egress

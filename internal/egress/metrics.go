@@ -18,6 +18,14 @@ type Metrics struct {
 	// original destination is the listener itself), "original_dst" (no
 	// original destination could be read).
 	Refused *prometheus.CounterVec
+	// UDPFlows is the number of UDP flows relaying now (L4 and DNAT).
+	UDPFlows prometheus.Gauge
+	// UDPDropped counts datagrams dropped before or outside a flow, by why:
+	// denied (a flow whose deny is remembered), flow_limit
+	// (gateway.udpMaxFlows reached), oversized, original_dst (no original
+	// destination in the datagram's control data), loop (sent to the L4
+	// listener itself), send (the kernel refused to send it on).
+	UDPDropped *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -36,9 +44,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_egress_refused_connections_total", Help: "Transparent connections refused before a decision, by why (loop, original_dst).",
 		}, []string{"why"}),
+		UDPFlows: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "airlock_egress_udp_flows", Help: "UDP flows relaying now (L4 and DNAT).",
+		}),
+		UDPDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_egress_udp_dropped_datagrams_total", Help: "UDP datagrams dropped, by why (denied, flow_limit, oversized, original_dst, loop, send).",
+		}, []string{"why"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Flows, m.Bytes, m.Tunnels, m.Refused)
+		reg.MustRegister(m.Flows, m.Bytes, m.Tunnels, m.Refused, m.UDPFlows, m.UDPDropped)
 	}
 	return m
 }

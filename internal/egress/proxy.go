@@ -20,14 +20,28 @@ import (
 const maxProxyHead = 16 << 10
 
 // handleProxy serves one explicit-proxy connection: one CONNECT tunnel or
-// one absolute-form HTTP request (answered with Connection: close).
-func (s *Server) handleProxy(ctx context.Context, c *net.TCPConn) {
+// one absolute-form HTTP request (answered with Connection: close). An
+// established CONNECT tunnel outlives this goroutine: it is relayed by the
+// poller, which writes the decision record and calls release when the
+// tunnel ends; every other flow ends (record, release) when this returns.
+func (s *Server) handleProxy(ctx context.Context, c *net.TCPConn, release func()) {
 	f := &flow{listener: listenerProxy, start: s.now(), src: addrPortOf(c.RemoteAddr())}
-	defer s.finish(f)
+	var up *net.TCPConn
+	detached := false
+	defer func() {
+		if detached {
+			return
+		}
+		if up != nil {
+			s.untrack(up)
+		}
+		s.finish(f)
+		release()
+	}()
 
 	c.SetReadDeadline(time.Now().Add(s.headTimeout))
 	lim := &headLimit{r: c, n: maxProxyHead}
-	br := bufio.NewReaderSize(lim, 4096)
+	br := bufio.NewReaderSize(lim, 1024)
 	req, err := http.ReadRequest(br)
 	if err != nil {
 		f.decision, f.err = policy.Deny(policy.ReasonMalformed), fmt.Errorf("reading the proxy request: %w", err)
@@ -68,7 +82,7 @@ func (s *Server) handleProxy(ctx context.Context, c *net.TCPConn) {
 		f.wouldDeny = true
 	}
 
-	up, err := s.dialFor(ctx, f)
+	up, err = s.dialFor(ctx, f)
 	if err != nil {
 		if !f.decision.Allowed() {
 			proxyDeny(c, f.decision.Reason)
@@ -77,7 +91,6 @@ func (s *Server) handleProxy(ctx context.Context, c *net.TCPConn) {
 		}
 		return
 	}
-	defer s.untrack(up)
 
 	if req.Method == http.MethodConnect {
 		if _, err := io.WriteString(c, "HTTP/1.1 200 Connection Established\r\n\r\n"); err != nil {
@@ -95,7 +108,12 @@ func (s *Server) handleProxy(ctx context.Context, c *net.TCPConn) {
 				return
 			}
 		}
-		s.tunnel(f, c, up)
+		detached = true
+		s.startTunnel(f, c, up, func() {
+			s.untrack(up)
+			s.finish(f)
+			release()
+		})
 		return
 	}
 	s.forwardHTTP(f, req, c, up)

@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/netip"
@@ -53,7 +54,9 @@ type flow struct {
 	// when the client asked the explicit proxy for a name.
 	dst  netip.AddrPort
 	port uint16
-	name dnsname.Name
+	// proto is the transport; zero means TCP.
+	proto policy.Proto
+	name  dnsname.Name
 	// rawName is the name as sent when it is not a valid host name.
 	rawName   string
 	app       policy.App
@@ -82,7 +85,7 @@ func (s *Server) finish(f *flow) {
 		attrs = append(attrs, slog.String(keyName, f.rawName))
 	}
 	attrs = append(attrs,
-		slog.String(keyProto, policy.ProtoTCP.String()),
+		slog.String(keyProto, cmp.Or(f.proto, policy.ProtoTCP).String()),
 		slog.String(keyApp, f.app.String()),
 		slog.String(keyVerdict, string(d.Verdict)),
 		slog.String(keyReason, string(d.Reason)),

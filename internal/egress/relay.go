@@ -7,9 +7,10 @@ import (
 	"sync"
 )
 
-// relay copies bytes both ways between client and upstream until both
-// directions end, and returns the bytes copied up (client to upstream) and
-// down. Both sides are *net.TCPConn, so copyTCP splices (splice(2) on
+// relay copies bytes both ways between client and upstream on two
+// goroutines until both directions end, and returns the bytes copied up
+// (client to upstream) and down. It is the relay where there is no poller
+// (not Linux, or epoll failed); on Linux tunnels go through pumpRelay. Both sides are *net.TCPConn, so copyTCP splices (splice(2) on
 // Linux) and the bytes never enter user space; nothing may wrap them.
 //
 // A direction that reaches EOF half-closes the other side (CloseWrite), so

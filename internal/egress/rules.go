@@ -2,9 +2,11 @@ package egress
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,9 +26,12 @@ type RulesInput struct {
 	// port): a node whose default route is the gateway cannot reach another
 	// resolver.
 	DNSPort uint16
-	// L4Port, when not 0, receives (TPROXY) forwarded TCP to L4Ports, the
-	// ports of network allow rules (gateway.l4Listen's port); 80 and 443
-	// stay with the transparent listener.
+	// L4Port, when not 0, receives (TPROXY) forwarded TCP and UDP to
+	// L4Ports, the ports of network allow rules (gateway.l4Listen's port,
+	// where a TCP and a UDP socket listen); tcp/80 and tcp/443 stay with
+	// the transparent listener, port 53 with airlock DNS when DNSPort is
+	// set, and udp/443 always goes to the L4 listener, so QUIC is denied
+	// with a decision record unless a network rule allows it.
 	L4Port  uint16
 	L4Ports []policy.PortRange
 }
@@ -38,32 +43,48 @@ const (
 	RulesTableID = 161
 )
 
-// l4Ports renders the TCP ranges of ports for the TPROXY rule, without 80
-// and 443; "" when none is left.
-func l4Ports(ranges []policy.PortRange) string {
-	var parts []string
-	add := func(from, to uint16) {
-		if from > to {
-			return
+// l4Ports renders the ranges of proto's ports for a TPROXY rule: ranges
+// plus the single ports in extra, merged, without the ports in skip; ""
+// when none is left.
+func l4Ports(ranges []policy.PortRange, proto policy.Proto, extra, skip []uint16) string {
+	var rs []policy.PortRange
+	for _, r := range ranges {
+		if r.Proto == proto && r.From <= r.To {
+			rs = append(rs, r)
 		}
-		if from == to {
-			parts = append(parts, strconv.Itoa(int(from)))
-		} else {
+	}
+	for _, p := range extra {
+		rs = append(rs, policy.PortRange{Proto: proto, From: p, To: p})
+	}
+	slices.SortFunc(rs, func(a, b policy.PortRange) int { return cmp.Or(cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To)) })
+	var merged []policy.PortRange
+	for _, r := range rs {
+		if n := len(merged); n > 0 && int(r.From) <= int(merged[n-1].To)+1 {
+			merged[n-1].To = max(merged[n-1].To, r.To)
+			continue
+		}
+		merged = append(merged, r)
+	}
+	skip = slices.Sorted(slices.Values(skip))
+	var parts []string
+	add := func(from, to int) {
+		switch {
+		case from > to:
+		case from == to:
+			parts = append(parts, strconv.Itoa(from))
+		default:
 			parts = append(parts, fmt.Sprintf("%d-%d", from, to))
 		}
 	}
-	for _, r := range ranges {
-		if r.Proto != policy.ProtoTCP {
-			continue
-		}
-		from := r.From
-		for _, skip := range []uint16{80, 443} {
-			if skip >= from && skip <= r.To {
-				add(from, skip-1)
-				from = skip + 1
+	for _, r := range merged {
+		from := int(r.From)
+		for _, sp := range skip {
+			if int(sp) >= from && sp <= r.To {
+				add(from, int(sp)-1)
+				from = int(sp) + 1
 			}
 		}
-		add(from, r.To)
+		add(from, int(r.To))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -71,8 +92,9 @@ func l4Ports(ranges []policy.PortRange) string {
 // Ruleset renders the interception for a gateway host that nodes route
 // through (DESIGN §4 userDefinedRouting): tcp/80 and tcp/443 arriving to be
 // forwarded are redirected to the transparent listener (which keeps the
-// original destination for SO_ORIGINAL_DST), DNS to airlock DNS, and every
-// other forwarded packet is dropped. One inet table covers IPv4 and IPv6.
+// original destination for SO_ORIGINAL_DST), DNS to airlock DNS, the TCP
+// and UDP ports of network rules (and udp/443) are handed by TPROXY to the
+// L4 listener, and every other forwarded packet is dropped. One inet table covers IPv4 and IPv6.
 // The text declares, deletes and recreates the table, so `nft -f` replaces
 // it atomically in one transaction, whatever state it was in.
 func Ruleset(in RulesInput) string {
@@ -89,11 +111,23 @@ func Ruleset(in RulesInput) string {
 		fmt.Fprintf(&b, "\t\tmeta l4proto { tcp, udp } th dport 53 counter redirect to :%d comment \"every resolver is airlock DNS\"\n", in.DNSPort)
 	}
 	b.WriteString("\t}\n")
-	if ports := l4Ports(in.L4Ports); in.L4Port != 0 && ports != "" {
+	if in.L4Port != 0 {
+		// The DNS redirect (nat, dstnat) comes after TPROXY (mangle): a
+		// network rule's range must not take port 53 from it.
+		var skipTCP, skipUDP []uint16
+		skipTCP = append(skipTCP, 80, 443)
+		if in.DNSPort != 0 {
+			skipTCP, skipUDP = append(skipTCP, 53), append(skipUDP, 53)
+		}
+		tcp := l4Ports(in.L4Ports, policy.ProtoTCP, nil, skipTCP)
+		udp := l4Ports(in.L4Ports, policy.ProtoUDP, []uint16{443}, skipUDP)
 		b.WriteString("\tchain intercept_l4 {\n")
 		b.WriteString("\t\ttype filter hook prerouting priority mangle; policy accept;\n")
 		b.WriteString("\t\tfib daddr type local return\n")
-		fmt.Fprintf(&b, "\t\tmeta l4proto tcp th dport { %s } tproxy to :%d meta mark set 0x%x accept comment \"network-rule ports to the L4 listener\"\n", ports, in.L4Port, RulesMark)
+		if tcp != "" {
+			fmt.Fprintf(&b, "\t\tmeta l4proto tcp th dport { %s } tproxy to :%d meta mark set 0x%x accept comment \"network-rule ports to the L4 listener\"\n", tcp, in.L4Port, RulesMark)
+		}
+		fmt.Fprintf(&b, "\t\tmeta l4proto udp th dport { %s } tproxy to :%d meta mark set 0x%x accept comment \"network-rule UDP ports, and udp/443 (QUIC: denied and logged unless a rule allows it), to the L4 listener\"\n", udp, in.L4Port, RulesMark)
 		b.WriteString("\t}\n")
 	}
 	b.WriteString("\tchain forward {\n")

@@ -27,7 +27,7 @@ func TestE2ERulesetApplies(t *testing.T) {
 	}
 	var b [4]byte
 	rand.Read(b[:])
-	ns := "alx-rules-" + hex.EncodeToString(b[:])
+	ns := "alxu-rules-" + hex.EncodeToString(b[:])
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)
 	}

@@ -2,11 +2,11 @@ package egress
 
 import (
 	"flag"
-
-	"github.com/airlockdev/airlock/internal/policy"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/airlockdev/airlock/internal/policy"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -20,6 +20,12 @@ func TestRulesetGolden(t *testing.T) {
 		{"gateway-rules-dns", RulesInput{TransparentPort: 15001, DNSPort: 53}},
 		{"gateway-rules-l4", RulesInput{TransparentPort: 15001, L4Port: 15002, L4Ports: []policy.PortRange{
 			{Proto: policy.ProtoTCP, From: 22, To: 22}, {Proto: policy.ProtoTCP, From: 1, To: 1000}, {Proto: policy.ProtoUDP, From: 123, To: 123},
+		}}},
+		{"gateway-rules-l4-dns", RulesInput{TransparentPort: 15001, DNSPort: 53, L4Port: 15002, L4Ports: []policy.PortRange{
+			{Proto: policy.ProtoTCP, From: 1, To: 65535}, {Proto: policy.ProtoUDP, From: 1, To: 1024},
+		}}},
+		{"gateway-rules-l4-udp-only", RulesInput{TransparentPort: 15001, L4Port: 15002, L4Ports: []policy.PortRange{
+			{Proto: policy.ProtoUDP, From: 123, To: 123}, {Proto: policy.ProtoUDP, From: 500, To: 500},
 		}}},
 	}
 	for _, tt := range tests {
@@ -37,6 +43,35 @@ func TestRulesetGolden(t *testing.T) {
 			}
 			if got != string(want) {
 				t.Errorf("Ruleset(%+v) =\n%s\nwant (%s)\n%s", tt.in, got, path, want)
+			}
+		})
+	}
+}
+
+func TestL4Ports(t *testing.T) {
+	tcp, udp := policy.ProtoTCP, policy.ProtoUDP
+	tests := []struct {
+		name   string
+		ranges []policy.PortRange
+		proto  policy.Proto
+		extra  []uint16
+		skip   []uint16
+		want   string
+	}{
+		{"none", nil, tcp, nil, []uint16{80, 443}, ""},
+		{"only skipped", []policy.PortRange{{Proto: tcp, From: 80, To: 80}, {Proto: tcp, From: 443, To: 443}}, tcp, nil, []uint16{80, 443}, ""},
+		{"other proto ignored", []policy.PortRange{{Proto: udp, From: 123, To: 123}}, tcp, nil, nil, ""},
+		{"split around skips", []policy.PortRange{{Proto: tcp, From: 1, To: 1000}}, tcp, nil, []uint16{443, 80}, "1-79, 81-442, 444-1000"},
+		{"merged", []policy.PortRange{{Proto: tcp, From: 22, To: 22}, {Proto: tcp, From: 20, To: 23}, {Proto: tcp, From: 24, To: 30}}, tcp, nil, nil, "20-30"},
+		{"extra added", []policy.PortRange{{Proto: udp, From: 123, To: 123}}, udp, []uint16{443}, nil, "123, 443"},
+		{"extra inside a range", []policy.PortRange{{Proto: udp, From: 1, To: 1024}}, udp, []uint16{443}, []uint16{53}, "1-52, 54-1024"},
+		{"edges", []policy.PortRange{{Proto: udp, From: 1, To: 65535}}, udp, nil, []uint16{1, 65535}, "2-65534"},
+		{"inverted range ignored", []policy.PortRange{{Proto: udp, From: 9, To: 5}}, udp, nil, nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := l4Ports(tc.ranges, tc.proto, tc.extra, tc.skip); got != tc.want {
+				t.Errorf("l4Ports(%v, %v, %v, %v) = %q, want %q", tc.ranges, tc.proto, tc.extra, tc.skip, got, tc.want)
 			}
 		})
 	}

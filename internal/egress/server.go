@@ -55,12 +55,18 @@ type Server struct {
 	names       NameSource
 	now         func() time.Time
 	pol         atomic.Pointer[policy.Policy]
+	udp         udpConfig // UDP flows (udp.go)
 
 	mu        sync.Mutex
 	closing   bool
 	listeners map[net.Listener]struct{}
 	conns     map[*net.TCPConn]struct{} // clients and upstreams of live flows
 	wg        sync.WaitGroup            // one per live flow
+	// poller watches established tunnels (Linux), created with the first;
+	// pollerErr is set once it failed or was closed by Shutdown, and
+	// tunnels then relay with two goroutines each.
+	poller    *poller
+	pollerErr error
 }
 
 // New builds a Server from a validated Config (SetDefaults applied). It
@@ -81,6 +87,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		origDst:     deps.OriginalDst,
 		names:       deps.Names,
 		now:         deps.Now,
+		udp:         udpConfig{idle: c.UDPIdleTimeout, maxFlows: c.UDPMaxFlows},
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*net.TCPConn]struct{}),
 	}
@@ -121,7 +128,7 @@ func (s *Server) decide(f policy.Flow) policy.Decision {
 // ServeProxy runs the explicit proxy (CONNECT and absolute-form HTTP) on
 // ln until ctx ends or Shutdown; it returns nil then.
 func (s *Server) ServeProxy(ctx context.Context, ln net.Listener) error {
-	return s.serve(ctx, ln, s.handleProxy)
+	return s.serveDetached(ctx, ln, s.handleProxy)
 }
 
 // ServeTransparent runs the transparent listener on ln (the target of the
@@ -131,7 +138,19 @@ func (s *Server) ServeTransparent(ctx context.Context, ln net.Listener) error {
 	return s.serve(ctx, ln, s.handleTransparent)
 }
 
+// serve accepts on ln and runs handle on a goroutine per connection; the
+// flow ends when handle returns.
 func (s *Server) serve(ctx context.Context, ln net.Listener, handle func(context.Context, *net.TCPConn)) error {
+	return s.serveDetached(ctx, ln, func(ctx context.Context, c *net.TCPConn, release func()) {
+		defer release()
+		handle(ctx, c)
+	})
+}
+
+// serveDetached is serve for handlers that may outlive their goroutine: a
+// handler calls release exactly once, when its flow has ended (a tunnel
+// relayed by the poller ends after the handler returned).
+func (s *Server) serveDetached(ctx context.Context, ln net.Listener, handle func(ctx context.Context, c *net.TCPConn, release func())) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -173,11 +192,10 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, handle func(context
 			tc.Close()
 			return nil
 		}
-		go func() {
-			defer s.wg.Done()
-			defer s.untrack(tc)
-			handle(ctx, tc)
-		}()
+		go handle(ctx, tc, func() {
+			s.untrack(tc)
+			s.wg.Done()
+		})
 	}
 }
 
@@ -226,6 +244,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		s.closePoller()
 		return nil
 	case <-ctx.Done():
 	}
@@ -234,20 +253,66 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		c.Close()
 	}
+	p := s.poller
 	s.mu.Unlock()
+	if p != nil {
+		// Closed sockets leave the epoll set without an event: wake the
+		// tunnels the poller holds so that they see the close and end.
+		p.kickAll()
+	}
 	<-done
+	s.closePoller()
 	s.log.Warn("egress shutdown closed connections still open at the deadline", "connections", n)
 	return ctx.Err()
 }
 
-// tunnel relays between a client and its upstream, tracked for Shutdown
-// and counted in the active-tunnels gauge.
+// tunnel relays between a client and its upstream until both directions
+// end and both connections are closed, counted in the active-tunnels
+// gauge. The calling goroutine waits; the relay itself holds no goroutine
+// while idle (see startTunnel).
 func (s *Server) tunnel(f *flow, client, upstream *net.TCPConn) {
+	done := make(chan struct{})
+	s.startTunnel(f, client, upstream, func() { close(done) })
+	<-done
+}
+
+// startTunnel starts relaying between a client and its upstream and
+// returns at once: on Linux the poller watches both sockets, and a
+// goroutine exists only while bytes move. When both directions ended and
+// both connections are closed, the bytes are added to f and then runs.
+func (s *Server) startTunnel(f *flow, client, upstream *net.TCPConn, then func()) {
 	s.m.Tunnels.Inc()
-	defer s.m.Tunnels.Dec()
-	up, down := relay(client, upstream)
-	f.up += up
-	f.down += down
+	s.startRelay(client, upstream, func(up, down int64) {
+		s.m.Tunnels.Dec()
+		f.up += up
+		f.down += down
+		then()
+	})
+}
+
+// tunnelPoller returns the poller, created on first use; nil when it
+// cannot be had (then tunnels relay with goroutines).
+func (s *Server) tunnelPoller() *poller {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.poller == nil && s.pollerErr == nil {
+		s.poller, s.pollerErr = newPoller()
+		if s.pollerErr != nil {
+			s.log.Warn("egress tunnels relay without the poller", keyError, s.pollerErr.Error())
+		}
+	}
+	return s.poller
+}
+
+// closePoller stops the poller once every flow ended (Shutdown).
+func (s *Server) closePoller() {
+	s.mu.Lock()
+	p := s.poller
+	s.poller, s.pollerErr = nil, errors.New("the gateway shut down")
+	s.mu.Unlock()
+	if p != nil {
+		p.close()
+	}
 }
 
 // dialFor connects a decided flow: an allowed application flow (or a
