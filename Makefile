@@ -47,7 +47,7 @@ conformance-baseline: ## same suite against Debian docker-registry (62/12/5)
 
 e2e: ## e2e suite as root: real skopeo, containerd, docker-registry, unbound, netns; airlock binary
 	$(GO) test -tags e2e $(E2E_FLAGS) ./test/e2e/...
-	$(GO) test -tags e2e $(E2E_FLAGS) -run 'E2E' ./internal/upstream ./internal/egress ./internal/dnsserver
+	$(GO) test -tags e2e $(E2E_FLAGS) -run 'E2E' ./internal/upstream ./internal/egress ./internal/dnsserver ./internal/node ./internal/verify
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s)
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh

@@ -40,11 +40,15 @@ func commands() map[string]command {
 		"config check":   configCheckCmd,
 		"config default": configDefaultCmd,
 		"gateway rules":  gatewayRulesCmd,
+		"node apply":     nodeApplyCmd,
+		"node reset":     nodeResetCmd,
+		"node status":    nodeStatusCmd,
 		"policy check":   policyCheckCmd,
 		"policy explain": policyExplainCmd,
 		"policy tags":    policyTagsCmd,
 		"registry gc":    registryGCCmd,
 		"registry hash":  registryHashCmd,
+		"verify":         verifyCmd,
 		"version":        versionCmd,
 	}
 }

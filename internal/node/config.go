@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 )
 
 // OutboundType is how a node's traffic leaves it (Azure's --outbound-type).
@@ -62,7 +63,31 @@ type Config struct {
 	// AllowedAddresses are CIDRs (cluster and VNet ranges) that stay
 	// reachable under block and userDefinedRouting.
 	AllowedAddresses []string `yaml:"allowedAddresses"`
+	// Resolver is how the node's resolver is pointed at DNS: auto
+	// (default: systemd-resolved when it is in use under Root, else
+	// resolv.conf), resolvconf, resolved or none (leave it alone).
+	// resolv.conf cannot carry a port, so resolvconf needs DNS on port 53.
+	Resolver ResolverMode `yaml:"resolver"`
+	// RegistryCAFile is the CA certificate (PEM) containerd trusts for the
+	// airlock registry, as a path on the node; written as `ca` in every
+	// hosts.toml. Setting it (or registry.tls) makes the mirror https.
+	// Empty: the system roots.
+	RegistryCAFile string `yaml:"registryCAFile" config:"path"`
+	// ContainerdConfig is containerd's config.toml, as a path on the node
+	// (under Root). Default /etc/containerd/config.toml.
+	ContainerdConfig string `yaml:"containerdConfig"`
 }
+
+// ResolverMode selects the resolver configuration node writes.
+type ResolverMode string
+
+// Resolver modes.
+const (
+	ResolverAuto       ResolverMode = "auto"
+	ResolverResolvConf ResolverMode = "resolvconf"
+	ResolverResolved   ResolverMode = "resolved"
+	ResolverNone       ResolverMode = "none"
+)
 
 // SetDefaults fills what the file left out.
 func (c *Config) SetDefaults() {
@@ -74,6 +99,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.ArtifactSource == "" {
 		c.ArtifactSource = SourceDirect
+	}
+	if c.Resolver == "" {
+		c.Resolver = ResolverAuto
+	}
+	if c.ContainerdConfig == "" {
+		c.ContainerdConfig = "/etc/containerd/config.toml"
 	}
 }
 
@@ -97,9 +128,19 @@ func (c *Config) Validate(report func(path, msg string)) {
 		report("registry", "required when artifactSource is Cache (the airlock registry's host:port as the node reaches it)")
 	}
 	if c.DNS != "" {
-		if _, err := parseHostPort(c.DNS); err != nil {
+		if ap, err := parseHostPort(c.DNS); err != nil {
 			report("dns", err.Error())
+		} else if c.Resolver == ResolverResolvConf && ap.Port() != 53 {
+			report("dns", fmt.Sprintf("resolv.conf cannot carry a port: serve airlock DNS on port 53 for nodes, or set node.resolver to resolved or none (got %q)", c.DNS))
 		}
+	}
+	switch c.Resolver {
+	case ResolverAuto, ResolverResolvConf, ResolverResolved, ResolverNone:
+	default:
+		report("resolver", fmt.Sprintf("must be auto, resolvconf, resolved or none, got %q", c.Resolver))
+	}
+	if !strings.HasPrefix(c.ContainerdConfig, "/") {
+		report("containerdConfig", fmt.Sprintf("must be an absolute path on the node (it is read under node.root), got %q", c.ContainerdConfig))
 	}
 	if c.Gateway != "" {
 		if _, err := netip.ParseAddr(c.Gateway); err != nil {

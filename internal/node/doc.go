@@ -1,5 +1,25 @@
 // Package node makes a Linux host a network isolated node: an nftables
-// ruleset for its outbound type, containerd mirror configuration for its
-// artifact source, and its resolver pointed at airlock DNS. It owns
-// apply, status and reset.
+// ruleset for its outbound type (table inet airlock_node), containerd
+// mirror configuration for its artifact source (hosts.toml per cache-rule
+// upstream, config_path in config.toml), its resolver pointed at airlock
+// DNS, and for userDefinedRouting the default route via the gateway host.
+// It owns apply, status and reset.
+//
+// Data flow: Input (the node section, the registry's cache rules and TLS)
+// → plan (pure: rendered ruleset and file contents, computed from the input
+// and the files under Root, no network) → Apply, a transaction: stage every
+// file as a temporary file next to its target and back up what it
+// replaces, check the ruleset with `nft -c`, then load it (`nft -f`, one
+// atomic transaction), rename files into place, set the route and save
+// State; a failed step undoes the steps done. State (under Root, in
+// /var/lib/airlock/node) is what Status compares with the host and what
+// Reset undoes.
+//
+// Every file lives under Root; packet rules and routes go through a Runner
+// (nft, ip) in the caller's network namespace, so tests inject a fake or
+// run the real commands inside a namespace.
+//
+// Concurrency: a Node is not safe for concurrent use, and two processes
+// applying to one root at once are not coordinated; apply runs once at
+// boot (deploy/airlock-node.service) or by hand.
 package node

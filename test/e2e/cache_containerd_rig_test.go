@@ -18,15 +18,23 @@ import (
 // containerd is a containerd 1.6 daemon with a private config, root, state
 // and socket under one temporary directory (CRI off, no TCP listener).
 type containerd struct {
-	dir  string
-	sock string
-	proc *process
+	dir   string
+	sock  string
+	netns string // the network namespace containerd and ctr run in; "" for the test's own
+	proc  *process
 }
 
 // startContainerd starts containerd and waits until ctr can talk to it.
 // Cleanup stops it by its PID, lazily unmounts whatever it left mounted
 // under its directory and removes the directory.
 func startContainerd(t testing.TB) *containerd {
+	t.Helper()
+	return startContainerdIn(t, "")
+}
+
+// startContainerdIn is startContainerd with containerd, and every ctr the
+// test runs, inside network namespace ns (none when ns is "").
+func startContainerdIn(t testing.TB, ns string) *containerd {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("containerd needs root (snapshot mounts); make e2e runs as root")
@@ -41,7 +49,7 @@ func startContainerd(t testing.TB) *containerd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &containerd{dir: dir, sock: filepath.Join(dir, "containerd.sock")}
+	c := &containerd{dir: dir, sock: filepath.Join(dir, "containerd.sock"), netns: ns}
 	t.Cleanup(func() {
 		if c.proc != nil {
 			if killed, err := c.proc.stop(10 * time.Second); killed {
@@ -74,7 +82,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c.proc = startProcess(t, "containerd", filepath.Join(dir, "containerd.log"), "containerd", "--config", cfgPath)
+	bin, args := "containerd", []string{"--config", cfgPath}
+	if ns != "" {
+		bin, args = "ip", append([]string{"netns", "exec", ns, "containerd"}, args...)
+	}
+	c.proc = startProcess(t, "containerd", filepath.Join(dir, "containerd.log"), bin, args...)
 	err = waitFor(c.proc, 30*time.Second, func() bool {
 		_, err := c.ctrQuiet("version")
 		return err == nil
@@ -99,6 +111,9 @@ func (c *containerd) ctrQuiet(args ...string) (string, error) {
 	defer cancel()
 	full := append([]string{"-a", c.sock, "-n", "e2e"}, args...)
 	cmd := exec.CommandContext(ctx, "ctr", full...)
+	if c.netns != "" {
+		cmd = exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", c.netns, "ctr"}, full...)...)
+	}
 	// No proxy from the environment: every address here is loopback.
 	cmd.Env = append(os.Environ(), "http_proxy=", "https_proxy=", "HTTP_PROXY=", "HTTPS_PROXY=", "no_proxy=", "NO_PROXY=")
 	out, err := cmd.CombinedOutput()

@@ -1,0 +1,68 @@
+package node
+
+import (
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s =\n%s\nwant (%s)\n%s", name, got, path, want)
+	}
+}
+
+func TestRulesetGolden(t *testing.T) {
+	reg := netip.MustParseAddrPort("10.42.2.4:5000")
+	dns := netip.MustParseAddrPort("10.42.2.4:53")
+	allowed := []netip.Prefix{netip.MustParsePrefix("10.42.0.0/16"), netip.MustParsePrefix("fdaa:42::/48"), netip.MustParsePrefix("10.42.7.7/16")}
+	tests := []struct {
+		name string
+		in   RulesetInput
+	}{
+		{"ruleset-block", RulesetInput{Outbound: OutboundBlock, Registry: reg, DNS: dns, Allowed: allowed}},
+		{"ruleset-block-minimal", RulesetInput{Outbound: OutboundBlock, Registry: reg}},
+		{"ruleset-udr", RulesetInput{Outbound: OutboundUserDefinedRouting, Registry: reg, DNS: dns, Gateway: netip.MustParseAddr("10.42.2.1"), Allowed: allowed}},
+		{"ruleset-udr-v6", RulesetInput{Outbound: OutboundUserDefinedRouting, Registry: netip.MustParseAddrPort("[fdaa:42::4]:5000"), DNS: netip.MustParseAddrPort("[fdaa:42::4]:53"), Gateway: netip.MustParseAddr("fdaa:42::1")}},
+		{"ruleset-none", RulesetInput{Outbound: OutboundNone, Registry: reg, DNS: dns, Allowed: allowed}},
+		{"ruleset-loadBalancer", RulesetInput{Outbound: OutboundLoadBalancer, Registry: reg}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			golden(t, tt.name, Ruleset(tt.in))
+		})
+	}
+}
+
+func TestHostsTOMLGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		m    Mirror
+		e    MirrorEndpoint
+	}{
+		{"hosts-path-style", Mirror{Upstream: "mcr.microsoft.com", Prefix: "aks-managed-repository"}, MirrorEndpoint{Registry: "10.42.2.4:5000"}},
+		{"hosts-mirror-style", Mirror{Upstream: "docker.io"}, MirrorEndpoint{Registry: "10.42.2.4:5000"}},
+		{"hosts-tls", Mirror{Upstream: "mcr.microsoft.com", Prefix: "aks-managed-repository"}, MirrorEndpoint{Registry: "10.42.2.4:5000", TLS: true, CAFile: "/etc/airlock/registry-ca.pem"}},
+		{"hosts-v6", Mirror{Upstream: "quay.io", Prefix: "quay"}, MirrorEndpoint{Registry: "[fdaa:42::4]:5000", TLS: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			golden(t, tt.name, HostsTOML(tt.m, tt.e))
+		})
+	}
+}

@@ -1,0 +1,103 @@
+package node
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// CacheRule is what node needs of a registry cache rule: its source and
+// target repositories as written in registry.cacheRules.
+type CacheRule struct {
+	SourceRepo string // "host/path/*", "host/*" or "host/path"
+	TargetRepo string // "prefix/*", "*" or an exact name
+}
+
+// Mirror pins one upstream registry host to the airlock registry.
+type Mirror struct {
+	// Upstream is the registry host as image references name it
+	// ("mcr.microsoft.com", "docker.io", "host:port"); the certs.d
+	// directory is named after it.
+	Upstream string `json:"upstream"`
+	// Prefix is the repository prefix on the airlock registry that serves
+	// the whole upstream ("aks-managed-repository"), pulled path style
+	// (override_path). Empty: mirror style, the airlock registry picks the
+	// rule from containerd's ?ns=<upstream>.
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// Mirrors derives one mirror per upstream host of rules, sorted by host.
+// A host with exactly one rule covering all of it ("host/*" → "prefix/*")
+// is pulled path style under that prefix, as AKS does; a host with several
+// rules, or a rule for part of it, is pulled mirror style (?ns=) so the
+// airlock registry matches each path against the rules' sources.
+func Mirrors(rules []CacheRule) ([]Mirror, error) {
+	byHost := map[string][]CacheRule{}
+	for _, r := range rules {
+		host, _, ok := strings.Cut(r.SourceRepo, "/")
+		if !ok || host == "" {
+			return nil, fmt.Errorf("cache rule source %q has no registry host", r.SourceRepo)
+		}
+		byHost[host] = append(byHost[host], r)
+	}
+	out := make([]Mirror, 0, len(byHost))
+	for host, rs := range byHost {
+		m := Mirror{Upstream: host}
+		if len(rs) == 1 && rs[0].SourceRepo == host+"/*" && strings.HasSuffix(rs[0].TargetRepo, "/*") {
+			m.Prefix = strings.TrimSuffix(rs[0].TargetRepo, "/*")
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Upstream < out[j].Upstream })
+	return out, nil
+}
+
+// MirrorEndpoint is how containerd reaches the airlock registry.
+type MirrorEndpoint struct {
+	Registry string // host:port as the node reaches it
+	TLS      bool   // https instead of http
+	CAFile   string // PEM CA file path on the node; "" = system roots
+}
+
+// URL is the mirror URL for m: the registry root, or the path-style API
+// root /v2/<prefix>.
+func (e MirrorEndpoint) URL(m Mirror) string {
+	scheme := "http"
+	if e.TLS {
+		scheme = "https"
+	}
+	u := scheme + "://" + e.Registry
+	if m.Prefix != "" {
+		u += "/v2/" + m.Prefix
+	}
+	return u
+}
+
+// HostsTOML renders containerd's certs.d/<upstream>/hosts.toml for m. Both
+// the default server and the one host entry are the airlock registry:
+// containerd 1.6 tries the host entries, then the server, so a server
+// naming the real upstream would be a fallback to the internet whenever
+// airlock answers an error (DESIGN §4; research/registry.md §8).
+func HostsTOML(m Mirror, e MirrorEndpoint) string {
+	u := e.URL(m)
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by `airlock node apply`: %s is pulled only through the airlock registry.\n", m.Upstream)
+	b.WriteString("# `airlock node reset` restores what was here before.\n")
+	fmt.Fprintf(&b, "server = %q\n", u)
+	b.WriteString("capabilities = [\"pull\", \"resolve\"]\n")
+	if m.Prefix != "" {
+		b.WriteString("override_path = true\n")
+	}
+	if e.CAFile != "" {
+		fmt.Fprintf(&b, "ca = %q\n", e.CAFile)
+	}
+	fmt.Fprintf(&b, "\n[host.%q]\n", u)
+	b.WriteString("  capabilities = [\"pull\", \"resolve\"]\n")
+	if m.Prefix != "" {
+		b.WriteString("  override_path = true\n")
+	}
+	if e.CAFile != "" {
+		fmt.Fprintf(&b, "  ca = %q\n", e.CAFile)
+	}
+	return b.String()
+}

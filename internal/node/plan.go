@@ -1,0 +1,201 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path"
+	"syscall"
+)
+
+// Input is everything apply needs: the node section and what it needs of
+// the registry section (its cache rules and whether it serves TLS).
+type Input struct {
+	Config      Config
+	CacheRules  []CacheRule
+	RegistryTLS bool
+}
+
+// wantFile is one file the plan wants on the node.
+type wantFile struct {
+	path    string // on the node
+	role    string
+	content string
+}
+
+// Plan is what apply will make of the node. It is computed from the
+// input and the files under root only: no network, no nft.
+type Plan struct {
+	Outbound OutboundType
+	Source   ArtifactSource
+	Resolver ResolverMode
+	Mirrors  []Mirror
+	CertsDir string
+	Ruleset  string
+	Counts   map[string]int
+	files    []wantFile
+	// Notes say what the user must do (restart containerd) or know.
+	Notes []string
+	route *netip.Addr // default route next hop wanted (userDefinedRouting)
+}
+
+// plan computes what the node should look like for in.
+func (n *Node) plan(in Input) (*Plan, error) {
+	c := in.Config
+	p := &Plan{Outbound: c.OutboundType, Source: c.ArtifactSource, Resolver: ResolverNone}
+	rin := RulesetInput{Outbound: c.OutboundType}
+	var err error
+	if c.Registry != "" {
+		if rin.Registry, err = parseHostPort(c.Registry); err != nil {
+			return nil, fmt.Errorf("node.registry: %w", err)
+		}
+	}
+	var dns netip.AddrPort
+	if c.DNS != "" {
+		if dns, err = parseHostPort(c.DNS); err != nil {
+			return nil, fmt.Errorf("node.dns: %w", err)
+		}
+		rin.DNS = dns
+	}
+	if c.Gateway != "" {
+		if rin.Gateway, err = netip.ParseAddr(c.Gateway); err != nil {
+			return nil, fmt.Errorf("node.gateway: %w", err)
+		}
+	}
+	for _, s := range c.AllowedAddresses {
+		pf, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("node.allowedAddresses: %q is not a CIDR or an address", s)
+			}
+			pf = netip.PrefixFrom(a, a.BitLen())
+		}
+		rin.Allowed = append(rin.Allowed, pf)
+	}
+	if c.OutboundType.HasRules() && !rin.Registry.IsValid() {
+		return nil, errors.New("node.registry is empty: outboundType " + string(c.OutboundType) + " would cut the node off its registry; set node.registry to the airlock registry's ip:port")
+	}
+	if c.OutboundType == OutboundUserDefinedRouting {
+		if !rin.Gateway.IsValid() {
+			return nil, errors.New("node.gateway is empty: userDefinedRouting routes through the gateway host; set node.gateway to its IP address")
+		}
+		g := rin.Gateway
+		p.route = &g
+	}
+	p.Ruleset = Ruleset(rin)
+	p.Counts = RuleCounts(rin)
+
+	if c.ArtifactSource == SourceCache {
+		if err := n.planMirrors(p, in); err != nil {
+			return nil, err
+		}
+	}
+	if dns.IsValid() {
+		if err := n.planResolver(p, c.Resolver, dns); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (n *Node) planMirrors(p *Plan, in Input) error {
+	c := in.Config
+	if c.Registry == "" {
+		return errors.New("node.registry is empty: artifactSource Cache pins upstreams to the airlock registry; set node.registry")
+	}
+	mirrors, err := Mirrors(in.CacheRules)
+	if err != nil {
+		return fmt.Errorf("registry.cacheRules: %w", err)
+	}
+	if len(mirrors) == 0 {
+		return errors.New("artifactSource Cache but registry.cacheRules is empty: add a cache rule (e.g. sourceRepo mcr.microsoft.com/*) or use artifactSource Direct")
+	}
+	cur, exists, err := readFile(n.under(c.ContainerdConfig))
+	if err != nil {
+		return fmt.Errorf("reading containerd config: %w", err)
+	}
+	edit, err := ensureConfigPath(cur, exists)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.ContainerdConfig, err)
+	}
+	// Wanted even when unchanged: a config airlock wrote before stays
+	// airlock's (reset restores it).
+	p.files = append(p.files, wantFile{path: c.ContainerdConfig, role: "containerd config", content: edit.content})
+	if edit.note != "" {
+		p.Notes = append(p.Notes, edit.note)
+	}
+	p.CertsDir = edit.certsDir
+	ep := MirrorEndpoint{Registry: c.Registry, TLS: in.RegistryTLS || c.RegistryCAFile != "", CAFile: c.RegistryCAFile}
+	for _, m := range mirrors {
+		p.files = append(p.files, wantFile{
+			path:    path.Join(edit.certsDir, m.Upstream, "hosts.toml"),
+			role:    "hosts.toml " + m.Upstream,
+			content: HostsTOML(m, ep),
+		})
+	}
+	p.Mirrors = mirrors
+	return nil
+}
+
+func (n *Node) planResolver(p *Plan, mode ResolverMode, dns netip.AddrPort) error {
+	if mode == ResolverNone {
+		return nil
+	}
+	if mode == ResolverAuto || mode == "" {
+		mode = detectResolver(n.root)
+	}
+	p.Resolver = mode
+	switch mode {
+	case ResolverResolved:
+		p.files = append(p.files, wantFile{path: ResolvedDropIn, role: "systemd-resolved drop-in", content: resolvedDropIn(dns)})
+		p.Notes = append(p.Notes, "systemd-resolved reads the drop-in on restart: systemctl restart systemd-resolved")
+	default:
+		cur, _, err := readFile(n.under(ResolvConf))
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", ResolvConf, err)
+		}
+		text, err := resolvConf(dns, cur)
+		if err != nil {
+			return err
+		}
+		p.files = append(p.files, wantFile{path: ResolvConf, role: "resolv.conf", content: text})
+	}
+	return nil
+}
+
+// readFile returns a file's content and whether it exists (a dangling
+// symlink counts as missing).
+func readFile(p string) (string, bool, error) {
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return string(b), true, nil
+}
+
+// DryRun renders the plan as apply --dry-run prints it: the complete
+// ruleset and the full content of every file.
+func (p *Plan) DryRun() string {
+	var b []byte
+	b = fmt.Appendf(b, "# outboundType %s, artifactSource %s, resolver %s\n", p.Outbound, p.Source, p.Resolver)
+	if p.route != nil {
+		b = fmt.Appendf(b, "# default route: via %s\n", *p.route)
+	}
+	b = fmt.Appendf(b, "\n# nft -f - (table inet %s)\n%s", Table, p.Ruleset)
+	for _, f := range p.files {
+		b = fmt.Appendf(b, "\n# %s (%s)\n%s", f.path, f.role, f.content)
+	}
+	for _, note := range p.Notes {
+		b = fmt.Appendf(b, "\n# note: %s", note)
+	}
+	if len(p.Notes) > 0 {
+		b = append(b, '\n')
+	}
+	return string(b)
+}

@@ -1,0 +1,90 @@
+package node
+
+import (
+	"bufio"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Resolver file locations, as paths on the node.
+const (
+	ResolvConf      = "/etc/resolv.conf"
+	ResolvedDropIn  = "/etc/systemd/resolved.conf.d/airlock.conf"
+	resolvedStub    = "/run/systemd/resolve/stub-resolv.conf"
+	resolvedStubIP  = "127.0.0.53"
+	resolvedRunPath = "systemd/resolve/"
+)
+
+// detectResolver decides between resolv.conf and systemd-resolved under
+// root: resolved is in use when /etc/resolv.conf is a symlink into
+// /run/systemd/resolve/, or names the stub resolver 127.0.0.53, or is
+// missing while resolved's stub file exists. Otherwise resolv.conf is what
+// the node's libc reads.
+func detectResolver(root string) ResolverMode {
+	p := filepath.Join(root, ResolvConf)
+	if target, err := os.Readlink(p); err == nil && strings.Contains(target, resolvedRunPath) {
+		return ResolverResolved
+	}
+	b, err := os.ReadFile(p)
+	if err == nil {
+		for _, ns := range nameservers(string(b)) {
+			if ns == resolvedStubIP {
+				return ResolverResolved
+			}
+		}
+		return ResolverResolvConf
+	}
+	if _, err := os.Stat(filepath.Join(root, resolvedStub)); err == nil {
+		return ResolverResolved
+	}
+	return ResolverResolvConf
+}
+
+func nameservers(conf string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(conf))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && f[0] == "nameserver" {
+			out = append(out, f[1])
+		}
+	}
+	return out
+}
+
+// resolvConf renders /etc/resolv.conf naming only airlock DNS; the
+// search, domain and options lines of the current file are kept.
+func resolvConf(dns netip.AddrPort, current string) (string, error) {
+	if dns.Port() != 53 {
+		return "", fmt.Errorf("node.dns %s: resolv.conf cannot carry a port; serve airlock DNS on port 53 for nodes, or set node.resolver: resolved (systemd-resolved takes ip:port) or none", dns)
+	}
+	var b strings.Builder
+	b.WriteString("# written by `airlock node apply`: every name is resolved by airlock DNS.\n")
+	b.WriteString("# `airlock node reset` restores what was here before.\n")
+	fmt.Fprintf(&b, "nameserver %s\n", dns.Addr())
+	sc := bufio.NewScanner(strings.NewReader(current))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) > 0 && (f[0] == "search" || f[0] == "domain" || f[0] == "options") {
+			b.WriteString(strings.Join(f, " ") + "\n")
+		}
+	}
+	return b.String(), nil
+}
+
+// resolvedDropIn renders the systemd-resolved drop-in: airlock DNS as the
+// global server, and the routing domain ~. so every name goes to it.
+func resolvedDropIn(dns netip.AddrPort) string {
+	server := dns.Addr().String()
+	if dns.Port() != 53 {
+		server = dns.String()
+	}
+	return "# written by `airlock node apply`: every name is resolved by airlock DNS.\n" +
+		"# `airlock node reset` removes this file.\n" +
+		"[Resolve]\n" +
+		"DNS=" + server + "\n" +
+		"Domains=~.\n"
+}

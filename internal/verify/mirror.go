@@ -1,0 +1,393 @@
+package verify
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+)
+
+// imageRef is an image reference split the way containerd does.
+type imageRef struct {
+	Host string // registry host as containerd names its hosts dir ("docker.io")
+	Repo string // repository path ("library/alpine")
+	Ref  string // tag or digest ("3.6", "sha256:…")
+}
+
+// parseImageRef splits "host/repo[:tag][@digest]". A first component
+// without a dot or colon (and not localhost) means docker.io, and a
+// single-component docker.io repository gets "library/".
+func parseImageRef(s string) (imageRef, error) {
+	bad := func(why string) (imageRef, error) {
+		return imageRef{}, fmt.Errorf("image reference %q: %s", s, why)
+	}
+	if s == "" || strings.ContainsAny(s, " \t\n?#") {
+		return bad("want host/repository:tag or @sha256:digest")
+	}
+	name, ref := s, "latest"
+	if i := strings.Index(s, "@"); i >= 0 {
+		name, ref = s[:i], s[i+1:]
+		if !strings.HasPrefix(ref, "sha256:") || len(ref) != 71 {
+			return bad("the digest must be sha256: and 64 hex characters")
+		}
+		if _, err := hex.DecodeString(ref[7:]); err != nil {
+			return bad("the digest must be sha256: and 64 hex characters")
+		}
+		if j := strings.LastIndex(name, ":"); j > strings.LastIndex(name, "/") {
+			name = name[:j] // a tag next to a digest is ignored
+		}
+	} else if j := strings.LastIndex(s, ":"); j > strings.LastIndex(s, "/") {
+		name, ref = s[:j], s[j+1:]
+		if ref == "" {
+			return bad("empty tag")
+		}
+	}
+	host, repo, ok := strings.Cut(name, "/")
+	if !ok || (!strings.ContainsAny(host, ".:") && host != "localhost") {
+		host, repo = "docker.io", name
+	}
+	if repo == "" || strings.Contains(repo, "//") || strings.HasPrefix(repo, "/") || strings.HasSuffix(repo, "/") {
+		return bad("empty repository path component")
+	}
+	if host == "docker.io" && !strings.Contains(repo, "/") {
+		repo = "library/" + repo
+	}
+	if repo != strings.ToLower(repo) {
+		return bad("the repository must be lower case")
+	}
+	return imageRef{Host: host, Repo: repo, Ref: ref}, nil
+}
+
+// Media types the manifest fetch accepts.
+const (
+	mtOCIIndex     = "application/vnd.oci.image.index.v1+json"
+	mtDockerList   = "application/vnd.docker.distribution.manifest.list.v2+json"
+	mtOCIManifest  = "application/vnd.oci.image.manifest.v1+json"
+	mtDockerManif  = "application/vnd.docker.distribution.manifest.v2+json"
+	manifestAccept = mtOCIIndex + ", " + mtDockerList + ", " + mtOCIManifest + ", " + mtDockerManif
+)
+
+// manifest is what verify reads of an image manifest or index.
+type manifest struct {
+	MediaType string `json:"mediaType"`
+	Config    struct {
+		Digest string `json:"digest"`
+		Size   int64  `json:"size"`
+	} `json:"config"`
+	Manifests []struct {
+		Digest    string `json:"digest"`
+		MediaType string `json:"mediaType"`
+		Platform  *struct {
+			OS           string `json:"os"`
+			Architecture string `json:"architecture"`
+		} `json:"platform"`
+	} `json:"manifests"`
+}
+
+// parseManifest decodes a manifest or index and checks the digests it
+// names.
+func parseManifest(b []byte) (manifest, error) {
+	var m manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("decoding the manifest: %w", err)
+	}
+	for _, d := range m.Manifests {
+		if !validDigest(d.Digest) {
+			return m, fmt.Errorf("the index names a bad digest %q", d.Digest)
+		}
+	}
+	if len(m.Manifests) == 0 && !validDigest(m.Config.Digest) {
+		return m, fmt.Errorf("the manifest names no valid config digest (%q)", m.Config.Digest)
+	}
+	return m, nil
+}
+
+func validDigest(d string) bool {
+	if !strings.HasPrefix(d, "sha256:") || len(d) != 71 {
+		return false
+	}
+	_, err := hex.DecodeString(d[7:])
+	return err == nil
+}
+
+// pick returns the digest of the index entry for linux/GOARCH, else the
+// first entry.
+func (m manifest) pick() string {
+	for _, d := range m.Manifests {
+		if d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == runtime.GOARCH {
+			return d.Digest
+		}
+	}
+	return m.Manifests[0].Digest
+}
+
+// configPathLine matches containerd's CRI registry config_path setting.
+var configPathLine = regexp.MustCompile(`^\s*config_path\s*=\s*["']([^"']+)["']`)
+
+// certsDir returns the certs.d directory containerd reads, under root:
+// the config_path in ROOT/etc/containerd/config.toml, else
+// /etc/containerd/certs.d.
+func certsDir(root string) string {
+	dir := "/etc/containerd/certs.d"
+	if b, err := os.ReadFile(filepath.Join(root, "etc", "containerd", "config.toml")); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if m := configPathLine.FindStringSubmatch(l); m != nil {
+				dir = strings.Split(m[1], ":")[0]
+				break
+			}
+		}
+	}
+	return filepath.Join(root, dir)
+}
+
+// hostsDir returns the hosts directory containerd reads for host, and
+// whether it exists: the host's own, else _default.
+func hostsDir(root, host string) (string, bool) {
+	base := certsDir(root)
+	for _, d := range []string{host, "_default"} {
+		dir := filepath.Join(base, d)
+		if _, err := os.Stat(filepath.Join(dir, "hosts.toml")); err == nil {
+			return dir, true
+		}
+	}
+	return filepath.Join(base, host), false
+}
+
+// mirrorBase returns the API base URL of a [host] entry the way containerd
+// builds it: https when no scheme is given; without override_path the
+// path gets /v2 appended, with it the path is used as is.
+func mirrorBase(h hostEntry) (*url.URL, error) {
+	raw := h.URL
+	if !strings.Contains(raw, "://") {
+		raw = "https://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("host %q is not an http(s) URL", h.URL)
+	}
+	p := path.Clean("/" + u.Path)
+	switch {
+	case p == "/":
+		p = "/v2"
+	case !h.OverridePath && !strings.HasSuffix(p, "/v2"):
+		p += "/v2"
+	}
+	u.Path = p
+	return u, nil
+}
+
+// registryImage is the positive check: fetch the image's manifest and
+// HEAD its config blob from the mirror the node's hosts.toml names, never
+// from the upstream server.
+func (b *battery) registryImage(ctx context.Context) (Outcome, string) {
+	ref, err := parseImageRef(b.t.RegistryImage)
+	if err != nil {
+		return Failed, err.Error()
+	}
+	dir, ok := hostsDir(b.root, ref.Host)
+	if !ok {
+		return Failed, fmt.Sprintf("no %s/hosts.toml: containerd pulls %s from the upstream itself (artifactSource Direct), not through airlock", dir, ref.Host)
+	}
+	file := filepath.Join(dir, "hosts.toml")
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return Failed, fmt.Sprintf("reading %s: %v", file, err)
+	}
+	hf, err := parseHostsTOML(raw)
+	if err != nil {
+		return Failed, fmt.Sprintf("%s: %v", file, err)
+	}
+	// containerd tries the host entries in order, then the server. The
+	// server is skipped here when it is the real upstream: a pull that
+	// reaches it did not come through airlock.
+	cands := hf.Hosts
+	upstream := isUpstream(hf.Server.URL, ref.Host)
+	if !upstream {
+		cands = append(cands, hf.Server)
+	}
+	note := ""
+	if upstream && len(hf.Hosts) > 0 {
+		note = fmt.Sprintf("; note: server is the upstream (%s): containerd falls back to it whenever the mirror fails", serverOrDefault(hf.Server.URL, ref.Host))
+	}
+	var tried []string
+	for _, h := range cands {
+		if !h.has("pull") || (!strings.HasPrefix(ref.Ref, "sha256:") && !h.has("resolve")) {
+			continue
+		}
+		desc, err := b.fetchFromMirror(ctx, dir, h, ref)
+		if err == nil {
+			return Reachable, fmt.Sprintf("%s (hosts.toml %s)%s", desc, file, note)
+		}
+		tried = append(tried, fmt.Sprintf("%s: %v", h.URL, err))
+	}
+	if len(tried) == 0 {
+		return Failed, fmt.Sprintf("%s names no mirror with pull and resolve: containerd would go to %s, the upstream itself", file, serverOrDefault(hf.Server.URL, ref.Host))
+	}
+	return Failed, "no mirror served the image (the upstream server is not tried): " + strings.Join(tried, "; ")
+}
+
+// isUpstream reports whether server (a hosts.toml server value, "" for
+// containerd's default) is the registry host itself rather than a mirror.
+func isUpstream(server, host string) bool {
+	if server == "" {
+		return true
+	}
+	u, err := mirrorBase(hostEntry{URL: server})
+	if err != nil {
+		return false
+	}
+	return u.Host == host || (host == "docker.io" && u.Host == "registry-1.docker.io")
+}
+
+func serverOrDefault(server, host string) string {
+	if server != "" {
+		return server
+	}
+	if host == "docker.io" {
+		return "https://registry-1.docker.io (containerd's default server)"
+	}
+	return "https://" + host + " (containerd's default server)"
+}
+
+// fetchFromMirror GETs the manifest (following an index to this
+// platform's manifest) and HEADs the config blob.
+func (b *battery) fetchFromMirror(ctx context.Context, dir string, h hostEntry, ref imageRef) (string, error) {
+	base, err := mirrorBase(h)
+	if err != nil {
+		return "", err
+	}
+	client, err := b.mirrorClient(dir, h)
+	if err != nil {
+		return "", err
+	}
+	defer client.CloseIdleConnections()
+	get := func(method, kind, what string) (*http.Response, string, error) {
+		u := *base
+		u.Path = path.Join(base.Path, ref.Repo, kind, what)
+		u.RawQuery = url.Values{"ns": {ref.Host}}.Encode()
+		req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+		if err != nil {
+			return nil, "", err
+		}
+		req.Header.Set("Accept", manifestAccept)
+		req.Header.Set("User-Agent", "airlock-verify")
+		for k, vs := range h.Header {
+			for _, v := range vs {
+				req.Header.Add(k, v)
+			}
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, u.String(), err
+		}
+		if resp.StatusCode != http.StatusOK {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			resp.Body.Close()
+			return nil, u.String(), fmt.Errorf("%s %s: HTTP %s %s", method, u.String(), resp.Status, strings.TrimSpace(string(body)))
+		}
+		return resp, u.String(), nil
+	}
+	fetchManifest := func(what string) (manifest, string, string, error) {
+		resp, where, err := get(http.MethodGet, "manifests", what)
+		if err != nil {
+			return manifest{}, "", where, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		if err != nil {
+			return manifest{}, "", where, fmt.Errorf("reading %s: %w", where, err)
+		}
+		sum := sha256.Sum256(body)
+		dg := "sha256:" + hex.EncodeToString(sum[:])
+		if strings.HasPrefix(what, "sha256:") && dg != what {
+			return manifest{}, "", where, fmt.Errorf("%s: the body's digest is %s", where, dg)
+		}
+		if hd := resp.Header.Get("Docker-Content-Digest"); hd != "" && hd != dg {
+			return manifest{}, "", where, fmt.Errorf("%s: Docker-Content-Digest %s but the body's digest is %s", where, hd, dg)
+		}
+		m, err := parseManifest(body)
+		if err != nil {
+			return m, dg, where, fmt.Errorf("%s: %w", where, err)
+		}
+		return m, dg, where, nil
+	}
+	m, dg, where, err := fetchManifest(ref.Ref)
+	if err != nil {
+		return "", err
+	}
+	top := dg
+	if len(m.Manifests) > 0 {
+		if m, dg, where, err = fetchManifest(m.pick()); err != nil {
+			return "", err
+		}
+		if len(m.Manifests) > 0 {
+			return "", fmt.Errorf("%s: an index inside an index", where)
+		}
+	}
+	resp, _, err := get(http.MethodHead, "blobs", m.Config.Digest)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	return fmt.Sprintf("manifest %s (%s), config %s (HEAD %s, %d bytes) from %s", shortDigest(top), shortDigest(dg), shortDigest(m.Config.Digest), resp.Status, resp.ContentLength, base.Redacted()), nil
+}
+
+func shortDigest(d string) string {
+	if len(d) > 19 {
+		return d[:19] + "…"
+	}
+	return d
+}
+
+// mirrorClient is an HTTP client for one [host] entry: sockets in the
+// probed namespace, names through the node's resolver, no proxy from the
+// environment, the entry's CA files (relative to the hosts dir, absolute
+// ones under the root) on top of the system roots.
+func (b *battery) mirrorClient(dir string, h hostEntry) (*http.Client, error) {
+	tc := &tls.Config{InsecureSkipVerify: h.SkipVerify} //nolint:gosec // skip_verify is the operator's choice in hosts.toml
+	if len(h.CA) > 0 {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		for _, ca := range h.CA {
+			p := ca
+			if filepath.IsAbs(p) {
+				p = filepath.Join(b.root, p)
+			} else {
+				p = filepath.Join(dir, p)
+			}
+			pem, err := os.ReadFile(p)
+			if err != nil {
+				return nil, fmt.Errorf("reading the CA file %s: %w", p, err)
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("the CA file %s holds no PEM certificate", p)
+			}
+		}
+		tc.RootCAs = pool
+	}
+	tr := &http.Transport{DialContext: b.e.dial, TLSClientConfig: tc} // Proxy nil: no proxy from the environment
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("more than 5 redirects")
+			}
+			return nil
+		},
+	}, nil
+}
