@@ -14,23 +14,25 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
 const acceptManifests = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
 
 type pullResult struct {
-	Clients       int       `json:"clients"`
-	WallSeconds   float64   `json:"wall_seconds"`
-	ClientSeconds []float64 `json:"client_seconds"` // sorted
-	Bytes         int64     `json:"bytes"`          // blob bytes received, all clients
-	Blobs         int       `json:"blobs"`          // blobs verified, all clients
-	Errors        int       `json:"errors"`
-	FirstError    string    `json:"first_error,omitempty"`
-	CPUSeconds    float64   `json:"cpu_seconds"`          // of -pids, over the pull
-	UpCPUSeconds  float64   `json:"upstream_cpu_seconds"` // of -upstream-pids, over the pull
-	PeakRSSBytes  int64     `json:"peak_rss_bytes"`       // sampled VmRSS, every 20 ms
-	HWMBytes      int64     `json:"hwm_bytes"`            // VmHWM at the end: the peak over the process's life
+	Clients          int       `json:"clients"`
+	WallSeconds      float64   `json:"wall_seconds"`
+	ClientSeconds    []float64 `json:"client_seconds"` // sorted
+	Bytes            int64     `json:"bytes"`          // blob bytes received, all clients
+	Blobs            int       `json:"blobs"`          // blobs verified, all clients
+	Errors           int       `json:"errors"`
+	FirstError       string    `json:"first_error,omitempty"`
+	CPUSeconds       float64   `json:"cpu_seconds"`          // of -pids, over the pull
+	UpCPUSeconds     float64   `json:"upstream_cpu_seconds"` // of -upstream-pids, over the pull
+	ClientCPUSeconds float64   `json:"client_cpu_seconds"`   // of this process (every client), over the pull
+	PeakRSSBytes     int64     `json:"peak_rss_bytes"`       // sampled VmRSS, every 20 ms
+	HWMBytes         int64     `json:"hwm_bytes"`            // VmHWM at the end: the peak over the process's life
 }
 
 func runPull(args []string) error {
@@ -72,6 +74,7 @@ func runPull(args []string) error {
 	peak := make(chan int64, 1)
 	go func() { peak <- procstat.PeakRSS(sctx, pids, 20*time.Millisecond) }()
 
+	self0 := selfCPUSeconds()
 	r := pullResult{Clients: *clients}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -97,6 +100,7 @@ func runPull(args []string) error {
 	}
 	wg.Wait()
 	r.WallSeconds = time.Since(start).Seconds()
+	r.ClientCPUSeconds = selfCPUSeconds() - self0
 	stopSampler()
 	r.PeakRSSBytes = <-peak
 	cpu1, err := procstat.CPUSeconds(pids, *clkTck)
@@ -114,6 +118,13 @@ func runPull(args []string) error {
 	}
 	slices.Sort(r.ClientSeconds)
 	return emit(r)
+}
+
+// selfCPUSeconds is this process's user and system CPU time so far.
+func selfCPUSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime)).Seconds()
 }
 
 func newClient() *http.Client {

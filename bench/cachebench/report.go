@@ -198,8 +198,8 @@ func upstreamCells(u *upstreamLoad) string {
 func writePulls(w io.Writer, res results, o reportOpts) {
 	fmt.Fprintf(w, "#### Cold pulls (%s; each client: manifest, then every blob, sha256 verified)\n\n", o.image)
 	fmt.Fprintf(w, "Upstream columns count the upstream's access log during the pull; a peer is started on empty storage for each pull. \"direct\" pulls from the upstream itself.\n\n")
-	fmt.Fprintln(w, "| Round | Clients | Target | Wall s | vs direct | Upstream blob GETs | Upstream blob HEAD / manifest HEAD / manifest GET / ping | Upstream MiB | Peer CPU-s | Upstream CPU-s | Peer peak RSS MiB (VmHWM) | Errors |")
-	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| Round | Clients | Target | Wall s | vs direct | Upstream blob GETs | Upstream blob HEAD / manifest HEAD / manifest GET / ping | Upstream MiB | Peer CPU-s | Upstream CPU-s | Client CPU-s | Peer peak RSS MiB (VmHWM) | Errors |")
+	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|")
 	for _, round := range res.rounds {
 		for _, phase := range []string{"pull1", "pullN"} {
 			direct, _ := res.one(round, phase, "direct", "")
@@ -220,8 +220,8 @@ func writePulls(w io.Writer, res results, o reportOpts) {
 				if r.Target == "direct" {
 					up, cpu, rss = "– | – | –", "–", "–"
 				}
-				fmt.Fprintf(w, "| %d | %d | %s | %.3f | %s | %s | %s | %.2f | %s | %s |\n", round, p.Clients, r.Target, p.WallSeconds,
-					ratio(p.WallSeconds, direct.pull().WallSeconds), up, cpu, p.UpCPUSeconds, rss, errs)
+				fmt.Fprintf(w, "| %d | %d | %s | %.3f | %s | %s | %s | %.2f | %.2f | %s | %s |\n", round, p.Clients, r.Target, p.WallSeconds,
+					ratio(p.WallSeconds, direct.pull().WallSeconds), up, cpu, p.UpCPUSeconds, p.ClientCPUSeconds, rss, errs)
 			}
 		}
 	}

@@ -27,6 +27,7 @@ func writeSummary(w io.Writer, res results, o reportOpts) {
 		{"cold first byte by digest ≤ 2× upstream + 5 ms (median over rounds of same-round medians)", func(t string) check { return res.ttfbCheck(t, "digest") }, false},
 		{"cold first byte through the manifest ≤ 2× upstream + 5 ms", func(t string) check { return res.ttfbCheck(t, "manifest") }, false},
 		{"cold pull, 1 client ≤ 1.1× direct (ratio, range)", func(t string) check { return res.pullRatio(t, "pull1", 1.1) }, false},
+		{"CPU-s per GiB of a cold 1-client pull: peer / upstream / client, and direct's upstream / client (medians; no target)", func(t string) check { return res.cpuPerGiB(t) }, true},
 		{fmt.Sprintf("cold pull, %d clients vs direct (no target)", o.clients), func(t string) check { return res.pullRatio(t, "pullN", 0) }, true},
 		{"warm pull with the upstream down, tag within tagTTL, ≤ 1.1× with it up (ratio, range)", func(t string) check { return res.downRatio(t, "warm_down_fresh") }, false},
 		{fmt.Sprintf("warm pull with the upstream down, tag older than tagTTL (%.0f s), ≤ 1.1× with it up", o.tagTTL), func(t string) check { return res.downRatio(t, "warm_down") }, false},
@@ -211,4 +212,29 @@ func uniq(ss []string) []string {
 		}
 	}
 	return out
+}
+
+// cpuPerGiB is the CPU time per GiB of blob bytes of the 1-client cold
+// pull: the peer's, the upstream's and the client's, beside the direct
+// pull's upstream and client in the same rounds.
+func (res results) cpuPerGiB(t string) check {
+	var peer, up, cl, dUp, dCl []float64
+	for _, round := range res.rounds {
+		r, ok := res.one(round, "pull1", t, "")
+		d, dok := res.one(round, "pull1", "direct", "")
+		if !ok || !dok || r.pull().Bytes == 0 || d.pull().Bytes == 0 {
+			continue
+		}
+		p, q := r.pull(), d.pull()
+		gib, dgib := float64(p.Bytes)/(1<<30), float64(q.Bytes)/(1<<30)
+		peer = append(peer, p.CPUSeconds/gib)
+		up = append(up, p.UpCPUSeconds/gib)
+		cl = append(cl, p.ClientCPUSeconds/gib)
+		dUp = append(dUp, q.UpCPUSeconds/dgib)
+		dCl = append(dCl, q.ClientCPUSeconds/dgib)
+	}
+	if len(peer) == 0 {
+		return check{figure: "not measured"}
+	}
+	return check{figure: fmt.Sprintf("%.2f / %.2f / %.2f (direct: %.2f / %.2f)", median(peer), median(up), median(cl), median(dUp), median(dCl))}
 }

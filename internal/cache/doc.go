@@ -3,15 +3,19 @@
 // fetches what is missing from the rule's upstream, exactly once.
 //
 // Data flow for a blob miss: the first request starts a fill — one upstream
-// GET streamed into a blobstore.Writer. Every request for that digest (the
-// first included, and any that arrive while the fill runs, for any
-// repository) reads the growing temp file through a fillReader, so clients
-// receive bytes as they arrive. The last byte is held back until the digest
-// has verified and the blob is committed (fsync + rename); on a mismatch or
-// an upstream failure every reader gets an error and its connection is
-// aborted, so no client ever sees a complete, clean response of bad bytes,
-// and nothing is cached. The fill runs detached from the requests: a client
-// that disconnects does not stop it.
+// GET streamed into a blobstore.Writer, which hashes each byte once as it
+// writes it. Every request for that digest (the first included, and any
+// that arrive while the fill runs, for any repository) reads the growing
+// temp file through a fillReader, so clients receive bytes as they arrive.
+// Its WriteTo hands each readable stretch to the writer as a bounded
+// *os.File, so an HTTP/1 response on TCP sends it with sendfile instead of
+// copying it through user space (the registry gets this only when it calls
+// WriteTo rather than http.ServeContent). The last byte is held back until
+// the digest has verified; the blob is committed (fsync + rename) after
+// that release. On a mismatch or an upstream failure every reader gets an
+// error and its connection is aborted, so no client ever sees a complete,
+// clean response of bad bytes, and nothing is cached. The fill runs
+// detached from the requests: a client that disconnects does not stop it.
 //
 // Manifests: by digest they are immutable (fetched once, coalesced); by
 // tag they are served locally for tagTTL, then revalidated with a HEAD

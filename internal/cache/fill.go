@@ -133,13 +133,15 @@ func (s *Store) runFill(t target, f *fill) {
 	f.mu.Unlock()
 	f.markStarted()
 
+	// On every failure below, fail comes before Abort: a reader that
+	// finds the temp file gone must find the fill failed, not running.
 	buf := make([]byte, fillBuf)
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				w.Abort()
 				f.fail(s.storageErr(werr))
+				w.Abort()
 				return
 			}
 			s.m.upstreamBytes.Add(float64(n))
@@ -152,22 +154,22 @@ func (s *Store) runFill(t target, f *fill) {
 			break
 		}
 		if rerr != nil {
-			w.Abort()
 			rerr = fmt.Errorf("%w: reading the body: %w", ErrUpstreamUnavailable, rerr)
 			f.fail(s.upstreamErr(t, string(f.d), rerr))
+			w.Abort()
 			return
 		}
 	}
 	if size >= 0 && w.Size() != size {
-		w.Abort()
 		f.fail(s.upstreamErr(t, string(f.d), fmt.Errorf("body held %d bytes, Content-Length said %d", w.Size(), size)))
+		w.Abort()
 		return
 	}
 	if !w.Verified() {
-		w.Abort()
 		s.m.verifyFailures.Inc()
 		s.log.Error("upstream blob failed verification; nothing cached", "host", t.host, "repo", t.repo, "digest", f.d, "bytes", w.Size())
 		f.fail(s.upstreamErr(t, string(f.d), fmt.Errorf("%w: %d bytes", blobstore.ErrDigestMismatch, w.Size())))
+		w.Abort()
 		return
 	}
 	// Verified: readers may have the last byte now. Durability (fsync,
@@ -244,30 +246,37 @@ func openFill(ctx context.Context, f *fill) (*fillReader, int64, error) {
 // retries from local storage.
 var errFillRaced = errors.New("fill finished while opening")
 
-func (r *fillReader) Read(p []byte) (int, error) {
+// readable blocks until bytes past r.off may be read and returns the end
+// of what may: everything written while the fill runs but its last byte,
+// everything once it committed. It returns io.EOF at the end of a
+// committed blob and errFillFailed when the fill failed.
+func (r *fillReader) readable() (int64, error) {
 	f := r.f
 	f.mu.Lock()
-	var limit int64
+	defer f.mu.Unlock()
 	for {
 		if f.state == failed {
-			err := f.err
-			f.mu.Unlock()
-			return 0, fmt.Errorf("%w: %w", errFillFailed, err)
+			return 0, fmt.Errorf("%w: %w", errFillFailed, f.err)
 		}
-		limit = f.written
+		limit := f.written
 		if f.state == filling {
 			limit-- // the last byte waits for verification
 		}
 		if r.off < limit {
-			break
+			return limit, nil
 		}
 		if f.state == committed {
-			f.mu.Unlock()
 			return 0, io.EOF
 		}
 		f.cond.Wait()
 	}
-	f.mu.Unlock()
+}
+
+func (r *fillReader) Read(p []byte) (int, error) {
+	limit, err := r.readable()
+	if err != nil {
+		return 0, err
+	}
 	if n := limit - r.off; int64(len(p)) > n {
 		p = p[:n]
 	}
@@ -277,6 +286,49 @@ func (r *fillReader) Read(p []byte) (int, error) {
 		err = nil
 	}
 	return n, err
+}
+
+// WriteTo sends the rest of the blob to w as it becomes readable, with the
+// same holding back as Read. Each readable stretch goes to w as an
+// io.LimitedReader over the temp file itself, so a w whose ReadFrom takes
+// files — an HTTP/1 response on a TCP connection — moves it with sendfile
+// from the page cache to the socket, never through user space. Other
+// writers get it through one buffer.
+func (r *fillReader) WriteTo(w io.Writer) (int64, error) {
+	if _, err := r.file.Seek(r.off, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("cache fill: %w", err)
+	}
+	var buf []byte
+	if _, ok := w.(io.ReaderFrom); !ok {
+		buf = make([]byte, fillBuf)
+	}
+	var total int64
+	for {
+		limit, err := r.readable()
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		lr := &io.LimitedReader{R: r.file, N: limit - r.off}
+		var n int64
+		if buf != nil {
+			n, err = io.CopyBuffer(w, lr, buf)
+		} else {
+			n, err = io.Copy(w, lr)
+		}
+		r.off += n
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if lr.N > 0 {
+			// The temp file holds less than the fill wrote: it was
+			// truncated or replaced under us.
+			return total, fmt.Errorf("cache fill: %w at offset %d", io.ErrUnexpectedEOF, r.off)
+		}
+	}
 }
 
 func (r *fillReader) Seek(offset int64, whence int) (int64, error) {
