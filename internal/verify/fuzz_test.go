@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -9,12 +10,25 @@ func FuzzParseHostsTOML(f *testing.F) {
 	f.Add([]byte("server = \"https://mcr.microsoft.com\"\n[host.\"http://10.0.0.1:5000/v2/aks\"]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n"))
 	f.Add([]byte("[host.'a'.header]\nx = ['1', \"2\\\"\"]\n# c\nca = [\n'x',\n]\n"))
 	f.Add([]byte("[[host]]\n"))
+	f.Add([]byte("[host.\"z\".header]\nx = 1\n[host.\"a\"]\nhost.\"b\".ca = 'c'\n"))
+	f.Add([]byte("host = { \"z\" = { ca = [\"x\"] }, 'a' = {} }\n[host.\"m\".other]\n[[host.\"n\".list]]\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		hf, err := parseHostsTOML(b)
+		if errors.Is(err, errHostOrder) {
+			t.Fatalf("parseHostsTOML(%q) = %v", b, err)
+		}
 		if err != nil {
+			if !strings.HasPrefix(err.Error(), "line ") {
+				t.Errorf("parseHostsTOML(%q) error = %q, want it to start with the line", b, err)
+			}
 			return
 		}
+		seen := map[string]bool{}
 		for _, h := range hf.Hosts {
+			if seen[h.URL] {
+				t.Errorf("parseHostsTOML(%q): host %q twice", b, h.URL)
+			}
+			seen[h.URL] = true
 			mirrorBase(h) // must not panic on any URL
 		}
 	})

@@ -1,11 +1,14 @@
 package verify
 
 import (
-	"bufio"
-	"bytes"
+	"errors"
 	"fmt"
-	"strconv"
+	"maps"
+	"slices"
 	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // hostsFile is what verify needs of a containerd hosts.toml: the upstream
@@ -29,309 +32,192 @@ type hostEntry struct {
 
 // has reports whether the entry has capability c.
 func (h hostEntry) has(c string) bool {
-	if h.Capabilities == nil {
-		return true
-	}
-	for _, x := range h.Capabilities {
-		if x == c {
-			return true
-		}
-	}
-	return false
+	return h.Capabilities == nil || slices.Contains(h.Capabilities, c)
 }
 
-// parseHostsTOML reads the subset of TOML containerd's hosts.toml uses:
-// top-level keys, [host."URL"] and [host."URL".header] tables, and
-// values that are strings, booleans, numbers or arrays of strings
-// (arrays may span lines). Unknown keys are ignored, as containerd does.
+// hostsTOML is the document as toml.Unmarshal fills it. The top-level
+// keys describe the server; Host is a map, so the order of the entries
+// comes from tomlIndex.hosts.
+type hostsTOML struct {
+	Server string `toml:"server"`
+	hostTOML
+	Host map[string]hostTOML `toml:"host"`
+}
+
+// hostTOML is the part of containerd's hostFileConfig that verify reads.
+// Other keys (client, dial_timeout, …) are ignored, as containerd's own
+// decoding does for keys it does not know.
+type hostTOML struct {
+	Capabilities []string       `toml:"capabilities"`
+	CA           any            `toml:"ca"` // a path or an array of paths
+	SkipVerify   bool           `toml:"skip_verify"`
+	OverridePath bool           `toml:"override_path"`
+	Header       map[string]any `toml:"header"` // values: a string or an array of strings
+}
+
+// errHostOrder means the table of contents built from the document does
+// not name the same hosts as the decoded document: a bug, never an
+// input error (the fuzz target checks for it).
+var errHostOrder = errors.New("host entries in document order disagree with the decoded document")
+
+// parseHostsTOML decodes a containerd hosts.toml with go-toml. The host
+// entries come back in file order, the order in which containerd tries
+// them. Errors name the line and column; the caller adds the file name.
 func parseHostsTOML(b []byte) (hostsFile, error) {
-	var f hostsFile
-	cur := -1         // index in f.Hosts, -1 = top level
-	inHeader := false // in [host."…".header]
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(stripComment(sc.Text()))
-		if text == "" {
-			continue
-		}
-		if strings.HasPrefix(text, "[") {
-			if strings.HasPrefix(text, "[[") {
-				return f, fmt.Errorf("line %d: arrays of tables are not part of hosts.toml", line)
+	var doc hostsTOML
+	if err := toml.Unmarshal(b, &doc); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			if k := de.Key(); len(k) > 0 {
+				return hostsFile{}, fmt.Errorf("line %d, column %d: %s: %w", row, col, strings.Join(k, "."), err)
 			}
-			if !strings.HasSuffix(text, "]") {
-				return f, fmt.Errorf("line %d: unterminated table header", line)
-			}
-			keys, err := splitKeys(strings.TrimSpace(text[1 : len(text)-1]))
-			if err != nil {
-				return f, fmt.Errorf("line %d: %w", line, err)
-			}
-			switch {
-			case len(keys) == 2 && keys[0] == "host":
-				f.Hosts = append(f.Hosts, hostEntry{URL: keys[1]})
-				cur, inHeader = len(f.Hosts)-1, false
-			case len(keys) == 3 && keys[0] == "host" && keys[2] == "header":
-				cur, inHeader = findHost(&f, keys[1]), true
-			case len(keys) == 1 && keys[0] == "header":
-				cur, inHeader = -1, true
-			default:
-				cur, inHeader = -2, false // a table verify does not read
-			}
-			continue
+			return hostsFile{}, fmt.Errorf("line %d, column %d: %w", row, col, err)
 		}
-		key, rest, ok := strings.Cut(text, "=")
-		if !ok {
-			return f, fmt.Errorf("line %d: want key = value, got %q", line, text)
-		}
-		// An array may continue over the following lines.
-		for strings.HasPrefix(strings.TrimSpace(rest), "[") && !arrayClosed(rest) && sc.Scan() {
-			line++
-			rest += " " + stripComment(sc.Text())
-		}
-		ks, err := splitKeys(strings.TrimSpace(key))
-		if err != nil || len(ks) != 1 {
-			return f, fmt.Errorf("line %d: bad key %q", line, strings.TrimSpace(key))
-		}
-		v, err := parseValue(strings.TrimSpace(rest))
-		if err != nil {
-			return f, fmt.Errorf("line %d: %s: %w", line, ks[0], err)
-		}
-		if err := assign(&f, cur, inHeader, ks[0], v); err != nil {
-			return f, fmt.Errorf("line %d: %w", line, err)
-		}
+		return hostsFile{}, fmt.Errorf("decoding hosts.toml: %w", err)
 	}
-	if err := sc.Err(); err != nil {
-		return f, fmt.Errorf("reading hosts.toml: %w", err)
+	ix, err := indexTOML(b)
+	if err != nil {
+		return hostsFile{}, fmt.Errorf("indexing hosts.toml: %w", err)
+	}
+	server, err := doc.hostTOML.entry(doc.Server, nil, ix)
+	if err != nil {
+		return hostsFile{}, err
+	}
+	f := hostsFile{Server: server}
+	if len(ix.hosts) != len(doc.Host) {
+		return hostsFile{}, fmt.Errorf("%w: %q, decoded %q", errHostOrder, ix.hosts, slices.Sorted(maps.Keys(doc.Host)))
+	}
+	for _, u := range ix.hosts {
+		h, ok := doc.Host[u]
+		if !ok {
+			return hostsFile{}, fmt.Errorf("%w: %q not decoded", errHostOrder, u)
+		}
+		e, err := h.entry(u, []string{"host", u}, ix)
+		if err != nil {
+			return hostsFile{}, err
+		}
+		f.Hosts = append(f.Hosts, e)
 	}
 	return f, nil
 }
 
-func findHost(f *hostsFile, url string) int {
-	for i, h := range f.Hosts {
-		if h.URL == url {
-			return i
-		}
+// entry converts the decoded table at path at (nil: the top level) into a
+// hostEntry, checking ca and header, whose TOML type may vary.
+func (h hostTOML) entry(url string, at []string, ix tomlIndex) (hostEntry, error) {
+	e := hostEntry{URL: url, Capabilities: h.Capabilities, SkipVerify: h.SkipVerify, OverridePath: h.OverridePath}
+	ca, err := stringList(h.CA)
+	if err != nil {
+		return e, ix.errorAt(append(slices.Clone(at), "ca"), err)
 	}
-	f.Hosts = append(f.Hosts, hostEntry{URL: url})
-	return len(f.Hosts) - 1
-}
-
-// value is a decoded TOML value: a string, a bool, a list of strings, or
-// another scalar kept as text.
-type value struct {
-	str   string
-	list  []string
-	isArr bool
-	b     bool
-	isB   bool
-}
-
-func (v value) strings() []string {
-	if v.isArr {
-		return v.list
-	}
-	return []string{v.str}
-}
-
-func assign(f *hostsFile, cur int, inHeader bool, key string, v value) error {
-	if cur == -2 {
-		return nil
-	}
-	if inHeader {
-		if cur >= 0 {
-			h := &f.Hosts[cur]
-			if h.Header == nil {
-				h.Header = map[string][]string{}
-			}
-			h.Header[key] = v.strings()
-		}
-		return nil
-	}
-	h := &f.Server
-	if cur >= 0 {
-		h = &f.Hosts[cur]
-	}
-	switch key {
-	case "server":
-		if cur == -1 {
-			f.Server.URL = v.str
-		}
-	case "capabilities":
-		if !v.isArr {
-			return fmt.Errorf("capabilities must be an array of strings")
-		}
-		h.Capabilities = append([]string{}, v.list...)
-	case "ca":
-		h.CA = v.strings()
-	case "skip_verify":
-		h.SkipVerify = v.b
-	case "override_path":
-		if !v.isB {
-			return fmt.Errorf("override_path must be true or false")
-		}
-		h.OverridePath = v.b
-	}
-	return nil
-}
-
-// parseValue decodes a string, boolean, array of strings or other scalar.
-func parseValue(s string) (value, error) {
-	switch {
-	case s == "true" || s == "false":
-		return value{b: s == "true", isB: true}, nil
-	case strings.HasPrefix(s, `"`) || strings.HasPrefix(s, "'"):
-		str, rest, err := parseString(s)
+	e.CA = ca
+	for _, k := range slices.Sorted(maps.Keys(h.Header)) {
+		vs, err := stringList(h.Header[k])
 		if err != nil {
-			return value{}, err
+			return e, ix.errorAt(append(slices.Clone(at), "header", k), err)
 		}
-		if strings.TrimSpace(rest) != "" {
-			return value{}, fmt.Errorf("text after the string: %q", rest)
+		if e.Header == nil {
+			e.Header = map[string][]string{}
 		}
-		return value{str: str}, nil
-	case strings.HasPrefix(s, "["):
-		return parseArray(s)
-	case s == "":
-		return value{}, fmt.Errorf("missing value")
+		e.Header[k] = vs
 	}
-	return value{str: s}, nil // a number or a date: kept as text
+	return e, nil
 }
 
-func parseArray(s string) (value, error) {
-	v := value{isArr: true, list: []string{}}
-	rest := strings.TrimSpace(s[1:])
-	for {
-		rest = strings.TrimSpace(rest)
-		if strings.HasPrefix(rest, "]") {
-			if strings.TrimSpace(rest[1:]) != "" {
-				return value{}, fmt.Errorf("text after the array: %q", rest[1:])
+// stringList reads a value that may be a string or an array of strings,
+// as containerd allows for ca and header values. nil (absent) gives nil.
+func stringList(v any) ([]string, error) {
+	switch v := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return []string{v}, nil
+	case []any:
+		out := make([]string, 0, len(v))
+		for i, x := range v {
+			s, ok := x.(string)
+			if !ok {
+				return nil, fmt.Errorf("element %d is a %T, want a string", i, x)
 			}
-			return v, nil
+			out = append(out, s)
 		}
-		if rest == "" {
-			return value{}, fmt.Errorf("unterminated array")
-		}
-		str, after, err := parseString(rest)
-		if err != nil {
-			return value{}, fmt.Errorf("array element: %w", err)
-		}
-		v.list = append(v.list, str)
-		after = strings.TrimSpace(after)
-		if strings.HasPrefix(after, ",") {
-			after = after[1:]
-		} else if !strings.HasPrefix(after, "]") {
-			return value{}, fmt.Errorf("want , or ] after an element, got %q", after)
-		}
-		rest = after
+		return out, nil
 	}
+	return nil, fmt.Errorf("is a %T, want a string or an array of strings", v)
 }
 
-// parseString decodes a basic ("…", with escapes) or literal ('…') string
-// at the start of s and returns the rest.
-func parseString(s string) (string, string, error) {
-	if strings.HasPrefix(s, "'") {
-		end := strings.IndexByte(s[1:], '\'')
-		if end < 0 {
-			return "", "", fmt.Errorf("unterminated string")
-		}
-		return s[1 : 1+end], s[2+end:], nil
-	}
-	if !strings.HasPrefix(s, `"`) {
-		return "", "", fmt.Errorf("want a quoted string, got %q", s)
-	}
-	for i := 1; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '"':
-			str, err := strconv.Unquote(s[:i+1])
-			if err != nil {
-				return "", "", fmt.Errorf("bad string %s: %w", s[:i+1], err)
-			}
-			return str, s[i+1:], nil
-		}
-	}
-	return "", "", fmt.Errorf("unterminated string")
+// tomlIndex is a table of contents of a TOML document, built from
+// go-toml's parser: the host URLs in the order they first appear, and
+// the line of every key and table header, for error messages.
+type tomlIndex struct {
+	hosts []string
+	lines map[string]int // joined key path -> line of its first appearance
 }
 
-// splitKeys splits a dotted key whose parts may be quoted.
-func splitKeys(s string) ([]string, error) {
-	var keys []string
-	for {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			return nil, fmt.Errorf("empty key")
+// indexTOML walks the document's expressions in order. A host entry
+// appears first wherever a key path host.<URL>… is first written: a
+// [host."URL"] or [host."URL".header] header, a dotted key
+// (host."URL".ca = …), or a key of an inline table (host = {"URL" = …}).
+func indexTOML(b []byte) (tomlIndex, error) {
+	ix := tomlIndex{lines: map[string]int{}}
+	var p unstable.Parser
+	p.Reset(b)
+	var table []string // path of the current [table]
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = keyPath(nil, e.Key())
+			ix.note(&p, table, e.Child().Raw) // the first key part
+		case unstable.KeyValue:
+			ix.keyValue(&p, table, e)
 		}
-		var k string
-		if s[0] == '"' || s[0] == '\'' {
-			str, rest, err := parseString(s)
-			if err != nil {
-				return nil, err
-			}
-			k, s = str, rest
-		} else {
-			end := strings.IndexAny(s, ". \t")
-			if end < 0 {
-				end = len(s)
-			}
-			k, s = s[:end], s[end:]
-			if k == "" {
-				return nil, fmt.Errorf("empty key part")
-			}
+	}
+	return ix, p.Error()
+}
+
+// keyValue notes the key-value e under path and, when its value is an
+// inline table, the key-values inside it.
+func (ix *tomlIndex) keyValue(p *unstable.Parser, path []string, e *unstable.Node) {
+	full := keyPath(slices.Clone(path), e.Key())
+	ix.note(p, full, e.Raw)
+	v := e.Value()
+	if v.Kind != unstable.InlineTable {
+		return
+	}
+	for it := v.Children(); it.Next(); {
+		if c := it.Node(); c.Kind == unstable.KeyValue {
+			ix.keyValue(p, full, c)
 		}
-		keys = append(keys, k)
-		s = strings.TrimSpace(s)
-		if s == "" {
-			return keys, nil
-		}
-		if s[0] != '.' {
-			return nil, fmt.Errorf("want . between key parts, got %q", s)
-		}
-		s = s[1:]
 	}
 }
 
-// stripComment removes a # comment that is not inside a string.
-func stripComment(s string) string {
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote == '"' && c == '\\':
-			i++
-		case quote != 0 && c == quote:
-			quote = 0
-		case quote == 0 && (c == '"' || c == '\''):
-			quote = c
-		case quote == 0 && c == '#':
-			return s[:i]
-		}
+// note records the line of path and, for host.<URL>…, the host's place.
+func (ix *tomlIndex) note(p *unstable.Parser, path []string, at unstable.Range) {
+	k := strings.Join(path, "\x00")
+	if _, ok := ix.lines[k]; !ok {
+		ix.lines[k] = p.Shape(at).Start.Line
 	}
-	return s
+	if len(path) >= 2 && path[0] == "host" && !slices.Contains(ix.hosts, path[1]) {
+		ix.hosts = append(ix.hosts, path[1])
+	}
 }
 
-// arrayClosed reports whether the array starting in s is closed on it.
-func arrayClosed(s string) bool {
-	depth := 0
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote == '"' && c == '\\':
-			i++
-		case quote != 0 && c == quote:
-			quote = 0
-		case quote == 0 && (c == '"' || c == '\''):
-			quote = c
-		case quote == 0 && c == '[':
-			depth++
-		case quote == 0 && c == ']':
-			depth--
-			if depth == 0 {
-				return true
-			}
+// errorAt wraps err with the dotted key path and the line of the longest
+// prefix of path the document writes.
+func (ix tomlIndex) errorAt(path []string, err error) error {
+	for n := len(path); n > 0; n-- {
+		if line, ok := ix.lines[strings.Join(path[:n], "\x00")]; ok {
+			return fmt.Errorf("line %d: %s: %w", line, strings.Join(path, "."), err)
 		}
 	}
-	return false
+	return fmt.Errorf("%s: %w", strings.Join(path, "."), err)
+}
+
+// keyPath appends the parts of a (possibly dotted) key to path.
+func keyPath(path []string, it unstable.Iterator) []string {
+	for it.Next() {
+		path = append(path, string(it.Node().Data))
+	}
+	return path
 }
