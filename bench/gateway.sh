@@ -15,7 +15,9 @@
 #     back, close; against airlock, squid, tinyproxy, and directly to the
 #     echo server (no CONNECT): tunnels/s, p50/p99 latency, and the latency
 #     added over the direct connection of the same round; the CPU time of
-#     the proxy and of the load tool over the run.
+#     the proxy and of the load tool over the run, and how busy the server
+#     and the load CPUs were (from /proc/stat, softirq included), which
+#     says which side bounds the rate.
 # Once, after the rounds: up to BENCH_IDLE (9900) idle tunnels to the echo
 # server through airlock (CONNECT) and haproxy (TCP frontend), VmRSS and
 # open descriptors once all are established (each carried one byte both
@@ -68,6 +70,12 @@ mkdir -p "$CACHE/bin"
 gwb="$CACHE/bin/gwbench"
 clk=$(getconf CLK_TCK)
 cpu_split "$pin"
+f0() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
+# CPU index ranges of the servers and of the load (all CPUs when unpinned).
+srv_lo=0 srv_hi=$((ncpu - 1)) cli_lo=0 cli_hi=$((ncpu - 1))
+if [ "$srv_cpus" != all ]; then
+	srv_lo=${srv_cpus%-*} srv_hi=${srv_cpus#*-} cli_lo=${cli_cpus%-*} cli_hi=${cli_cpus#*-}
+fi
 
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -81,9 +89,10 @@ trap cleanup EXIT
 jsonl="$CACHE/bench-gateway.jsonl"
 : >"$jsonl"
 
-# wait_others: sleep while another benchmark script runs on this machine.
+# wait_others: sleep while another benchmark script runs on this machine
+# (its shell, not a flock or timeout still waiting to start it).
 wait_others() {
-	while pgrep -f 'bench/(registry|cache|dns)\.sh' >/dev/null; do
+	while pgrep -f '^(/usr/bin/|/bin/)?bash [^ ]*bench/(registry|cache|dns)\.sh' >/dev/null; do
 		log "another bench script runs; waiting 10 s"
 		sleep 10
 	done
@@ -313,7 +322,9 @@ for ((r = 0; r < rounds; r++)); do
 		res[$r,$t,pcpu]=$(jq -r 'if .tunnels > 0 then .proxy_cpu_seconds * 1e6 / .tunnels else 0 end' <<<"$j")
 		res[$r,$t,putil]=$(jq -r '.proxy_cpu_seconds / .seconds * 100' <<<"$j")
 		res[$r,$t,cutil]=$(jq -r '.client_cpu_seconds / .seconds * 100' <<<"$j")
-		log "  rate $t: $(jq -r '"\(.per_sec|floor) tunnels/s, p50 \(.p50_us|floor) µs, p99 \(.p99_us|floor) µs, proxy CPU \(.proxy_cpu_seconds / .seconds * 100 | floor)%, client CPU \(.client_cpu_seconds / .seconds * 100 | floor)%"' <<<"$j")"
+		res[$r,$t,sbusy]=$(jq -r --argjson lo "$srv_lo" --argjson hi "$srv_hi" '[.cpu_busy_pct[$lo:$hi+1][]] | add / length' <<<"$j")
+		res[$r,$t,cbusy]=$(jq -r --argjson lo "$cli_lo" --argjson hi "$cli_hi" '[.cpu_busy_pct[$lo:$hi+1][]] | add / length' <<<"$j")
+		log "  rate $t: $(jq -r '"\(.per_sec|floor) tunnels/s, p50 \(.p50_us|floor) µs, p99 \(.p99_us|floor) µs, proxy CPU \(.proxy_cpu_seconds / .seconds * 100 | floor)%, client CPU \(.client_cpu_seconds / .seconds * 100 | floor)%"' <<<"$j"), server CPUs busy $(f0 "${res[$r,$t,sbusy]}")%, load CPUs busy $(f0 "${res[$r,$t,cbusy]}")%"
 	done
 done
 
@@ -362,7 +373,7 @@ for t in airlock haproxy; do
 		j=$("${cli[@]}" "$gwb" idle -addr "${raddr[airlock]}" -connect "${rconn[airlock]}" -n "$nidle" -pids "$airlock_pid" -fd-limit "$nofile")
 	else
 		j=$("${cli[@]}" "$gwb" idle -addr "127.0.0.1:$haproxy_echo_port" -n "$nidle" -pids "$haproxy_pid" -fd-limit "$nofile")
-	fi || die "idle tunnels through $t failed"
+	fi || die "idle tunnels through $t failed; echo server log: $(tail -3 "$work/echo.log")"
 	echo "{\"test\":\"idle\",\"target\":\"$t\",\"result\":$j}" >>"$jsonl"
 	idle[$t,before]=$(jq -r .rss_before_bytes <<<"$j")
 	idle[$t,after]=$(jq -r .rss_bytes <<<"$j")
@@ -376,7 +387,6 @@ for t in airlock haproxy; do
 done
 
 # Report.
-f0() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
 f2() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
 mibs() { awk -v x="$1" 'BEGIN { printf "%.0f", x / 1048576 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -421,6 +431,7 @@ report="$CACHE/bench-gateway.md"
 		"Rate: $workers workers × $dur s, a new connection per request: connect, CONNECT, 16 bytes echoed, close; direct = the same without a proxy." \
 		"Added latency = target's percentile − direct's percentile, same round." \
 		"Proxy CPU % and load CPU %: CPU time of the proxy process and of the load tool over the run (100 % = one CPU)." \
+		"Server / load CPUs busy %: all work on those CPUs over the run (/proc/stat, softirq included); the servers' CPUs hold the proxy and the echo target." \
 		"haproxy-splice: a second TCP frontend/backend with \`option splice-request\` and \`option splice-response\`."
 	echo
 	echo "| Round | Stream target | MiB/s | vs direct | vs squid | proxy CPU-s/GiB |"
@@ -434,8 +445,8 @@ report="$CACHE/bench-gateway.md"
 		done
 	done
 	echo
-	echo "| Round | Rate target | tunnels/s | vs squid | p50 µs | p99 µs | added p50 µs | added p99 µs | proxy CPU-µs/tunnel | proxy CPU % | load CPU % | errors |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| Round | Rate target | tunnels/s | vs squid | p50 µs | p99 µs | added p50 µs | added p99 µs | proxy CPU-µs/tunnel | proxy CPU % | load CPU % | server CPUs busy % | load CPUs busy % | errors |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for ((r = 0; r < rounds; r++)); do
 		nr=${#rtargets[@]}
 		for t in "${rtargets[@]:r%nr}" "${rtargets[@]:0:r%nr}"; do
@@ -446,7 +457,7 @@ report="$CACHE/bench-gateway.md"
 				pc=$(f0 "${res[$r,$t,pcpu]}")
 				pu=$(f0 "${res[$r,$t,putil]}")
 			fi
-			echo "| $((r + 1)) | $t | $(f0 "${res[$r,$t,rps]}") | $(ratio "${res[$r,$t,rps]}" "${res[$r,squid,rps]}") | $(f0 "${res[$r,$t,p50]}") | $(f0 "${res[$r,$t,p99]}") | $a50 | $a99 | $pc | $pu | $(f0 "${res[$r,$t,cutil]}") | ${res[$r,$t,rerr]} |"
+			echo "| $((r + 1)) | $t | $(f0 "${res[$r,$t,rps]}") | $(ratio "${res[$r,$t,rps]}" "${res[$r,squid,rps]}") | $(f0 "${res[$r,$t,p50]}") | $(f0 "${res[$r,$t,p99]}") | $a50 | $a99 | $pc | $pu | $(f0 "${res[$r,$t,cutil]}") | $(f0 "${res[$r,$t,sbusy]}") | $(f0 "${res[$r,$t,cbusy]}") | ${res[$r,$t,rerr]} |"
 		done
 	done
 	echo

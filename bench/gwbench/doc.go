@@ -7,6 +7,7 @@
 //	gwbench source -bytes N        TCP server: every connection gets N bytes
 //	                               (sendfile of a temporary file), then EOF
 //	gwbench echo                   TCP server echoing every byte back
+//	                               (read/write: no pipe held per connection)
 //	gwbench stream -addr A [-connect H:P] -bytes N -pids P
 //	                               one connection (a CONNECT tunnel when
 //	                               -connect is set) reading N bytes with
@@ -15,10 +16,12 @@
 //	gwbench rate -addr A [-connect H:P] -c 8 -d 5s
 //	                               a new connection (tunnel) per request:
 //	                               connect, CONNECT, echo a few bytes, close;
-//	                               tunnels/s and p50/p99 latency
-//	gwbench idle -addr A -connect H:P -n N -pids P
+//	                               tunnels/s, p50/p99 latency, and how busy
+//	                               each CPU was (/proc/stat)
+//	gwbench idle -addr A -connect H:P -n N -pids P [-hold D]
 //	                               N tunnels kept open and idle, VmRSS of the
-//	                               PIDs once they are all established
+//	                               PIDs once they are all established; -hold
+//	                               keeps them open D longer (to profile)
 //
 // Concurrency: the servers serve each connection on its own goroutine;
 // rate runs -c workers that share only atomic counters and a mutex-guarded

@@ -35,6 +35,7 @@ func runIdle(args []string) error {
 	settle := fs.Duration("settle", 2*time.Second, "wait after the last tunnel before reading VmRSS")
 	pidList := fs.String("pids", "", "PIDs whose VmRSS and open descriptors are summed")
 	fdLimit := fs.Int("fd-limit", 0, "stop opening tunnels before the PIDs' open descriptors come near this; 0: no check")
+	hold := fs.Duration("hold", 0, "keep the tunnels open this long after printing the result (to profile the proxy)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -134,5 +135,9 @@ func runIdle(args []string) error {
 	}
 	r.PerTunnelBytes = float64(after-before) / float64(r.Tunnels)
 	r.FDsPerTunnel = float64(fds-fds0) / float64(r.Tunnels)
-	return json.NewEncoder(os.Stdout).Encode(r)
+	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
+		return err
+	}
+	time.Sleep(*hold)
+	return nil
 }

@@ -27,6 +27,9 @@ type rateResult struct {
 	// CPU seconds of -pids (the proxy) and of this load tool during the run.
 	ProxyCPU  float64 `json:"proxy_cpu_seconds"`
 	ClientCPU float64 `json:"client_cpu_seconds"`
+	// CPUBusy is each CPU's busy share over the run, in percent (all
+	// processes, softirq included): it shows which side was saturated.
+	CPUBusy []float64 `json:"cpu_busy_pct"`
 }
 
 func runRate(args []string) error {
@@ -51,6 +54,10 @@ func runRate(args []string) error {
 		return err
 	}
 	c0, err := procstat.CPUSeconds(self, *clk)
+	if err != nil {
+		return err
+	}
+	t0, err := readCPUTimes()
 	if err != nil {
 		return err
 	}
@@ -99,7 +106,11 @@ func runRate(args []string) error {
 	if err != nil {
 		return err
 	}
-	r := rateResult{Tunnels: ok.Load(), Errors: errs.Load(), FirstError: firstErr, Seconds: el, ProxyCPU: p1 - p0, ClientCPU: c1 - c0}
+	t1, err := readCPUTimes()
+	if err != nil {
+		return err
+	}
+	r := rateResult{CPUBusy: busyPercent(t0, t1), Tunnels: ok.Load(), Errors: errs.Load(), FirstError: firstErr, Seconds: el, ProxyCPU: p1 - p0, ClientCPU: c1 - c0}
 	r.PerSec = float64(r.Tunnels) / el
 	slices.Sort(lat)
 	r.P50us = micros(percentile(lat, 0.50))

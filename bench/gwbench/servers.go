@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // listen opens a TCP listener, prints its address on stdout, and closes it
@@ -29,15 +31,19 @@ func listen(addr string) (*net.TCPListener, error) {
 }
 
 // serve accepts until the listener closes, handling each connection on
-// its own goroutine.
+// its own goroutine. Other accept errors (a connection reset before it was
+// accepted, out of descriptors for a moment) are reported and the server
+// goes on: a target that exits mid-run would fail the proxy under test.
 func serve(ln *net.TCPListener, handle func(*net.TCPConn)) error {
 	for {
 		c, err := ln.AcceptTCP()
 		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return nil // closed by a signal
 			}
-			return nil // closed by a signal
+			fmt.Fprintf(os.Stderr, "gwbench: accept: %v\n", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		go handle(c)
 	}
@@ -55,7 +61,22 @@ func runEcho(args []string) error {
 	}
 	return serve(ln, func(c *net.TCPConn) {
 		defer c.Close()
-		_, _ = io.Copy(c, c)
+		// A plain read/write copy, not io.Copy(c, c): that splices, and
+		// Go's splice holds a pipe pair (two descriptors) for the whole
+		// copy, so idle tunnels would cost the target three descriptors
+		// each and exhaust its limit long before the proxy's.
+		buf := make([]byte, 2048)
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				if _, werr := c.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
 	})
 }
 

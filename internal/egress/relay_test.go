@@ -2,6 +2,7 @@ package egress
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -214,5 +215,38 @@ func TestRelayUpstreamReset(t *testing.T) {
 	}
 	if got := testutilGauge(g.m); got != 0 {
 		t.Errorf("active tunnels after the reset = %v, want 0", got)
+	}
+}
+
+// TestShutdownDeadlineEndsPolledTunnels: a tunnel idle long enough to sit
+// in the poller (no goroutine) still ends when Shutdown's deadline closes
+// its connections, and is recorded.
+func TestShutdownDeadlineEndsPolledTunnels(t *testing.T) {
+	up := echoServer(t, "127.0.0.1:0", "up")
+	g := startGateway(t, gwOptions{
+		cfg:      Config{AllowedInternalRanges: loopbackRange},
+		policy:   appPolicy(up.Port(), netip.Addr{}, "allowed.test"),
+		resolver: fakeResolver{"allowed.test": {netip.MustParseAddr("127.0.0.1")}},
+	})
+	c, br, code, _ := connect(t, g.proxy, fmt.Sprintf("allowed.test:%d", up.Port()))
+	if code != 200 {
+		t.Fatalf("CONNECT = %d", code)
+	}
+	expectEcho(t, c, br, "up", "one")
+	time.Sleep(3 * hotIdleForTest)
+	expectEcho2(t, c, br, "from the poller")
+	time.Sleep(3 * hotIdleForTest)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := g.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want deadline exceeded", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(br); err != nil {
+		t.Errorf("client read after forced shutdown: %v, want EOF", err)
+	}
+	r := g.logs.waitRecords(t, 1)[0]
+	if r["bytes_up"] == float64(0) {
+		t.Errorf("record = %v, want bytes counted", r)
 	}
 }
