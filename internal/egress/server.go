@@ -337,18 +337,26 @@ func (s *Server) dialFor(ctx context.Context, f *flow) (*net.TCPConn, error) {
 	default:
 		err = errors.New("no name and no address to dial")
 	}
+	if err != nil {
+		f.dialFailed(err)
+		return nil, err
+	}
+	s.trackUpstream(c)
+	return c, nil
+}
+
+// dialFailed records a failed dial on f (the upstream tried stays in the
+// record when the dial itself failed). A refusal by the dialer's address
+// checks turns the decision into a deny (keeping the rule that matched), in
+// both modes: report mode never lets an internal address through.
+func (f *flow) dialFailed(err error) {
 	var deny *DenyError
 	if errors.As(err, &deny) {
 		d := policy.Deny(deny.Reason)
 		d.Type, d.Group, d.Collection, d.Rule = f.decision.Type, f.decision.Group, f.decision.Collection, f.decision.Rule
 		f.decision = d
 		f.wouldDeny = false
-		f.upstream = netip.AddrPort{}
+		f.upstream = netip.AddrPort{} // nothing was dialled
 	}
-	if err != nil {
-		f.err = err
-		return nil, err
-	}
-	s.trackUpstream(c)
-	return c, nil
+	f.err = err
 }

@@ -319,14 +319,6 @@ func (s *Server) dialUDPFor(f *flow, dst netip.AddrPort) *net.UDPConn {
 	if err == nil {
 		return c
 	}
-	var deny *DenyError
-	if errors.As(err, &deny) {
-		d := policy.Deny(deny.Reason)
-		d.Type, d.Group, d.Collection, d.Rule = f.decision.Type, f.decision.Group, f.decision.Collection, f.decision.Rule
-		f.decision = d
-		f.wouldDeny = false
-	}
-	f.upstream = netip.AddrPort{}
-	f.err = err
+	f.dialFailed(err)
 	return nil
 }
