@@ -39,7 +39,10 @@ under ./airlock-data.
 Signals: SIGTERM or SIGINT stop accepting, drain requests in flight for up to
 --grace, then exit 0. SIGHUP re-reads the config file and applies what can
 change without a restart (registry users, anonymousPull, TLS certificate, log
-level); an invalid file is reported and the running config is kept.
+level, and the policy of the gateway and DNS: new flows and queries get it,
+established tunnels stay). So does a change of the file's content, polled every
+--watch (default 2s; 0 turns it off). An invalid file is reported and the
+running config is kept.
 
 Example:
   airlock serve
@@ -51,6 +54,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs, cfgPath := newFlags("serve", serveSummary, serveUsage, stderr)
 	logFormat := fs.String("log-format", "", "override log.format: json or text")
 	grace := fs.Duration("grace", 30*time.Second, "how long shutdown waits for requests in flight")
+	watch := fs.Duration("watch", 2*time.Second, "how often to check the config file for changes and reload (0: only on SIGHUP)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -74,7 +78,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, *cfgPath, log, level, *grace); err != nil {
+	if err := serve(ctx, cfg, *cfgPath, log, level, *grace, *watch); err != nil {
 		log.Error("airlock stopped", "err", err)
 		return exitFinding
 	}
@@ -87,7 +91,7 @@ type component struct {
 	shutdown func(context.Context) error
 }
 
-func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logger, level *slog.LevelVar, grace time.Duration) error {
+func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logger, level *slog.LevelVar, grace, watch time.Duration) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	adm := admin.New(reg, log.With("component", "admin"))
@@ -231,6 +235,10 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	var changed <-chan struct{} // nil (never ready) without a file to watch
+	if cfgPath != "" && watch > 0 {
+		changed = watchFile(ctx, cfgPath, watch)
+	}
 
 	var runErr error
 loop:
@@ -243,6 +251,13 @@ loop:
 			runErr = err
 			break loop
 		case <-hup:
+			reload(cfgPath, cfg, log, level, regSrv, gw, dns)
+		case _, ok := <-changed:
+			if !ok {
+				changed = nil
+				continue
+			}
+			log.Info("config file changed; reloading", "config", describeConfig(cfgPath))
 			reload(cfgPath, cfg, log, level, regSrv, gw, dns)
 		}
 	}
