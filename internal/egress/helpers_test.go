@@ -99,6 +99,18 @@ type gwOptions struct {
 	names    NameSource
 }
 
+// allowedGateway starts a gateway whose policy allows https to
+// allowed.test on up's port, the name resolving to 127.0.0.1 (where up
+// listens).
+func allowedGateway(t *testing.T, up netip.AddrPort) *gw {
+	t.Helper()
+	return startGateway(t, gwOptions{
+		cfg:      Config{AllowedInternalRanges: loopbackRange},
+		policy:   appPolicy(up.Port(), netip.Addr{}, "allowed.test"),
+		resolver: fakeResolver{"allowed.test": {netip.MustParseAddr("127.0.0.1")}},
+	})
+}
+
 func startGateway(t *testing.T, o gwOptions) *gw {
 	t.Helper()
 	p, err := policy.Compile(o.policy)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -15,11 +14,7 @@ import (
 
 func TestReloadKeepsTunnels(t *testing.T) {
 	up := echoServer(t, "127.0.0.1:0", "up")
-	g := startGateway(t, gwOptions{
-		cfg:      Config{AllowedInternalRanges: loopbackRange},
-		policy:   appPolicy(up.Port(), netip.Addr{}, "allowed.test"),
-		resolver: fakeResolver{"allowed.test": {netip.MustParseAddr("127.0.0.1")}},
-	})
+	g := allowedGateway(t, up)
 	const n = 100
 	target := fmt.Sprintf("allowed.test:%d", up.Port())
 	type tun struct {
@@ -81,11 +76,7 @@ func TestReloadKeepsTunnels(t *testing.T) {
 
 func TestShutdownDrains(t *testing.T) {
 	up := echoServer(t, "127.0.0.1:0", "up")
-	g := startGateway(t, gwOptions{
-		cfg:      Config{AllowedInternalRanges: loopbackRange},
-		policy:   appPolicy(up.Port(), netip.Addr{}, "allowed.test"),
-		resolver: fakeResolver{"allowed.test": {netip.MustParseAddr("127.0.0.1")}},
-	})
+	g := allowedGateway(t, up)
 	target := fmt.Sprintf("allowed.test:%d", up.Port())
 	c, br, code, _ := connect(t, g.proxy, target)
 	if code != 200 {
@@ -121,11 +112,7 @@ func TestShutdownDrains(t *testing.T) {
 
 func TestShutdownDeadlineClosesTunnels(t *testing.T) {
 	up := echoServer(t, "127.0.0.1:0", "up")
-	g := startGateway(t, gwOptions{
-		cfg:      Config{AllowedInternalRanges: loopbackRange},
-		policy:   appPolicy(up.Port(), netip.Addr{}, "allowed.test"),
-		resolver: fakeResolver{"allowed.test": {netip.MustParseAddr("127.0.0.1")}},
-	})
+	g := allowedGateway(t, up)
 	c, br, code, _ := connect(t, g.proxy, fmt.Sprintf("allowed.test:%d", up.Port()))
 	if code != 200 {
 		t.Fatalf("CONNECT = %d", code)

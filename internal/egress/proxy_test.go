@@ -79,11 +79,7 @@ func TestConnect(t *testing.T) {
 
 func TestConnectRecord(t *testing.T) {
 	up := echoServer(t, "127.0.0.1:0", "up")
-	g := startGateway(t, gwOptions{
-		cfg:      Config{AllowedInternalRanges: loopbackRange},
-		policy:   appPolicy(up.Port(), netip.Addr{}, "allowed.test"),
-		resolver: fakeResolver{"allowed.test": {netip.MustParseAddr("127.0.0.1")}},
-	})
+	g := allowedGateway(t, up)
 	c, br, code, _ := connect(t, g.proxy, fmt.Sprintf("allowed.test:%d", up.Port()))
 	if code != 200 {
 		t.Fatalf("CONNECT = %d, want 200", code)

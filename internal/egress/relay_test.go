@@ -52,11 +52,7 @@ func TestIdleTunnelsHoldNoGoroutine(t *testing.T) {
 		t.Skip("the tunnel poller is Linux only")
 	}
 	up := holdServer(t)
-	g := startGateway(t, gwOptions{
-		cfg:      Config{AllowedInternalRanges: loopbackRange},
-		policy:   appPolicy(up.Port(), netip.Addr{}, "allowed.test"),
-		resolver: fakeResolver{"allowed.test": {netip.MustParseAddr("127.0.0.1")}},
-	})
+	g := allowedGateway(t, up)
 	target := fmt.Sprintf("allowed.test:%d", up.Port())
 	// One tunnel first, so the poller's own goroutine is counted in base.
 	if _, _, code, _ := connect(t, g.proxy, target); code != 200 {
@@ -93,11 +89,7 @@ func TestIdleTunnelsHoldNoGoroutine(t *testing.T) {
 // splicing, and count every byte.
 func TestRelayBulkBothWays(t *testing.T) {
 	up := echoServer(t, "127.0.0.1:0", "up")
-	g := startGateway(t, gwOptions{
-		cfg:      Config{AllowedInternalRanges: loopbackRange},
-		policy:   appPolicy(up.Port(), netip.Addr{}, "allowed.test"),
-		resolver: fakeResolver{"allowed.test": {netip.MustParseAddr("127.0.0.1")}},
-	})
+	g := allowedGateway(t, up)
 	c, br, code, _ := connect(t, g.proxy, fmt.Sprintf("allowed.test:%d", up.Port()))
 	if code != 200 {
 		t.Fatalf("CONNECT = %d, want 200", code)
@@ -153,11 +145,7 @@ func TestRelayHalfClose(t *testing.T) {
 		fmt.Fprintf(c, "got %d", n)
 	}()
 	up := ln.Addr().(*net.TCPAddr).AddrPort()
-	g := startGateway(t, gwOptions{
-		cfg:      Config{AllowedInternalRanges: loopbackRange},
-		policy:   appPolicy(up.Port(), netip.Addr{}, "allowed.test"),
-		resolver: fakeResolver{"allowed.test": {netip.MustParseAddr("127.0.0.1")}},
-	})
+	g := allowedGateway(t, up)
 	c, br, code, _ := connect(t, g.proxy, fmt.Sprintf("allowed.test:%d", up.Port()))
 	if code != 200 {
 		t.Fatalf("CONNECT = %d, want 200", code)
@@ -194,11 +182,7 @@ func TestRelayUpstreamReset(t *testing.T) {
 		c.Close()
 	}()
 	up := ln.Addr().(*net.TCPAddr).AddrPort()
-	g := startGateway(t, gwOptions{
-		cfg:      Config{AllowedInternalRanges: loopbackRange},
-		policy:   appPolicy(up.Port(), netip.Addr{}, "allowed.test"),
-		resolver: fakeResolver{"allowed.test": {netip.MustParseAddr("127.0.0.1")}},
-	})
+	g := allowedGateway(t, up)
 	c, br, code, _ := connect(t, g.proxy, fmt.Sprintf("allowed.test:%d", up.Port()))
 	if code != 200 {
 		t.Fatalf("CONNECT = %d, want 200", code)
@@ -223,11 +207,7 @@ func TestRelayUpstreamReset(t *testing.T) {
 // its connections, and is recorded.
 func TestShutdownDeadlineEndsPolledTunnels(t *testing.T) {
 	up := echoServer(t, "127.0.0.1:0", "up")
-	g := startGateway(t, gwOptions{
-		cfg:      Config{AllowedInternalRanges: loopbackRange},
-		policy:   appPolicy(up.Port(), netip.Addr{}, "allowed.test"),
-		resolver: fakeResolver{"allowed.test": {netip.MustParseAddr("127.0.0.1")}},
-	})
+	g := allowedGateway(t, up)
 	c, br, code, _ := connect(t, g.proxy, fmt.Sprintf("allowed.test:%d", up.Port()))
 	if code != 200 {
 		t.Fatalf("CONNECT = %d", code)
