@@ -77,27 +77,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# others_running: another bench script is running. A process only waiting to
-# start one (`flock LOCK bench/x.sh`, `timeout … bench/x.sh`) does not count:
-# it may be waiting for the lock this run holds.
-others_running() {
-	local p
-	for p in $(pgrep -f 'bench/(registry|cache|gateway)\.sh'); do
-		case "$(cat "/proc/$p/comm" 2>/dev/null)" in
-		flock | timeout | "") ;;
-		*) return 0 ;;
-		esac
-	done
-	return 1
-}
-# wait_quiet: another helper's benchmark on the same CPUs would skew both sides.
-wait_quiet() {
-	while others_running; do
-		log "another bench script is running; waiting"
-		sleep 10
-	done
-}
-
 # --- unbound: the forwarder and the peer -----------------------------------
 uport=$(free_port)
 {
@@ -265,7 +244,7 @@ log "bench: $rounds rounds x ${dur}s; servers on CPUs $srv_cpus, dnsperf on CPUs
 # order R: the targets of round R, alternating which goes first.
 order() { if (($1 % 2 == 0)); then echo airlock unbound; else echo unbound airlock; fi; }
 for ((r = 0; r < rounds; r++)); do
-	wait_quiet
+	wait_other_benches
 	read -r -a ord <<<"$(order "$r")"
 	log "cached round $((r + 1)): ${ord[*]}"
 	# Warm (or keep warm) airlock's cache: one pass over the names.
@@ -282,7 +261,7 @@ done
 # The miss rounds come after every cached round, so the names they add to
 # airlock's cache (and to its observations) do not weigh on the cached runs.
 for ((r = 0; r < rounds; r++)); do
-	wait_quiet
+	wait_other_benches
 	read -r -a ord <<<"$(order "$r")"
 	log "miss round $((r + 1)): ${ord[*]}"
 	for t in "${ord[@]}"; do

@@ -89,15 +89,6 @@ trap cleanup EXIT
 jsonl="$CACHE/bench-gateway.jsonl"
 : >"$jsonl"
 
-# wait_others: sleep while another benchmark script runs on this machine
-# (its shell, not a flock or timeout still waiting to start it).
-wait_others() {
-	while pgrep -f '^(/usr/bin/|/bin/)?bash [^ ]*bench/(registry|cache|dns)\.sh' >/dev/null; do
-		log "another bench script runs; waiting 10 s"
-		sleep 10
-	done
-}
-
 # wait_port PORT PID: wait until something listens on 127.0.0.1:PORT.
 wait_port() {
 	local _
@@ -157,7 +148,7 @@ start_airlock() {
 }
 
 # The decision-record check, at log level info.
-wait_others
+wait_other_benches
 start_airlock info
 j=$("${cli[@]}" "$gwb" rate -addr "127.0.0.1:$airlock_port" -connect "localhost:$eport" -c 2 -d 1s)
 stop_pid "$airlock_pid"
@@ -297,7 +288,7 @@ done
 declare -A res
 log "bench: $rounds rounds; servers on CPUs $srv_cpus, load on CPUs $cli_cpus"
 for ((r = 0; r < rounds; r++)); do
-	wait_others
+	wait_other_benches
 	ns=${#stargets[@]} nr=${#rtargets[@]}
 	sorder=("${stargets[@]:r%ns}" "${stargets[@]:0:r%ns}")
 	rorder=("${rtargets[@]:r%nr}" "${rtargets[@]:0:r%nr}")
@@ -331,7 +322,7 @@ done
 # strace of airlock during one more stream (not measured: strace slows it).
 strace_summary=""
 if [ "$dostrace" = 1 ]; then
-	wait_others
+	wait_other_benches
 	strace -c -f -o "$work/strace.txt" -p "$airlock_pid" 2>/dev/null &
 	strace_pid=$!
 	sleep 0.5
@@ -349,7 +340,7 @@ fi
 declare -A perf_top
 if [ "$dostrace" = 1 ] && command -v perf >/dev/null; then
 	for t in airlock squid; do
-		wait_others
+		wait_other_benches
 		perf record -q -F 999 -o "$work/perf-$t.data" -p "${rpid[$t]}" -- sleep 3 >/dev/null 2>&1 &
 		perf_pid=$!
 		"${cli[@]}" "$gwb" rate -addr "${raddr[$t]}" -connect "${rconn[$t]}" -c "$workers" -d 3s >/dev/null
@@ -366,7 +357,7 @@ if [ "$dostrace" = 1 ] && command -v perf >/dev/null; then
 fi
 
 # Idle tunnels, airlock then haproxy.
-wait_others
+wait_other_benches
 declare -A idle
 for t in airlock haproxy; do
 	if [ "$t" = airlock ]; then

@@ -143,3 +143,25 @@ cpu_split() {
 		cli=(taskset -c "$cli_cpus")
 	fi
 }
+
+# wait_other_benches: sleep while another bench script runs on this machine:
+# it would share the CPUs and skew both sides of both. A flock or timeout
+# that is only waiting to start one does not count (it may be waiting for
+# the lock this run holds), nor does this script's own process tree.
+wait_other_benches() {
+	local self p busy
+	self="bench/$(basename "$0")"
+	while :; do
+		busy=
+		for p in $(pgrep -f 'bench/(registry|cache|gateway|dns)\.sh'); do
+			tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$self" && continue
+			case "$(cat "/proc/$p/comm" 2>/dev/null)" in
+			flock | timeout | "") ;;
+			*) busy=1 ;;
+			esac
+		done
+		[ -z "$busy" ] && return 0
+		log "another bench script is running; waiting 10 s"
+		sleep 10
+	done
+}
