@@ -163,7 +163,7 @@ func parseSource(s string) (host, path string, wildcard bool, problem string) {
 	if !ok || rest == "" {
 		return "", "", false, fmt.Sprintf("%q needs a repository after the host, e.g. %s/*", s, s)
 	}
-	if !validHost(host) {
+	if !oci.ValidRegistryHost(host) {
 		return "", "", false, fmt.Sprintf("%q is not a registry host name (with an optional :port)", host)
 	}
 	if rest == "*" {
@@ -198,29 +198,6 @@ func parseTarget(s string) (target string, wildcard bool, problem string) {
 	return s, wildcard, ""
 }
 
-func validHost(h string) bool {
-	name, port, hasPort := strings.Cut(h, ":")
-	if hasPort {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return false
-		}
-	}
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(name, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, c := range []byte(label) {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // byTarget finds the rule whose target holds name: an exact target equal
 // to name, or the wildcard with the longest prefix of name. An exact rule
 // beats a wildcard.
@@ -232,7 +209,7 @@ func (rs *rules) byTarget(name string) *rule {
 // the wildcard with the longest source prefix.
 func (rs *rules) bySource(host, path string) *rule {
 	return rs.longest(func(r *rule) (string, bool) {
-		return r.source, canonicalHost(r.host) == canonicalHost(host)
+		return r.source, oci.CanonicalRegistryHost(r.host) == oci.CanonicalRegistryHost(host)
 	}, path)
 }
 
@@ -261,24 +238,6 @@ func (rs *rules) longest(key func(*rule) (string, bool), name string) *rule {
 		}
 	}
 	return best
-}
-
-// canonicalHost folds Docker Hub's names into one.
-func canonicalHost(h string) string {
-	switch h {
-	case "docker.io", "index.docker.io", "registry-1.docker.io":
-		return "docker.io"
-	}
-	return h
-}
-
-// normalizePath applies Docker Hub's rule that a one-component name lives
-// under library/.
-func normalizePath(host, path string) string {
-	if canonicalHost(host) == "docker.io" && !strings.Contains(path, "/") {
-		return "library/" + path
-	}
-	return path
 }
 
 // describe lists the rules for error messages, sorted.

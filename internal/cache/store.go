@@ -149,7 +149,7 @@ func (s *Store) match(repo string) (target, bool) {
 	if r == nil {
 		return target{}, false
 	}
-	return target{rule: r, host: r.host, repo: normalizePath(r.host, r.upstreamRepo(repo))}, true
+	return target{rule: r, host: r.host, repo: oci.NormalizeRepo(r.host, r.upstreamRepo(repo))}, true
 }
 
 // Resolve maps a mirror-style request (containerd's ?ns=HOST) to the local
@@ -161,7 +161,7 @@ func (s *Store) Resolve(name, ns string) (string, error) {
 	if ns == "" || s.rules.byTarget(name) != nil {
 		return name, nil
 	}
-	path := normalizePath(ns, name)
+	path := oci.NormalizeRepo(ns, name)
 	if r := s.rules.bySource(ns, path); r != nil {
 		return r.localRepo(path), nil
 	}

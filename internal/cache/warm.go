@@ -58,36 +58,10 @@ func ParseWarmList(r io.Reader) ([]WarmRef, error) {
 	return out, errors.Join(errs...)
 }
 
-// ParseImageRef splits an image reference. The first component is a
-// registry host when it has a '.' or ':' or is localhost; otherwise the
-// image is on docker.io. No tag or digest means "latest".
+// ParseImageRef parses one reference of a warm list (oci.ParseImageRef).
 func ParseImageRef(s string) (WarmRef, error) {
-	out := WarmRef{Raw: s}
-	rest := s
-	if i := strings.IndexByte(rest, '/'); i > 0 && (strings.ContainsAny(rest[:i], ".:") || rest[:i] == "localhost") {
-		out.Host, rest = rest[:i], rest[i+1:]
-	} else {
-		out.Host = "docker.io"
-	}
-	ref := "latest"
-	if i := strings.IndexByte(rest, '@'); i >= 0 {
-		rest, ref = rest[:i], rest[i+1:]
-	} else if i := strings.LastIndexByte(rest, ':'); i >= 0 {
-		rest, ref = rest[:i], rest[i+1:]
-	}
-	out.Repo = normalizePath(out.Host, rest)
-	if _, err := oci.ParseName(out.Repo); err != nil {
-		return out, fmt.Errorf("%q: %w", s, err)
-	}
-	if !validHost(out.Host) {
-		return out, fmt.Errorf("%q: %q is not a registry host", s, out.Host)
-	}
-	r, err := oci.ParseReference(ref)
-	if err != nil {
-		return out, fmt.Errorf("%q: %w", s, err)
-	}
-	out.Ref = r
-	return out, nil
+	r, err := oci.ParseImageRef(s)
+	return WarmRef{Raw: s, Host: r.Host, Repo: r.Repo, Ref: r.Ref}, err
 }
 
 // WarmOptions configure Warm.
@@ -293,10 +267,8 @@ func registryError(resp *http.Response) error {
 	return fmt.Errorf("%s", resp.Status)
 }
 
-var warmAccept = strings.Join([]string{oci.MediaTypeImageIndex, oci.MediaTypeImageManifest, oci.MediaTypeDockerList, oci.MediaTypeDockerManifest}, ", ")
-
 func (w *warmer) manifest(ctx context.Context, ref WarmRef, r oci.Reference) ([]byte, string, error) {
-	resp, err := w.get(ctx, w.url(ref, "manifests", r.String()), warmAccept)
+	resp, err := w.get(ctx, w.url(ref, "manifests", r.String()), oci.ManifestAccept)
 	if err != nil {
 		return nil, "", fmt.Errorf("manifest %s: %w", r, err)
 	}

@@ -11,6 +11,10 @@ const (
 	MediaTypeEmptyJSON      = "application/vnd.oci.empty.v1+json"
 )
 
+// ManifestAccept is the Accept header of a manifest request: every
+// manifest media type airlock handles, indexes first.
+const ManifestAccept = MediaTypeImageIndex + ", " + MediaTypeImageManifest + ", " + MediaTypeDockerList + ", " + MediaTypeDockerManifest
+
 // Schema-1 media types are recognised only to reject them with a clear message.
 const (
 	mediaTypeDockerV1       = "application/vnd.docker.distribution.manifest.v1+json"

@@ -6,15 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/airlockdev/airlock/internal/oci"
 )
-
-// manifestAccept lists every manifest media type airlock handles.
-var manifestAccept = strings.Join([]string{
-	oci.MediaTypeImageIndex, oci.MediaTypeImageManifest, oci.MediaTypeDockerList, oci.MediaTypeDockerManifest,
-}, ", ")
 
 // Manifest is a manifest fetched from an upstream: its bytes, verified
 // against its digest, and their parsed form.
@@ -33,7 +27,7 @@ func (c *Client) manifestRequest(op, method, host, repo string, ref oci.Referenc
 		return nil, err
 	}
 	rq := &request{op: op, kind: "manifest", method: method, t: t, ref: ref.String(),
-		path: t.repo + "/manifests/" + ref.String(), header: http.Header{"Accept": {manifestAccept}}}
+		path: t.repo + "/manifests/" + ref.String(), header: http.Header{"Accept": {oci.ManifestAccept}}}
 	if err := checkReference(ref); err != nil {
 		return nil, rq.fail(ErrInvalidRequest, "", err)
 	}

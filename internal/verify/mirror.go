@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,8 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+
+	"github.com/airlockdev/airlock/internal/oci"
 )
 
 // imageRef is an image reference split the way containerd does.
@@ -27,99 +28,30 @@ type imageRef struct {
 	Ref  string // tag or digest ("3.6", "sha256:…")
 }
 
-// parseImageRef splits "host/repo[:tag][@digest]". A first component
-// without a dot or colon (and not localhost) means docker.io, and a
-// single-component docker.io repository gets "library/".
+// parseImageRef splits "host/repo[:tag][@digest]" (oci.ParseImageRef).
 func parseImageRef(s string) (imageRef, error) {
-	bad := func(why string) (imageRef, error) {
-		return imageRef{}, fmt.Errorf("image reference %q: %s", s, why)
+	r, err := oci.ParseImageRef(s)
+	if err != nil {
+		return imageRef{}, fmt.Errorf("image reference %w", err)
 	}
-	if s == "" || strings.ContainsAny(s, " \t\n?#") {
-		return bad("want host/repository:tag or @sha256:digest")
-	}
-	name, ref := s, "latest"
-	if i := strings.Index(s, "@"); i >= 0 {
-		name, ref = s[:i], s[i+1:]
-		if !strings.HasPrefix(ref, "sha256:") || len(ref) != 71 {
-			return bad("the digest must be sha256: and 64 hex characters")
-		}
-		if _, err := hex.DecodeString(ref[7:]); err != nil {
-			return bad("the digest must be sha256: and 64 hex characters")
-		}
-		if j := strings.LastIndex(name, ":"); j > strings.LastIndex(name, "/") {
-			name = name[:j] // a tag next to a digest is ignored
-		}
-	} else if j := strings.LastIndex(s, ":"); j > strings.LastIndex(s, "/") {
-		name, ref = s[:j], s[j+1:]
-		if ref == "" {
-			return bad("empty tag")
-		}
-	}
-	host, repo, ok := strings.Cut(name, "/")
-	if !ok || (!strings.ContainsAny(host, ".:") && host != "localhost") {
-		host, repo = "docker.io", name
-	}
-	if repo == "" || strings.Contains(repo, "//") || strings.HasPrefix(repo, "/") || strings.HasSuffix(repo, "/") {
-		return bad("empty repository path component")
-	}
-	if host == "docker.io" && !strings.Contains(repo, "/") {
-		repo = "library/" + repo
-	}
-	if repo != strings.ToLower(repo) {
-		return bad("the repository must be lower case")
-	}
-	return imageRef{Host: host, Repo: repo, Ref: ref}, nil
+	return imageRef{Host: r.Host, Repo: r.Repo, Ref: r.Ref.String()}, nil
 }
 
-// Media types the manifest fetch accepts.
-const (
-	mtOCIIndex     = "application/vnd.oci.image.index.v1+json"
-	mtDockerList   = "application/vnd.docker.distribution.manifest.list.v2+json"
-	mtOCIManifest  = "application/vnd.oci.image.manifest.v1+json"
-	mtDockerManif  = "application/vnd.docker.distribution.manifest.v2+json"
-	manifestAccept = mtOCIIndex + ", " + mtDockerList + ", " + mtOCIManifest + ", " + mtDockerManif
-)
+// manifest is an image manifest or index as verify reads it.
+type manifest struct{ *oci.Manifest }
 
-// manifest is what verify reads of an image manifest or index.
-type manifest struct {
-	MediaType string `json:"mediaType"`
-	Config    struct {
-		Digest string `json:"digest"`
-		Size   int64  `json:"size"`
-	} `json:"config"`
-	Manifests []struct {
-		Digest    string `json:"digest"`
-		MediaType string `json:"mediaType"`
-		Platform  *struct {
-			OS           string `json:"os"`
-			Architecture string `json:"architecture"`
-		} `json:"platform"`
-	} `json:"manifests"`
-}
-
-// parseManifest decodes a manifest or index and checks the digests it
-// names.
+// parseManifest validates a manifest or index (oci.ParseManifest), which
+// checks every digest it names.
 func parseManifest(b []byte) (manifest, error) {
-	var m manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("decoding the manifest: %w", err)
+	m, err := oci.ParseManifest("", b)
+	if err != nil {
+		return manifest{&oci.Manifest{}}, err
 	}
-	for _, d := range m.Manifests {
-		if !validDigest(d.Digest) {
-			return m, fmt.Errorf("the index names a bad digest %q", d.Digest)
-		}
-	}
-	if len(m.Manifests) == 0 && !validDigest(m.Config.Digest) {
-		return m, fmt.Errorf("the manifest names no valid config digest (%q)", m.Config.Digest)
-	}
-	return m, nil
+	return manifest{m}, nil
 }
 
 func validDigest(d string) bool {
-	if !strings.HasPrefix(d, "sha256:") || len(d) != 71 {
-		return false
-	}
-	_, err := hex.DecodeString(d[7:])
+	_, err := oci.ParseDigest(d)
 	return err == nil
 }
 
@@ -128,10 +60,10 @@ func validDigest(d string) bool {
 func (m manifest) pick() string {
 	for _, d := range m.Manifests {
 		if d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == runtime.GOARCH {
-			return d.Digest
+			return string(d.Digest)
 		}
 	}
-	return m.Manifests[0].Digest
+	return string(m.Manifests[0].Digest)
 }
 
 // configPathLine matches containerd's CRI registry config_path setting.
@@ -282,7 +214,7 @@ func (b *battery) fetchFromMirror(ctx context.Context, dir string, h hostEntry, 
 		if err != nil {
 			return nil, "", err
 		}
-		req.Header.Set("Accept", manifestAccept)
+		req.Header.Set("Accept", oci.ManifestAccept)
 		req.Header.Set("User-Agent", "airlock-verify")
 		for k, vs := range h.Header {
 			for _, v := range vs {
@@ -337,12 +269,12 @@ func (b *battery) fetchFromMirror(ctx context.Context, dir string, h hostEntry, 
 			return "", fmt.Errorf("%s: an index inside an index", where)
 		}
 	}
-	resp, _, err := get(http.MethodHead, "blobs", m.Config.Digest)
+	resp, _, err := get(http.MethodHead, "blobs", configDigest(m))
 	if err != nil {
 		return "", err
 	}
 	resp.Body.Close()
-	return fmt.Sprintf("manifest %s (%s), config %s (HEAD %s, %d bytes) from %s", shortDigest(top), shortDigest(dg), shortDigest(m.Config.Digest), resp.Status, resp.ContentLength, base.Redacted()), nil
+	return fmt.Sprintf("manifest %s (%s), config %s (HEAD %s, %d bytes) from %s", shortDigest(top), shortDigest(dg), shortDigest(configDigest(m)), resp.Status, resp.ContentLength, base.Redacted()), nil
 }
 
 func shortDigest(d string) string {
@@ -390,4 +322,12 @@ func (b *battery) mirrorClient(dir string, h hostEntry) (*http.Client, error) {
 			return nil
 		},
 	}, nil
+}
+
+// configDigest is the config blob's digest of an image manifest.
+func configDigest(m manifest) string {
+	if m.Config == nil {
+		return ""
+	}
+	return string(m.Config.Digest)
 }
