@@ -44,14 +44,7 @@ func chains(in RulesetInput) []chain {
 	if !in.Outbound.HasRules() {
 		return nil
 	}
-	var v4, v6 []string
-	for _, p := range in.Allowed {
-		if p.Addr().Is4() {
-			v4 = append(v4, p.Masked().String())
-		} else {
-			v6 = append(v6, p.Masked().String())
-		}
-	}
+	v4, v6 := allowedByFamily(in.Allowed)
 	egress := []string{
 		`ct state established,related accept comment "replies and flows already allowed"`,
 		`ct state invalid counter drop comment "not part of any flow"`,
@@ -94,16 +87,7 @@ func ipFamily(a netip.Addr) string {
 
 // sets returns the named interval sets of allowed addresses, by family.
 func sets(in RulesetInput) [][2]string {
-	var v4, v6 []string
-	for _, p := range in.Allowed {
-		if p.Addr().Is4() {
-			v4 = append(v4, p.Masked().String())
-		} else {
-			v6 = append(v6, p.Masked().String())
-		}
-	}
-	sort.Strings(v4)
-	sort.Strings(v6)
+	v4, v6 := allowedByFamily(in.Allowed)
 	var out [][2]string
 	if len(v4) > 0 {
 		out = append(out, [2]string{"allowed_v4", "type ipv4_addr; flags interval; auto-merge; elements = { " + strings.Join(dedup(v4), ", ") + " }"})
@@ -112,6 +96,21 @@ func sets(in RulesetInput) [][2]string {
 		out = append(out, [2]string{"allowed_v6", "type ipv6_addr; flags interval; auto-merge; elements = { " + strings.Join(dedup(v6), ", ") + " }"})
 	}
 	return out
+}
+
+// allowedByFamily returns the allowed prefixes (masked, as text), sorted,
+// IPv4 and IPv6 apart.
+func allowedByFamily(allowed []netip.Prefix) (v4, v6 []string) {
+	for _, p := range allowed {
+		if p.Addr().Is4() {
+			v4 = append(v4, p.Masked().String())
+		} else {
+			v6 = append(v6, p.Masked().String())
+		}
+	}
+	sort.Strings(v4)
+	sort.Strings(v6)
+	return v4, v6
 }
 
 func dedup(s []string) []string {
