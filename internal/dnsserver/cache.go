@@ -118,17 +118,25 @@ func (c *answerCache) put(k cacheKey, m *dns.Msg, now time.Time) {
 // being paid by every insert of a full cache. Called with mu held.
 func (c *answerCache) evict(now time.Time) {
 	c.scans++
-	for k, e := range c.m {
-		if now.After(e.expires.Add(c.staleFor)) {
-			delete(c.m, k)
+	evictTenth(c.m, c.max, func(e *cacheEntry) bool { return now.After(e.expires.Add(c.staleFor)) })
+}
+
+// evictTenth makes room in a full map bounded by limit: it drops each
+// entry for which gone is true, then arbitrary entries (Go's map order) until
+// at most 90% of limit remain, so one pass pays for a tenth of the inserts
+// to come. Both answer caches use it.
+func evictTenth[K comparable, V any](m map[K]V, limit int, gone func(V) bool) {
+	for k, v := range m {
+		if gone(v) {
+			delete(m, k)
 		}
 	}
-	target := c.max - max(c.max/10, 1)
-	for k := range c.m {
-		if len(c.m) <= target {
+	target := limit - max(limit/10, 1)
+	for k := range m {
+		if len(m) <= target {
 			return
 		}
-		delete(c.m, k)
+		delete(m, k)
 	}
 }
 

@@ -66,18 +66,7 @@ func (c *fastCache) put(key []byte, e *fastEntry, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, present := c.m[string(key)]; !present && len(c.m) >= c.max {
-		for k, old := range c.m {
-			if !now.Before(old.expires) {
-				delete(c.m, k)
-			}
-		}
-		target := c.max - max(c.max/10, 1)
-		for k := range c.m {
-			if len(c.m) <= target {
-				break
-			}
-			delete(c.m, k)
-		}
+		evictTenth(c.m, c.max, func(old *fastEntry) bool { return !now.Before(old.expires) })
 	}
 	c.m[string(key)] = e
 }
