@@ -30,8 +30,9 @@ type fileOp struct {
 	rec       FileRecord
 	cur       string // content before (when exists)
 	exists    bool
-	link      string // symlink target before, "" when not a symlink
-	newBackup bool   // first change: back up cur
+	link      string   // symlink target before, "" when not a symlink
+	meta      fileMeta // mode and owner before (of the symlink itself when link is set)
+	newBackup bool     // first change: back up cur
 	tmp       string
 }
 
@@ -109,7 +110,7 @@ func (n *Node) Apply(ctx context.Context, in Input) (*Result, error) {
 	res := &Result{Plan: p, State: next}
 	if len(ops) == 0 && len(removals) == 0 && !fwChange && rt == nil {
 		if string(marshalState(prev)) != string(marshalState(next)) {
-			if err := n.writeAtomic(n.statePath(), marshalState(next), 0o644); err != nil {
+			if err := n.writeAtomic(n.statePath(), marshalState(next), defaultMeta); err != nil {
 				return nil, fmt.Errorf("saving node state: %w", err)
 			}
 		}
@@ -173,7 +174,7 @@ func (n *Node) Apply(ctx context.Context, in Input) (*Result, error) {
 			tx.undo = append(tx.undo, func() error { return rt.undo(context.WithoutCancel(ctx)) })
 			res.Changes = append(res.Changes, rt.text)
 		}
-		if err := n.writeAtomic(n.statePath(), marshalState(next), 0o644); err != nil {
+		if err := n.writeAtomic(n.statePath(), marshalState(next), defaultMeta); err != nil {
 			return fmt.Errorf("saving node state: %w", err)
 		}
 		return nil
@@ -197,6 +198,9 @@ func (n *Node) fileOp(prev *State, w wantFile) (*fileOp, error) {
 	if fi, err := os.Lstat(full); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		op.link, _ = os.Readlink(full)
 	}
+	if m, err := metaOf(full); err == nil {
+		op.meta = m
+	}
 	cur, exists, err := readFile(full)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", w.path, err)
@@ -213,12 +217,10 @@ func (n *Node) fileOp(prev *State, w wantFile) (*fileOp, error) {
 		rec = FileRecord{Path: w.path, Created: !exists && op.link == ""}
 		switch {
 		case op.link != "":
-			rec.LinkTarget = op.link
+			rec.LinkTarget, rec.Owner = op.link, op.meta.owner
 		case exists:
 			rec.Backup = StateDir + "/backup" + w.path
-			if fi, err := os.Stat(full); err == nil {
-				rec.Mode = fi.Mode().Perm()
-			}
+			rec.Mode, rec.Owner = op.meta.mode, op.meta.owner
 			op.newBackup = true
 		}
 	}
@@ -278,26 +280,4 @@ func (n *Node) removeEmptyDirs(dirs []string, all bool) []string {
 	}
 	slices.Sort(kept)
 	return slices.Compact(kept)
-}
-
-// writeAtomic writes b to path through a temporary file and rename.
-func (n *Node) writeAtomic(path string, b []byte, mode fs.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".airlock-*")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(b)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(f.Name(), mode)); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := n.rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
 }

@@ -324,13 +324,16 @@ func TestApplyFaultsKeepPreviousState(t *testing.T) {
 			n := New(root, fn, nil)
 			mustApply(t, n, testInput())
 			tt.inject(t, root, n, fn)
-			files, table := snapshot(t, root), fn.table
+			files, metas, table := snapshot(t, root), metaSnapshot(t, root), fn.table
 			_, err := n.Apply(context.Background(), testInput(changed))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Apply with %s = %v, want an error containing %q", tt.name, err, tt.want)
 			}
 			if diff := cmp.Diff(files, snapshot(t, root)); diff != "" {
 				t.Errorf("files after the failed Apply differ from before (-before +after):\n%s", diff)
+			}
+			if diff := cmp.Diff(metas, metaSnapshot(t, root)); diff != "" {
+				t.Errorf("modes or owners after the failed Apply differ from before (-before +after):\n%s", diff)
 			}
 			if fn.table != table {
 				t.Errorf("table after the failed Apply =\n%s\nwant the previous one\n%s", fn.table, table)

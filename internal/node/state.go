@@ -56,10 +56,13 @@ type FileRecord struct {
 	// Created is true when the file did not exist before airlock wrote
 	// it: reset removes it. Otherwise Backup (or LinkTarget, when it was
 	// a symlink) is what reset puts back.
-	Created    bool        `json:"created"`
-	Backup     string      `json:"backup,omitempty"`
-	LinkTarget string      `json:"linkTarget,omitempty"`
-	Mode       fs.FileMode `json:"mode,omitempty"`
+	Created    bool   `json:"created"`
+	Backup     string `json:"backup,omitempty"`
+	LinkTarget string `json:"linkTarget,omitempty"`
+	// Mode and Owner are the original file's (with Backup), restored
+	// with its content.
+	Mode  fs.FileMode `json:"mode,omitempty"`
+	Owner *Owner      `json:"owner,omitempty"`
 }
 
 // RouteRecord is the default route airlock set and the one it replaced.

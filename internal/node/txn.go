@@ -41,12 +41,8 @@ func (t *txn) stage(ops []*fileOp) error {
 		}
 		t.temps = append(t.temps, f.Name())
 		op.tmp = f.Name()
-		mode := op.rec.Mode
-		if mode == 0 {
-			mode = 0o644
-		}
 		_, werr := f.WriteString(op.want.content)
-		if err := errors.Join(werr, f.Close(), os.Chmod(f.Name(), mode)); err != nil {
+		if err := errors.Join(werr, f.Close(), op.stagedMeta().set(f.Name())); err != nil {
 			return fmt.Errorf("staging %s: %w", op.want.path, err)
 		}
 	}
@@ -82,7 +78,7 @@ func (t *txn) commitFile(op *fileOp) error {
 		return fmt.Errorf("writing %s: %w", op.want.path, err)
 	}
 	t.temps = remove(t.temps, op.tmp)
-	t.undo = append(t.undo, putBack(full, op.exists, op.cur, op.link))
+	t.undo = append(t.undo, t.n.putBack(full, op.exists, op.cur, op.link, op.meta))
 	return nil
 }
 
@@ -95,11 +91,12 @@ func (t *txn) restoreFile(r FileRecord) error {
 	if fi, err := os.Lstat(full); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		link, _ = os.Readlink(full)
 	}
+	meta, _ := metaOf(full)
 	cur, exists, _ := readFile(full)
 	if err := t.n.restore(r); err != nil {
 		return err
 	}
-	t.undo = append(t.undo, putBack(full, exists, cur, link))
+	t.undo = append(t.undo, t.n.putBack(full, exists, cur, link, meta))
 	return nil
 }
 
@@ -113,13 +110,7 @@ func (n *Node) restore(r FileRecord) error {
 		}
 		os.Remove(filepath.Dir(full)) // the host directory of a hosts.toml, when empty
 	case r.LinkTarget != "":
-		tmp := filepath.Join(filepath.Dir(full), ".airlock-link-"+filepath.Base(full))
-		os.Remove(tmp)
-		if err := os.Symlink(r.LinkTarget, tmp); err != nil {
-			return fmt.Errorf("restoring %s: %w", r.Path, err)
-		}
-		if err := n.rename(tmp, full); err != nil {
-			os.Remove(tmp)
+		if err := n.symlinkAtomic(full, r.LinkTarget, r.Owner); err != nil {
 			return fmt.Errorf("restoring %s: %w", r.Path, err)
 		}
 	default:
@@ -127,26 +118,25 @@ func (n *Node) restore(r FileRecord) error {
 		if err != nil {
 			return fmt.Errorf("restoring %s: its backup: %w", r.Path, err)
 		}
-		mode := r.Mode
-		if mode == 0 {
-			mode = 0o644
-		}
-		if err := n.writeAtomic(full, b, mode); err != nil {
+		if err := n.writeAtomic(full, b, recordMeta(r)); err != nil {
 			return fmt.Errorf("restoring %s: %w", r.Path, err)
 		}
 	}
 	return nil
 }
 
-// putBack returns an undo that makes full what it was.
-func putBack(full string, existed bool, content, link string) func() error {
+// putBack returns an undo that makes full what it was: its content,
+// mode and owner, or the symlink it was, or nothing.
+func (n *Node) putBack(full string, existed bool, content, link string, meta fileMeta) func() error {
 	return func() error {
-		os.Remove(full)
 		switch {
 		case link != "":
-			return os.Symlink(link, full)
+			return n.symlinkAtomic(full, link, meta.owner)
 		case existed:
-			return os.WriteFile(full, []byte(content), 0o644)
+			return n.writeAtomic(full, []byte(content), meta)
+		}
+		if err := os.Remove(full); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 		return nil
 	}
