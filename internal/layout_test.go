@@ -22,6 +22,7 @@ var rank = map[string]int{
 	"internal/oci":       0, // leaves
 	"internal/dnsname":   0,
 	"internal/sniff":     0,
+	"internal/netclass":  0, // leaf: the one address classification (gateway dialer, DNS rebinding filter, upstream client)
 	"internal/blobstore": 1, // leaf storage; uses oci's digests
 	"internal/policy":    2,
 	"internal/upstream":  2,

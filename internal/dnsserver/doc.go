@@ -30,8 +30,9 @@
 //     question (a chain into a denied name is denied with the deciding
 //     name logged); a chain entering a private zone is finished by the
 //     zone; only the chain's records of the asked type are kept; an
-//     internal address for a public name is refused (rebinding) unless
-//     gateway.allowedInternalRanges lists it.
+//     address for a public name that is not public in netclass (the
+//     classification the gateway's dialer and the upstream client share)
+//     is refused (rebinding) unless gateway.allowedInternalRanges lists it.
 //  7. finish strips HTTPS/SVCB (and AAAA unless allowed) records, then
 //     records every A/AAAA with every chain name in Observations (TTL plus
 //     observationGrace) before the answer is written; UDP answers are

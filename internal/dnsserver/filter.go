@@ -53,7 +53,7 @@ func (s *Server) filter(rec *record, resp, up *dns.Msg, name dnsname.Name, qtype
 		if h.Rrtype == dns.TypeCNAME || (h.Rrtype != qtype && qtype != dns.TypeANY) || !sameName(h.Name, cur) {
 			continue
 		}
-		if a, ok := addrOf(rr); ok && isSpecial(a) && !inRanges(a, s.internal) {
+		if a, ok := addrOf(rr); ok && s.rebinding(a) {
 			return s.denyChain(rec, resp, policy.Deny(ReasonRebinding), cur.String())
 		}
 		resp.Answer = append(resp.Answer, rr)

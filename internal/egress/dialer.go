@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/airlockdev/airlock/internal/dnsname"
+	"github.com/airlockdev/airlock/internal/netclass"
 	"github.com/airlockdev/airlock/internal/policy"
 )
 
@@ -28,7 +29,7 @@ var _ Resolver = (*net.Resolver)(nil)
 type DenyError struct {
 	Reason policy.Reason
 	Addr   netip.Addr // the first address refused
-	Class  Class
+	Class  netclass.Class
 }
 
 func (e *DenyError) Error() string {
@@ -85,22 +86,19 @@ func NewDialer(cfg *Config, r Resolver) (*Dialer, error) {
 }
 
 // Check returns the deny reason for dialling a (zero when it may be
-// dialled). internal says whether the address came from a name (or an
-// unruled flow) and so must be public or inside allowedInternalRanges;
-// addresses a network rule matched skip that check. IPv6 is gated always.
-func (d *Dialer) Check(a netip.Addr, internal bool) (policy.Reason, Class) {
+// dialled) and a's class (netclass, shared with the DNS rebinding filter
+// and the registry's upstream client). internal says whether the address
+// came from a name (or an unruled flow) and so must be public or inside
+// allowedInternalRanges; addresses a network rule matched skip that check.
+// IPv6 is gated always.
+func (d *Dialer) Check(a netip.Addr, internal bool) (policy.Reason, netclass.Class) {
 	a = a.Unmap()
-	c := Classify(a)
+	c, ok := netclass.Allowed(a, d.allowed)
 	if a.Is6() && !d.allowIPv6 {
 		return policy.ReasonIPv6Disabled, c
 	}
-	if !internal || c == ClassPublic {
+	if !internal || ok {
 		return "", c
-	}
-	for _, p := range d.allowed {
-		if p.Contains(a) {
-			return "", c
-		}
 	}
 	return policy.ReasonInternalAddress, c
 }
