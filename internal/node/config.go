@@ -60,9 +60,22 @@ type Config struct {
 	// DNS is airlock DNS as the node reaches it ("ip:port"). Empty: the
 	// resolver configuration is left alone.
 	DNS string `yaml:"dns"`
-	// AllowedAddresses are CIDRs (cluster and VNet ranges) that stay
-	// reachable under block and userDefinedRouting.
+	// AllowedAddresses are CIDRs or addresses (cluster and VNet ranges)
+	// that stay reachable under block and userDefinedRouting, for the node
+	// and for its pods alike; pods never reach the link-local part
+	// (169.254.0.0/16, fe80::/10) unless PodLinkLocalAccess is Allowed.
+	// Empty: none.
 	AllowedAddresses []string `yaml:"allowedAddresses"`
+	// HostAllowedAddresses are CIDRs or addresses only the node itself
+	// reaches under block and userDefinedRouting (the cloud metadata
+	// service 169.254.169.254, Azure's platform agent 168.63.129.16):
+	// pods' new flows to them are dropped even where AllowedAddresses
+	// covers them. Empty: none.
+	HostAllowedAddresses []string `yaml:"hostAllowedAddresses"`
+	// PodLinkLocalAccess is None (default: pods reach no link-local
+	// address, as AKS's podLinkLocalAccess None) or Allowed (pods reach
+	// the link-local addresses AllowedAddresses lists).
+	PodLinkLocalAccess LinkLocalAccess `yaml:"podLinkLocalAccess"`
 	// Resolver is how the node's resolver is pointed at DNS: auto
 	// (default: systemd-resolved when it is in use under Root, else
 	// resolv.conf), resolvconf, resolved or none (leave it alone).
@@ -77,6 +90,19 @@ type Config struct {
 	// (under Root). Default /etc/containerd/config.toml.
 	ContainerdConfig string `yaml:"containerdConfig"`
 }
+
+// LinkLocalAccess says whether pods may reach link-local addresses.
+type LinkLocalAccess string
+
+// Link-local access for pods.
+const (
+	// LinkLocalNone: pods reach no link-local address (169.254.0.0/16,
+	// fe80::/10), whatever AllowedAddresses says.
+	LinkLocalNone LinkLocalAccess = "None"
+	// LinkLocalAllowed: pods reach the link-local addresses in
+	// AllowedAddresses.
+	LinkLocalAllowed LinkLocalAccess = "Allowed"
+)
 
 // ResolverMode selects the resolver configuration node writes.
 type ResolverMode string
@@ -105,6 +131,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.ContainerdConfig == "" {
 		c.ContainerdConfig = "/etc/containerd/config.toml"
+	}
+	if c.PodLinkLocalAccess == "" {
+		c.PodLinkLocalAccess = LinkLocalNone
 	}
 }
 
@@ -149,13 +178,62 @@ func (c *Config) Validate(report func(path, msg string)) {
 	} else if c.OutboundType == OutboundUserDefinedRouting {
 		report("gateway", "required when outboundType is userDefinedRouting (the gateway host's IP address)")
 	}
-	for i, s := range c.AllowedAddresses {
-		if _, err := netip.ParsePrefix(s); err != nil {
-			if _, aerr := netip.ParseAddr(s); aerr != nil {
-				report(fmt.Sprintf("allowedAddresses[%d]", i), fmt.Sprintf("must be a CIDR such as 10.42.0.0/16 or an IP address, got %q", s))
+	for _, list := range []struct {
+		key string
+		val []string
+	}{{"allowedAddresses", c.AllowedAddresses}, {"hostAllowedAddresses", c.HostAllowedAddresses}} {
+		for i, s := range list.val {
+			if _, err := parsePrefix(s); err != nil {
+				report(fmt.Sprintf("%s[%d]", list.key, i), err.Error())
 			}
 		}
 	}
+	switch c.PodLinkLocalAccess {
+	case LinkLocalNone, LinkLocalAllowed:
+	default:
+		report("podLinkLocalAccess", fmt.Sprintf("must be None or Allowed, got %q", c.PodLinkLocalAccess))
+	}
+}
+
+// parsePrefix parses a CIDR or a single address (as a /32 or /128).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("must be a CIDR such as 10.42.0.0/16 or an IP address, got %q", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// parsePrefixes parses every entry of a list of CIDRs and addresses.
+func parsePrefixes(key string, ss []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(ss))
+	for i, s := range ss {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("node.%s[%d]: %w", key, i, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// linkLocalNotes say, for each entry of AllowedAddresses that is or holds
+// link-local addresses, that pods do not reach that part (nil with
+// PodLinkLocalAccess Allowed).
+func linkLocalNotes(c Config, allowed []netip.Prefix) []string {
+	if c.PodLinkLocalAccess == LinkLocalAllowed {
+		return nil
+	}
+	var notes []string
+	for _, p := range allowed {
+		if IsLinkLocal(p) {
+			notes = append(notes, fmt.Sprintf("node.allowedAddresses %s is or holds link-local addresses: this node reaches them, pods do not (node.podLinkLocalAccess None); list it in node.hostAllowedAddresses to say so, or set podLinkLocalAccess Allowed", p))
+		}
+	}
+	return notes
 }
 
 // parseHostPort parses "ip:port" with a literal IP address: the node's

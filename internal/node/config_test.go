@@ -5,6 +5,49 @@ import (
 	"testing"
 )
 
+func TestConfigDefaultPodLinkLocalNone(t *testing.T) {
+	var c Config
+	c.SetDefaults()
+	if c.PodLinkLocalAccess != LinkLocalNone {
+		t.Errorf("default podLinkLocalAccess = %q, want %q", c.PodLinkLocalAccess, LinkLocalNone)
+	}
+}
+
+// TestPlanLinkLocalNote: a link-local entry of allowedAddresses is for the
+// node only unless podLinkLocalAccess is Allowed, and apply says so.
+func TestPlanLinkLocalNote(t *testing.T) {
+	tests := []struct {
+		name    string
+		allowed []string
+		access  LinkLocalAccess
+		want    int // notes about link-local
+	}{
+		{"metadata", []string{"10.42.0.0/16", "169.254.169.254"}, LinkLocalNone, 1},
+		{"v6 link-local and a range holding metadata", []string{"fe80::/64", "128.0.0.0/1"}, LinkLocalNone, 2},
+		{"no link-local", []string{"10.42.0.0/16", "fdaa::/16"}, LinkLocalNone, 0},
+		{"allowed for pods", []string{"169.254.169.254"}, LinkLocalAllowed, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{OutboundType: OutboundBlock, Registry: "10.42.2.4:5000", AllowedAddresses: tt.allowed, PodLinkLocalAccess: tt.access}
+			c.SetDefaults()
+			p, err := New(t.TempDir(), newFakeNet(), nil).Plan(Input{Config: c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := 0
+			for _, n := range p.Notes {
+				if strings.Contains(n, "pods do not") {
+					got++
+				}
+			}
+			if got != tt.want {
+				t.Errorf("Plan(%v, %s) notes = %q, want %d link-local notes", tt.allowed, tt.access, p.Notes, tt.want)
+			}
+		})
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
@@ -18,6 +61,13 @@ func TestConfigValidate(t *testing.T) {
 		{"resolved takes a port", func(c *Config) { c.Resolver = ResolverResolved; c.DNS = "10.42.2.4:5353" }, ""},
 		{"relative containerd config", func(c *Config) { c.ContainerdConfig = "etc/containerd/config.toml" }, "containerdConfig: must be an absolute path"},
 		{"udr without gateway", func(c *Config) { c.OutboundType = OutboundUserDefinedRouting }, "gateway: required"},
+		{"host-only addresses", func(c *Config) {
+			c.HostAllowedAddresses = []string{"169.254.169.254", "168.63.129.16/32", "fd00:ec2::254"}
+		}, ""},
+		{"bad host-only address", func(c *Config) { c.HostAllowedAddresses = []string{"10.0.0.0/8", "metadata"} }, "hostAllowedAddresses[1]: must be a CIDR"},
+		{"bad allowed address", func(c *Config) { c.AllowedAddresses = []string{"10.0.0.0/33"} }, "allowedAddresses[0]: must be a CIDR"},
+		{"pod link-local allowed", func(c *Config) { c.PodLinkLocalAccess = LinkLocalAllowed }, ""},
+		{"pod link-local IMDS", func(c *Config) { c.PodLinkLocalAccess = "IMDS" }, "podLinkLocalAccess: must be None or Allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

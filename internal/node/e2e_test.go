@@ -29,11 +29,13 @@ func (r nsRunner) Run(ctx context.Context, stdin, name string, args ...string) (
 
 // topo is pod → node → gw, each a network namespace:
 //
-//	pod  198.18.65.2/24                        default via node
-//	node 198.18.65.1/24, 198.18.61.2/24 fdaa:61::2/64   default via 198.18.61.254 (nobody), v6 via fdaa:61::1
-//	gw   198.18.61.1/24 + .5, fdaa:61::1/64; lo 198.18.62.10, 198.18.64.10, fdaa:62::10
+//	pod  198.18.65.2/24 fdaa:65::2/64          default via node (v4 and v6)
+//	node 198.18.65.1/24 fdaa:65::1/64, 198.18.61.2/24 fdaa:61::2/64   default via 198.18.61.254 (nobody), v6 via fdaa:61::1;
+//	     169.254.169.254 via 198.18.61.1
+//	gw   198.18.61.1/24 + .5, fdaa:61::1/64; lo 198.18.62.10, 198.18.64.10, fdaa:62::10, 169.254.169.254 (metadata stand-in)
 //
-// gw listens on :5000 (the "registry") and :443 on every address.
+// node forwards IPv4 and IPv6. gw listens on :5000 (the "registry") and
+// :443 on every address.
 type topo struct {
 	pod, node, gw string
 }
@@ -70,7 +72,10 @@ func newTopo(t *testing.T) *topo {
 		{"-n", tp.pod, "addr", "add", "198.18.65.2/24", "dev", "p0"},
 		{"-n", tp.pod, "link", "set", "p0", "up"},
 		{"-n", tp.pod, "route", "add", "default", "via", "198.18.65.1"},
+		{"-n", tp.pod, "-6", "addr", "add", "fdaa:65::2/64", "dev", "p0", "nodad"},
+		{"-n", tp.pod, "-6", "route", "add", "default", "via", "fdaa:65::1"},
 		{"-n", tp.node, "addr", "add", "198.18.65.1/24", "dev", "n1"},
+		{"-n", tp.node, "-6", "addr", "add", "fdaa:65::1/64", "dev", "n1", "nodad"},
 		{"-n", tp.node, "addr", "add", "198.18.61.2/24", "dev", "n0"},
 		{"-n", tp.node, "-6", "addr", "add", "fdaa:61::2/64", "dev", "n0", "nodad"},
 		{"-n", tp.node, "link", "set", "n1", "up"},
@@ -78,6 +83,7 @@ func newTopo(t *testing.T) *topo {
 		{"-n", tp.node, "route", "add", "default", "via", "198.18.61.254"},
 		{"-n", tp.node, "-6", "route", "add", "default", "via", "fdaa:61::1"},
 		{"-n", tp.node, "route", "add", "198.18.64.0/24", "via", "198.18.61.5"},
+		{"-n", tp.node, "route", "add", "169.254.169.254/32", "via", "198.18.61.1"},
 		{"-n", tp.gw, "addr", "add", "198.18.61.1/24", "dev", "g0"},
 		{"-n", tp.gw, "addr", "add", "198.18.61.5/24", "dev", "g0"},
 		{"-n", tp.gw, "-6", "addr", "add", "fdaa:61::1/64", "dev", "g0", "nodad"},
@@ -85,11 +91,14 @@ func newTopo(t *testing.T) *topo {
 		{"-n", tp.gw, "addr", "add", "198.18.62.10/32", "dev", "lo"},
 		{"-n", tp.gw, "addr", "add", "198.18.64.10/32", "dev", "lo"},
 		{"-n", tp.gw, "-6", "addr", "add", "fdaa:62::10/128", "dev", "lo"},
+		{"-n", tp.gw, "addr", "add", "169.254.169.254/32", "dev", "lo"},
 		{"-n", tp.gw, "route", "add", "198.18.65.0/24", "via", "198.18.61.2"},
+		{"-n", tp.gw, "-6", "route", "add", "fdaa:65::/64", "via", "fdaa:61::2"},
 	} {
 		sh(t, append([]string{"ip"}, c...)...)
 	}
 	sh(t, "ip", "netns", "exec", tp.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	sh(t, "ip", "netns", "exec", tp.node, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 	for _, port := range []string{"5000", "443"} {
 		var ln net.Listener
 		inNetns(t, tp.gw, func() {

@@ -94,7 +94,7 @@ func (f *fakeNet) json() []byte {
 			chain = ""
 		case t == "}":
 			chain = ""
-		case chain != "" && t != "" && !strings.HasPrefix(t, "type "):
+		case chain != "" && t != "" && !strings.HasPrefix(t, "type ") && !strings.HasPrefix(t, "#"):
 			objs = append(objs, map[string]any{"rule": map[string]any{"family": "inet", "table": Table, "chain": chain}})
 		}
 	}

@@ -31,6 +31,7 @@ func TestRulesetGolden(t *testing.T) {
 	reg := netip.MustParseAddrPort("10.42.2.4:5000")
 	dns := netip.MustParseAddrPort("10.42.2.4:53")
 	allowed := []netip.Prefix{netip.MustParsePrefix("10.42.0.0/16"), netip.MustParsePrefix("fdaa:42::/48"), netip.MustParsePrefix("10.42.7.7/16")}
+	hostOnly := []netip.Prefix{netip.MustParsePrefix("169.254.169.254/32"), netip.MustParsePrefix("168.63.129.16/32"), netip.MustParsePrefix("fd00:ec2::254/128")}
 	tests := []struct {
 		name string
 		in   RulesetInput
@@ -39,6 +40,8 @@ func TestRulesetGolden(t *testing.T) {
 		{"ruleset-block-minimal", RulesetInput{Outbound: OutboundBlock, Registry: reg}},
 		{"ruleset-udr", RulesetInput{Outbound: OutboundUserDefinedRouting, Registry: reg, DNS: dns, Gateway: netip.MustParseAddr("10.42.2.1"), Allowed: allowed}},
 		{"ruleset-udr-v6", RulesetInput{Outbound: OutboundUserDefinedRouting, Registry: netip.MustParseAddrPort("[fdaa:42::4]:5000"), DNS: netip.MustParseAddrPort("[fdaa:42::4]:53"), Gateway: netip.MustParseAddr("fdaa:42::1")}},
+		{"ruleset-block-host-only", RulesetInput{Outbound: OutboundBlock, Registry: reg, DNS: dns, Allowed: allowed, HostAllowed: hostOnly}},
+		{"ruleset-block-pod-link-local", RulesetInput{Outbound: OutboundBlock, Registry: reg, Allowed: append(allowed, netip.MustParsePrefix("169.254.169.254/32")), PodLinkLocal: true}},
 		{"ruleset-none", RulesetInput{Outbound: OutboundNone, Registry: reg, DNS: dns, Allowed: allowed}},
 		{"ruleset-loadBalancer", RulesetInput{Outbound: OutboundLoadBalancer, Registry: reg}},
 	}

@@ -64,16 +64,15 @@ func (n *Node) plan(in Input) (*Plan, error) {
 			return nil, fmt.Errorf("node.gateway: %w", err)
 		}
 	}
-	for _, s := range c.AllowedAddresses {
-		pf, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return nil, fmt.Errorf("node.allowedAddresses: %q is not a CIDR or an address", s)
-			}
-			pf = netip.PrefixFrom(a, a.BitLen())
-		}
-		rin.Allowed = append(rin.Allowed, pf)
+	if rin.Allowed, err = parsePrefixes("allowedAddresses", c.AllowedAddresses); err != nil {
+		return nil, err
+	}
+	if rin.HostAllowed, err = parsePrefixes("hostAllowedAddresses", c.HostAllowedAddresses); err != nil {
+		return nil, err
+	}
+	rin.PodLinkLocal = c.PodLinkLocalAccess == LinkLocalAllowed
+	if c.OutboundType.HasRules() {
+		p.Notes = append(p.Notes, linkLocalNotes(c, rin.Allowed)...)
 	}
 	if c.OutboundType.HasRules() && !rin.Registry.IsValid() {
 		return nil, errors.New("node.registry is empty: outboundType " + string(c.OutboundType) + " would cut the node off its registry; set node.registry to the airlock registry's ip:port")
