@@ -132,11 +132,18 @@ func Ruleset(in RulesInput) string {
 	}
 	b.WriteString("\tchain forward {\n")
 	b.WriteString("\t\ttype filter hook forward priority filter; policy drop;\n")
+	b.WriteString(forwardICMPNote)
 	b.WriteString("\t\tcounter comment \"nothing else is routed: flows leave through the gateway's listeners\"\n")
 	b.WriteString("\t}\n")
 	b.WriteString("}\n")
 	return b.String()
 }
+
+// forwardICMPNote is the reason, written in the ruleset, why the forward
+// chain accepts no ICMP or ICMPv6 type.
+const forwardICMPNote = "\t\t# ICMP and ICMPv6: no type is forwarded. The listeners end every intercepted flow here, so its errors and echo replies " +
+	"are the gateway's own, never routed; neighbour discovery with the nodes is link-local, never forwarded; anything else, " +
+	"neighbour-discovery-shaped or not, would carry a node's data past the gateway\n"
 
 // ApplyRouting installs the policy routing TPROXY needs: packets marked
 // RulesMark are delivered locally (table RulesTableID), IPv4 and IPv6. It
