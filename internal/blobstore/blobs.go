@@ -84,9 +84,9 @@ func (s *Store) Put(d oci.Digest, r io.Reader, maxSize int64) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("put blob %s: %w", d, err)
 	}
-	s.refMu.RLock()
+	s.refRLock()
 	err = s.installBlobLocked(tmp, d)
-	s.refMu.RUnlock()
+	s.refRUnlock()
 	if err != nil {
 		os.Remove(tmp)
 		return 0, fmt.Errorf("put blob %s: %w", d, err)
@@ -96,8 +96,8 @@ func (s *Store) Put(d oci.Digest, r io.Reader, maxSize int64) (int64, error) {
 
 // touchBlob refreshes the time of an existing blob and reports its size.
 func (s *Store) touchBlob(d oci.Digest) (int64, bool) {
-	s.refMu.RLock()
-	defer s.refMu.RUnlock()
+	s.refRLock()
+	defer s.refRUnlock()
 	p := s.blobPath(d)
 	fi, err := os.Stat(p)
 	if err != nil || !fi.Mode().IsRegular() {
@@ -106,7 +106,7 @@ func (s *Store) touchBlob(d oci.Digest) (int64, bool) {
 	if err := s.touch(p); err != nil {
 		return 0, false // GC may have removed it a moment ago: write it again
 	}
-	s.gen.Add(1)
+	s.bumpGen()
 	return fi.Size(), true
 }
 
@@ -187,7 +187,7 @@ func (s *Store) installBlobLocked(src string, d oci.Digest) error {
 	if err := os.Rename(src, dst); err != nil {
 		return err
 	}
-	s.gen.Add(1)
+	s.bumpGen()
 	return syncDir(dir)
 }
 
@@ -196,7 +196,7 @@ func (s *Store) installBlobLocked(src string, d oci.Digest) error {
 func (s *Store) putBlobBytesLocked(d oci.Digest, b []byte) error {
 	p := s.blobPath(d)
 	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(b)) {
-		s.gen.Add(1)
+		s.bumpGen()
 		return s.touch(p)
 	}
 	f, err := os.CreateTemp(s.tmpDir(), "blob-*")

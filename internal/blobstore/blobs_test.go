@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -176,21 +175,5 @@ func TestConcurrentPushesOfOneBlob(t *testing.T) {
 				t.Errorf("BlobLinked = %d, %v, want %d, nil", size, err, len(b))
 			}
 		})
-	}
-}
-
-func TestOpenCleansTmp(t *testing.T) {
-	root := filepath.Join(t.TempDir(), "root")
-	s := openStore(t, root, Options{})
-	junk := filepath.Join(s.tmpDir(), "blob-123")
-	if err := os.WriteFile(junk, []byte("partial"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(s.tmpDir(), "upload-9", "x"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	s = openStore(t, root, Options{})
-	if got := dirEntries(t, s.tmpDir()); len(got) != 0 {
-		t.Fatalf("tmp after Open = %v, want empty", got)
 	}
 }

@@ -63,9 +63,12 @@ const maxIndexDepth = 8
 // referenced by its manifest); grace 0 is only safe on an idle store.
 //
 // GC plans without blocking other operations, then takes the store's
-// reference lock exclusively and applies the plan only if no reference was
-// created meanwhile; otherwise it plans again (the last attempt plans under
-// the lock). With dryRun it only reports.
+// reference lock exclusively (refMu in this process, a flock on root/lock
+// across processes) and applies the plan only if no reference was created
+// meanwhile, by this process (the generation) or any other (the token in
+// root/lock); otherwise it plans again (the last attempt plans under the
+// lock). So a GC run by `airlock registry gc` next to a running server is
+// as safe as one inside it. With dryRun it only reports and takes no lock.
 func (s *Store) GC(ctx context.Context, dryRun bool, grace time.Duration) (GCReport, error) {
 	s.gcRun.Lock()
 	defer s.gcRun.Unlock()
@@ -75,16 +78,24 @@ func (s *Store) GC(ctx context.Context, dryRun bool, grace time.Duration) (GCRep
 	}
 	for attempt := 1; ; attempt++ {
 		final := attempt > gcAttemptsUnlocked
-		if final && !dryRun {
-			s.refMu.Lock()
+		fail := func(err error) (GCReport, error) {
+			return GCReport{DryRun: dryRun, Attempts: attempt}, fmt.Errorf("gc: %w", err)
 		}
-		gen := s.gen.Load()
-		p, err := s.gcPlan(ctx, grace)
+		if final && !dryRun {
+			if err := s.refLockExclusive(); err != nil {
+				return fail(err)
+			}
+		}
+		before, err := s.refState()
+		var p gcPlan
+		if err == nil {
+			p, err = s.gcPlan(ctx, grace)
+		}
 		if err != nil {
 			if final && !dryRun {
-				s.refMu.Unlock()
+				s.refUnlockExclusive()
 			}
-			return GCReport{DryRun: dryRun, Attempts: attempt}, fmt.Errorf("gc: %w", err)
+			return fail(err)
 		}
 		p.report.DryRun = dryRun
 		p.report.Attempts = attempt
@@ -96,14 +107,21 @@ func (s *Store) GC(ctx context.Context, dryRun bool, grace time.Duration) (GCRep
 			if s.testHookPlanned != nil {
 				s.testHookPlanned(attempt)
 			}
-			s.refMu.Lock()
-			if s.gen.Load() != gen {
-				s.refMu.Unlock()
+			if err := s.refLockExclusive(); err != nil {
+				return fail(err)
+			}
+			after, err := s.refState()
+			if err != nil {
+				s.refUnlockExclusive()
+				return fail(err)
+			}
+			if after != before {
+				s.refUnlockExclusive()
 				continue
 			}
 		}
 		err = s.gcApply(ctx, &p)
-		s.refMu.Unlock()
+		s.refUnlockExclusive()
 		p.report.Duration = time.Since(start)
 		s.log.Info("garbage collection done", keyCount, len(p.report.Blobs), keyBytes, p.report.Bytes,
 			keyLinks, p.report.Links, keyAttempts, attempt, keyUnparsable, len(p.report.Unparsable))
@@ -262,7 +280,7 @@ func (s *Store) markManifest(repo string, d oci.Digest, mediaType string, marked
 }
 
 // gcApply removes what the plan found and trims the report to what was
-// actually removed. The caller holds refMu exclusively.
+// actually removed. The caller holds refLockExclusive.
 func (s *Store) gcApply(ctx context.Context, p *gcPlan) error {
 	dirs := map[string]bool{}
 	var errs []error
@@ -306,8 +324,8 @@ func (s *Store) gcApply(ctx context.Context, p *gcPlan) error {
 }
 
 // pruneRepoDirs removes empty directories under root/repos, deepest first,
-// so deleted repositories leave nothing behind. The caller holds refMu
-// exclusively (every creator of these directories holds it shared).
+// so deleted repositories leave nothing behind. The caller holds
+// refLockExclusive (every creator of these directories holds it shared).
 func (s *Store) pruneRepoDirs() error {
 	var prune func(dir string) (bool, error)
 	prune = func(dir string) (bool, error) {

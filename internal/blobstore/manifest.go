@@ -87,8 +87,8 @@ func (s *Store) PutManifest(repo string, m ManifestRecord, tag string) error {
 		return fmt.Errorf("put manifest %s: %w: annotations too large", d, ErrManifestInvalid)
 	}
 
-	s.refMu.RLock()
-	defer s.refMu.RUnlock()
+	s.refRLock()
+	defer s.refRUnlock()
 	unlock := s.lockRepo(repo)
 	defer unlock()
 	now := s.now()
@@ -121,7 +121,7 @@ func (s *Store) PutManifest(repo string, m ManifestRecord, tag string) error {
 			return fmt.Errorf("put manifest %s: tag %s:%s: %w", d, repo, tag, err)
 		}
 	}
-	s.gen.Add(1)
+	s.bumpGen()
 	return nil
 }
 
@@ -248,8 +248,8 @@ func (s *Store) DeleteManifest(repo string, d oci.Digest) error {
 	if err != nil {
 		return fmt.Errorf("delete manifest: %w", err)
 	}
-	s.refMu.RLock()
-	defer s.refMu.RUnlock()
+	s.refRLock()
+	defer s.refRUnlock()
 	unlock := s.lockRepo(repo)
 	defer unlock()
 	var rev revisionFile
@@ -321,8 +321,8 @@ func (s *Store) DeleteTag(repo, tag string) error {
 	if err := checkTag(tag); err != nil {
 		return fmt.Errorf("delete tag: %w", err)
 	}
-	s.refMu.RLock()
-	defer s.refMu.RUnlock()
+	s.refRLock()
+	defer s.refRUnlock()
 	unlock := s.lockRepo(repo)
 	defer unlock()
 	if err := removeDurable(s.tagPath(repo, tag)); err != nil {

@@ -21,8 +21,8 @@ func (s *Store) LinkBlob(repo string, d oci.Digest) error {
 	if err != nil {
 		return fmt.Errorf("link blob: %w", err)
 	}
-	s.refMu.RLock()
-	defer s.refMu.RUnlock()
+	s.refRLock()
+	defer s.refRUnlock()
 	if err := s.linkLocked(repo, d); err != nil {
 		return fmt.Errorf("link blob %s into %s: %w", d, repo, err)
 	}
@@ -40,7 +40,7 @@ func (s *Store) linkLocked(repo string, d oci.Digest) error {
 	}
 	lp := s.linkPath(repo, d)
 	if err := s.touch(lp); err == nil {
-		s.gen.Add(1)
+		s.bumpGen()
 		return nil
 	} else if !isNotExist(err) {
 		return err
@@ -48,7 +48,7 @@ func (s *Store) linkLocked(repo string, d oci.Digest) error {
 	if err := s.writeFileAtomic(lp, nil, s.now(), true); err != nil {
 		return err
 	}
-	s.gen.Add(1)
+	s.bumpGen()
 	return nil
 }
 
@@ -87,8 +87,8 @@ func (s *Store) UnlinkBlob(repo string, d oci.Digest) error {
 	if err != nil {
 		return fmt.Errorf("unlink blob: %w", err)
 	}
-	s.refMu.RLock()
-	defer s.refMu.RUnlock()
+	s.refRLock()
+	defer s.refRUnlock()
 	if err := removeDurable(s.linkPath(repo, d)); err != nil {
 		if isNotExist(err) {
 			return fmt.Errorf("unlink blob %s from %s: %w", d, repo, ErrBlobUnknown)

@@ -82,8 +82,13 @@ type Store struct {
 	// touches, links, manifests, tags) hold it shared for a few file
 	// operations; GC holds it exclusively while it deletes.
 	refMu sync.RWMutex
-	// gen counts reference-creating operations; GC plans without refMu and
-	// applies the plan only if gen did not move meanwhile.
+	// xref is the cross-process half of refMu (a flock on root/lock) and
+	// holds the token other processes' reference-creating operations
+	// rewrite.
+	xref *refLock
+	// gen counts reference-creating operations in this process; GC plans
+	// without refMu and applies the plan only if neither gen nor the token
+	// moved meanwhile.
 	gen atomic.Uint64
 	// gcRun serialises GC runs.
 	gcRun sync.Mutex
@@ -95,6 +100,12 @@ type Store struct {
 
 	bufs sync.Pool // *[]byte copy buffers
 
+	// tmp is this Store's own directory under root/tmp, locked by tmpLock
+	// for as long as the Store is open (see tmp.go).
+	tmp       string
+	tmpLock   *os.File
+	closeOnce sync.Once
+
 	// testHookPlanned, when set (tests only), runs after an unlocked GC
 	// plan, before GC takes refMu to apply it.
 	testHookPlanned func(attempt int)
@@ -103,8 +114,10 @@ type Store struct {
 // copyBufSize is the buffer used to stream blobs to disk.
 const copyBufSize = 256 << 10
 
-// Open opens (creating if needed) the store at root and removes whatever a
-// crash left in root/tmp.
+// Open opens (creating if needed) the store at root, claims a temp
+// directory of its own and removes what writers that are gone left in
+// root/tmp. Temp files of other open Stores, in this or another process,
+// are left alone. Close releases what Open claimed.
 func Open(root string, opt Options) (*Store, error) {
 	if root == "" {
 		return nil, errors.New("open blob store: empty root path")
@@ -143,12 +156,23 @@ func Open(root string, opt Options) (*Store, error) {
 			return nil, fmt.Errorf("open blob store: create layout: %w", err)
 		}
 	}
-	n, err := s.cleanTmp()
-	if err != nil {
-		return nil, fmt.Errorf("open blob store: clean %s: %w", s.tmpDir(), err)
+	if s.xref, err = openRefLock(abs); err != nil {
+		return nil, fmt.Errorf("open blob store: %w", err)
 	}
-	if n > 0 {
-		s.log.Info("removed leftovers of an interrupted write", keyPath, s.tmpDir(), keyCount, n)
+	if err := s.claimTmp(); err != nil {
+		s.xref.f.Close()
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	sc, err := s.cleanTmp()
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open blob store: clean %s: %w", s.tmpRoot(), err)
+	}
+	if sc.removed > 0 {
+		s.log.Info("removed leftovers of interrupted writes", keyPath, s.tmpRoot(), keyCount, sc.removed)
+	}
+	if sc.live > 0 {
+		s.log.Info("other processes use this store; their temp files are left alone", keyPath, s.root, keyCount, sc.live)
 	}
 	return s, nil
 }
@@ -156,21 +180,6 @@ func Open(root string, opt Options) (*Store, error) {
 // Root returns the absolute root directory.
 func (s *Store) Root() string { return s.root }
 
-// cleanTmp removes every entry of root/tmp.
-func (s *Store) cleanTmp() (int, error) {
-	entries, err := os.ReadDir(s.tmpDir())
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(s.tmpDir(), e.Name())); err != nil {
-			return 0, err
-		}
-	}
-	return len(entries), nil
-}
-
-func (s *Store) tmpDir() string     { return filepath.Join(s.root, dirTmp) }
 func (s *Store) uploadsDir() string { return filepath.Join(s.root, dirUploads) }
 func (s *Store) reposDir() string   { return filepath.Join(s.root, dirRepos) }
 

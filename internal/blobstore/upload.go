@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/airlockdev/airlock/internal/oci"
 )
 
@@ -138,30 +140,77 @@ func (s *Store) Upload(id string) (*Upload, error) {
 // errUploadBroken marks an upload directory that cannot be loaded.
 var errUploadBroken = errors.New("upload state unreadable")
 
-// loadUpload reads an upload from disk. The caller holds upMu.
+// errUploadBusy: the upload's data file is locked by another process (or
+// another Store on the same root), whose request is appending to or
+// committing it. The client may retry.
+var errUploadBusy = fmt.Errorf("%w: another process is writing to the upload", ErrRangeInvalid)
+
+// openData opens the data file and takes its exclusive flock without
+// waiting (errUploadBusy when held elsewhere). Whoever writes, cuts or
+// commits the data holds this lock, so a process that loads or purges the
+// upload never cuts or removes bytes a live request is writing. Closing
+// the file releases the lock.
+func (u *Upload) openData(flag int) (*os.File, error) {
+	f, err := os.OpenFile(u.dataPath(), flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if isLocked(err) {
+			return nil, errUploadBusy
+		}
+		return nil, fmt.Errorf("lock upload data: %w", err)
+	}
+	return f, nil
+}
+
+// readUploadState reads root/uploads/<id>/state; an unreadable or missing
+// one is errUploadBroken.
+func (s *Store) readUploadState(id string) (uploadStateFile, error) {
+	var st uploadStateFile
+	b, err := os.ReadFile(filepath.Join(s.uploadDir(id), uploadState))
+	if err != nil {
+		if isNotExist(err) {
+			return st, fmt.Errorf("%w: no state", errUploadBroken)
+		}
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil || st.Size < 0 {
+		return st, fmt.Errorf("%w: bad state", errUploadBroken)
+	}
+	return st, nil
+}
+
+// loadUpload reads an upload from disk, holding its data lock while it
+// checks (and after a crash cuts) the data file. The caller holds upMu.
 func (s *Store) loadUpload(id string) (*Upload, error) {
 	u := &Upload{s: s, id: id}
-	b, err := os.ReadFile(u.statePath())
+	f, err := u.openData(os.O_RDWR)
 	if err != nil {
 		if isNotExist(err) {
 			if _, derr := os.Stat(s.uploadDir(id)); derr == nil {
-				return nil, fmt.Errorf("upload %s: %w (%w: no state)", id, ErrUploadUnknown, errUploadBroken)
+				return nil, fmt.Errorf("upload %s: %w (%w: no data)", id, ErrUploadUnknown, errUploadBroken)
 			}
 			return nil, fmt.Errorf("upload %s: %w", id, ErrUploadUnknown)
 		}
 		return nil, fmt.Errorf("upload %s: %w", id, err)
 	}
-	var st uploadStateFile
-	if err := json.Unmarshal(b, &st); err != nil || st.Size < 0 {
-		return nil, fmt.Errorf("upload %s: %w (%w: bad state)", id, ErrUploadUnknown, errUploadBroken)
+	defer f.Close()
+	st, err := s.readUploadState(id)
+	if err != nil {
+		if errors.Is(err, errUploadBroken) {
+			return nil, fmt.Errorf("upload %s: %w (%w)", id, ErrUploadUnknown, err)
+		}
+		return nil, fmt.Errorf("upload %s: %w", id, err)
 	}
-	fi, err := os.Stat(u.dataPath())
+	fi, err := f.Stat()
 	if err != nil || fi.Size() < st.Size {
 		return nil, fmt.Errorf("upload %s: %w (%w: data shorter than state)", id, ErrUploadUnknown, errUploadBroken)
 	}
 	if fi.Size() > st.Size {
 		// A crash in the middle of an append: drop the unacknowledged tail.
-		if err := os.Truncate(u.dataPath(), st.Size); err != nil {
+		if err := f.Truncate(st.Size); err != nil {
 			return nil, fmt.Errorf("upload %s: cut back interrupted append: %w", id, err)
 		}
 	}
@@ -193,7 +242,7 @@ func (u *Upload) Append(offset int64, r io.Reader, maxBytes int64) (int64, error
 	if offset != old {
 		return old, fmt.Errorf("append to upload %s: %w: offset %d, upload holds %d bytes", u.id, ErrRangeInvalid, offset, old)
 	}
-	f, err := os.OpenFile(u.dataPath(), os.O_WRONLY, 0)
+	f, err := u.openData(os.O_WRONLY)
 	if err != nil {
 		if isNotExist(err) {
 			return 0, fmt.Errorf("append to upload %s: %w", u.id, ErrUploadUnknown)
@@ -266,7 +315,15 @@ func (u *Upload) Commit(repo string, d oci.Digest) (int64, error) {
 		return 0, fmt.Errorf("commit upload %s: %w", u.id, ErrUploadUnknown)
 	}
 	size := u.size.Load()
-	ok, err := u.verify(d, size)
+	f, err := u.openData(os.O_RDWR)
+	if err != nil {
+		if isNotExist(err) {
+			return 0, fmt.Errorf("commit upload %s: %w", u.id, ErrUploadUnknown)
+		}
+		return 0, fmt.Errorf("commit upload %s: %w", u.id, err)
+	}
+	defer f.Close() // holds the data lock until the upload is gone
+	ok, err := u.verify(f, d, size)
 	if err != nil {
 		return 0, fmt.Errorf("commit upload %s: %w", u.id, err)
 	}
@@ -276,14 +333,14 @@ func (u *Upload) Commit(repo string, d oci.Digest) (int64, error) {
 		}
 		return 0, fmt.Errorf("commit upload %s as %s: %w (%d bytes); upload removed", u.id, d, ErrDigestMismatch, size)
 	}
-	s.refMu.RLock()
+	s.refRLock()
 	err = s.installBlobLocked(u.dataPath(), d)
 	if err != nil {
-		s.refMu.RUnlock()
+		s.refRUnlock()
 		return 0, fmt.Errorf("commit upload %s as %s: %w", u.id, d, err) // upload intact: retryable
 	}
 	err = s.linkLocked(repo, d)
-	s.refMu.RUnlock()
+	s.refRUnlock()
 	if derr := s.dropUpload(u); derr != nil {
 		s.log.Warn("remove committed upload", keyUpload, u.id, keyErr, derr)
 	}
@@ -293,13 +350,8 @@ func (u *Upload) Commit(repo string, d oci.Digest) (int64, error) {
 	return size, nil
 }
 
-// verify cuts the data file to size, checks it against d and fsyncs it.
-func (u *Upload) verify(d oci.Digest, size int64) (bool, error) {
-	f, err := os.OpenFile(u.dataPath(), os.O_RDWR, 0)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
+// verify cuts the data file f to size, checks it against d and fsyncs it.
+func (u *Upload) verify(f *os.File, d oci.Digest, size int64) (bool, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return false, err
@@ -315,7 +367,7 @@ func (u *Upload) verify(d oci.Digest, size int64) (bool, error) {
 	} else {
 		h := d.Algorithm().New()
 		buf := u.s.getBuf()
-		n, err := io.CopyBuffer(h, io.LimitReader(f, size), *buf)
+		n, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, size), *buf)
 		u.s.putBuf(buf)
 		if err != nil {
 			return false, err
@@ -372,60 +424,114 @@ func (s *Store) removeUploadDirLocked(id string) error {
 
 // PurgeUploads removes uploads idle for longer than Options.UploadTTL (and
 // directories a crash left unreadable), skipping any upload a request is
-// using right now. It returns how many it removed.
+// using right now, in this process or another (its data file is locked).
+// Uploads it finds on disk are not loaded into this Store. It also removes
+// temp files of writers that are gone (see cleanTmp). It returns how many
+// uploads it removed.
 func (s *Store) PurgeUploads() (int, error) {
+	if sc, err := s.cleanTmp(); err != nil {
+		s.log.Warn("clean temp files of writers that are gone", keyPath, s.tmpRoot(), keyErr, err)
+	} else if sc.removed > 0 {
+		s.log.Info("removed leftovers of interrupted writes", keyPath, s.tmpRoot(), keyCount, sc.removed)
+	}
 	entries, err := os.ReadDir(s.uploadsDir())
 	if err != nil {
 		return 0, fmt.Errorf("purge uploads: %w", err)
 	}
 	cutoff := s.now().Add(-s.uploadTTL)
 	removed := 0
-	var firstErr error
+	var errs []error
 	for _, e := range entries {
 		id := e.Name()
 		if !validUploadID(id) {
 			s.log.Warn("foreign entry in uploads directory left alone", keyPath, filepath.Join(s.uploadsDir(), id))
 			continue
 		}
-		u, err := s.Upload(id)
+		s.upMu.Lock()
+		u := s.uploads[id]
+		s.upMu.Unlock()
+		var gone bool
+		if u != nil {
+			gone, err = s.purgeLive(u, cutoff)
+		} else {
+			gone, err = s.purgeOnDisk(id, cutoff)
+		}
 		if err != nil {
-			if errors.Is(err, errUploadBroken) {
-				s.upMu.Lock()
-				_, live := s.uploads[id]
-				if !live {
-					err = s.removeUploadDirLocked(id)
-				}
-				s.upMu.Unlock()
-				if err == nil && !live {
-					removed++
-					s.log.Info("removed unreadable upload", keyUpload, id)
-					continue
-				}
-			}
-			if err != nil && !errors.Is(err, ErrUploadUnknown) && firstErr == nil {
-				firstErr = err
-			}
-			continue
+			errs = append(errs, err)
 		}
-		if !u.mu.TryLock() {
-			continue // a request is using it
+		if gone {
+			removed++
 		}
-		if !u.done && u.updated.Before(cutoff) {
-			if err := s.dropUpload(u); err != nil {
-				if firstErr == nil {
-					firstErr = err
-				}
-			} else {
-				removed++
-			}
-		}
-		u.mu.Unlock()
 	}
 	if removed > 0 {
 		s.log.Info("purged idle uploads", keyCount, removed)
 	}
-	if firstErr != nil {
-		return removed, fmt.Errorf("purge uploads: %w", firstErr)
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("purge uploads: %w", err)
 	}
 	return removed, nil
+}
+
+// purgeLive removes an upload this Store holds in memory if it has been
+// idle since before cutoff and nobody is using it.
+func (s *Store) purgeLive(u *Upload, cutoff time.Time) (bool, error) {
+	if !u.mu.TryLock() {
+		return false, nil // a request of this Store is using it
+	}
+	defer u.mu.Unlock()
+	if u.done || !u.updated.Before(cutoff) {
+		return false, nil
+	}
+	f, err := u.openData(os.O_RDONLY)
+	switch {
+	case errors.Is(err, errUploadBusy):
+		return false, nil // another process is writing to it
+	case err != nil && !isNotExist(err):
+		return false, err
+	case err == nil:
+		defer f.Close()
+		// Another process may have written to it since this Store last did.
+		if st, err := s.readUploadState(u.id); err == nil && !st.Updated.Before(cutoff) {
+			return false, nil
+		}
+	}
+	return true, s.dropUpload(u)
+}
+
+// purgeOnDisk removes an upload this Store has not loaded if it has been
+// idle since before cutoff, or is unreadable, and no process is writing to
+// it.
+func (s *Store) purgeOnDisk(id string, cutoff time.Time) (bool, error) {
+	u := &Upload{s: s, id: id}
+	f, err := u.openData(os.O_RDONLY)
+	switch {
+	case errors.Is(err, errUploadBusy):
+		return false, nil
+	case isNotExist(err):
+		if _, derr := os.Stat(s.uploadDir(id)); derr != nil {
+			return false, nil // gone meanwhile (committed, cancelled)
+		}
+		// No data file: broken.
+	case err != nil:
+		return false, err
+	default:
+		defer f.Close()
+		st, err := s.readUploadState(id)
+		if err != nil && !errors.Is(err, errUploadBroken) {
+			return false, err
+		}
+		if err == nil && !st.Updated.Before(cutoff) {
+			return false, nil
+		}
+	}
+	s.upMu.Lock()
+	defer s.upMu.Unlock()
+	if _, live := s.uploads[id]; live {
+		return false, nil // a request loaded it meanwhile
+	}
+	if err := s.removeUploadDirLocked(id); err != nil {
+		return false, err
+	}
+	s.log.Info("removed idle or unreadable upload", keyUpload, id)
+	return true, nil
 }

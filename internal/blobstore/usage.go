@@ -80,15 +80,17 @@ func (s *Store) TagInfos(repo string) ([]TagInfo, error) {
 // Evict removes blob d from repo and, when no repository links it any
 // more (as a blob or as a manifest), deletes the file. It reports the bytes
 // freed (0 when another repository still holds the blob). The check and the
-// delete run under the store's exclusive reference lock, so a concurrent
-// link either happens before (and the file stays) or finds the blob gone
-// (and the caller fetches it again).
+// delete run under the store's exclusive reference lock (across processes),
+// so a concurrent link either happens before (and the file stays) or finds
+// the blob gone (and the caller fetches it again).
 func (s *Store) Evict(repo string, d oci.Digest) (int64, error) {
 	if err := s.UnlinkBlob(repo, d); err != nil {
 		return 0, err
 	}
-	s.refMu.Lock()
-	defer s.refMu.Unlock()
+	if err := s.refLockExclusive(); err != nil {
+		return 0, fmt.Errorf("evict %s: %w", d, err)
+	}
+	defer s.refUnlockExclusive()
 	held := false
 	err := s.walkRepos(func(name string) error {
 		for _, p := range []string{s.linkPath(name, d), s.revisionPath(name, d)} {
@@ -112,6 +114,6 @@ func (s *Store) Evict(repo string, d oci.Digest) (int64, error) {
 	if err := removeDurable(s.blobPath(d)); err != nil && !isNotExist(err) {
 		return 0, fmt.Errorf("evict %s: %w", d, err)
 	}
-	s.gen.Add(1)
+	s.bumpGen()
 	return size, nil
 }

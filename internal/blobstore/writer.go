@@ -77,9 +77,9 @@ func (w *Writer) Commit(repos ...string) error {
 	}
 	w.done = true
 	if err == nil {
-		w.s.refMu.RLock()
+		w.s.refRLock()
 		err = w.s.installBlobLocked(w.path, w.d)
-		w.s.refMu.RUnlock()
+		w.s.refRUnlock()
 	}
 	if err != nil {
 		os.Remove(w.path)
