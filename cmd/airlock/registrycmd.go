@@ -22,19 +22,25 @@ const registryGCUsage = `
 Marks every blob referenced by a manifest of any repository, then lists the
 blobs and repository links nothing references. Dry run unless --delete is
 given. A blob another repository still references is never deleted, and
-anything written within --grace is kept, so an upload in progress is safe
-while the registry runs.
+blobs and links written within --grace are kept (a push uploads its blobs
+before its manifest). GC may run while airlock serve uses the storage: it
+never touches the server's temp files or upload sessions, and it deletes
+only while no reference is being created (a lock shared with the server).
 
 Example:
   airlock registry gc --config /etc/airlock/airlock.yaml            # what would go
   airlock registry gc --config /etc/airlock/airlock.yaml --delete   # remove it`
+
+// minLiveGrace: a shorter --grace with --delete while another process uses
+// the storage gets a warning.
+const minLiveGrace = 10 * time.Minute
 
 var registryGCCmd = command{summary: registryGCSummary, usage: registryGCUsage, run: runRegistryGC}
 
 func runRegistryGC(args []string, stdout, stderr io.Writer) int {
 	fs, cfgPath := newFlags("registry gc", registryGCSummary, registryGCUsage, stderr)
 	del := fs.Bool("delete", false, "delete what is unreferenced (default: only report)")
-	grace := fs.Duration("grace", time.Hour, "keep blobs and links younger than this")
+	grace := fs.Duration("grace", time.Hour, "keep blobs and links younger than this (pushes in flight)")
 	verbose := fs.Bool("v", false, "list every blob and link")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -53,6 +59,14 @@ func runRegistryGC(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "airlock registry gc: %v\n", err)
 		return exitFinding
+	}
+	defer bs.Close()
+	users, err := bs.OtherUsers()
+	if err != nil {
+		fmt.Fprintf(stderr, "airlock registry gc: %v\n", err)
+	}
+	if users > 0 && *del && *grace < minLiveGrace {
+		fmt.Fprintf(stderr, "airlock registry gc: warning: %d other processes use %s; with --grace %s a blob pushed for a manifest not yet pushed may be deleted (the push then fails with MANIFEST_BLOB_UNKNOWN)\n", users, path, *grace)
 	}
 	rep, err := bs.GC(context.Background(), !*del, *grace)
 	if err != nil {
@@ -73,6 +87,9 @@ func runRegistryGC(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s %d blobs (%s) and %d repository links; scanned %d repositories, %d manifests\n",
 		verb, len(rep.Blobs), cache.FormatBytes(rep.Bytes), rep.Links, rep.Repositories, rep.Manifests)
+	if users > 0 {
+		fmt.Fprintf(stdout, "%d other processes use this storage; their temp files and uploads were left alone\n", users)
+	}
 	if !*del && (len(rep.Blobs) > 0 || rep.Links > 0) {
 		fmt.Fprintln(stdout, "run again with --delete to remove them")
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -292,21 +293,31 @@ func (r *registry) cacheMetrics(t testing.TB) string {
 	return strings.Join(parts, " ")
 }
 
-// storageTmpFiles lists the files in airlock's storage tmp directory.
+// storageTmpFiles lists the regular files under airlock's storage tmp
+// directory (each open store writes in a directory of its own there), by
+// path relative to it.
 func storageTmpFiles(t testing.TB, storage string) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
-	entries, err := os.ReadDir(filepath.Join(storage, "tmp"))
-	if os.IsNotExist(err) {
-		return out
-	}
+	dir := filepath.Join(storage, "tmp")
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil // gone meanwhile (or no tmp at all)
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			rel, _ := filepath.Rel(dir, path)
+			out[rel] = info.Size()
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if info, err := e.Info(); err == nil {
-			out[e.Name()] = info.Size()
-		}
 	}
 	return out
 }
