@@ -66,7 +66,7 @@ func runRegistryGC(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "airlock registry gc: %v\n", err)
 	}
 	if users > 0 && *del && *grace < minLiveGrace {
-		fmt.Fprintf(stderr, "airlock registry gc: warning: %d other processes use %s; with --grace %s a blob pushed for a manifest not yet pushed may be deleted (the push then fails with MANIFEST_BLOB_UNKNOWN)\n", users, path, *grace)
+		fmt.Fprintf(stderr, "airlock registry gc: warning: other processes using %s: %d; with --grace %s a blob pushed for a manifest not yet pushed may be deleted (the push then fails with MANIFEST_BLOB_UNKNOWN)\n", path, users, *grace)
 	}
 	rep, err := bs.GC(context.Background(), !*del, *grace)
 	if err != nil {
@@ -88,7 +88,7 @@ func runRegistryGC(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "%s %d blobs (%s) and %d repository links; scanned %d repositories, %d manifests\n",
 		verb, len(rep.Blobs), cache.FormatBytes(rep.Bytes), rep.Links, rep.Repositories, rep.Manifests)
 	if users > 0 {
-		fmt.Fprintf(stdout, "%d other processes use this storage; their temp files and uploads were left alone\n", users)
+		fmt.Fprintf(stdout, "other processes using this storage: %d (their temp files and uploads were left alone)\n", users)
 	}
 	if !*del && (len(rep.Blobs) > 0 || rep.Links > 0) {
 		fmt.Fprintln(stdout, "run again with --delete to remove them")

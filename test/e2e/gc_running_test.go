@@ -21,9 +21,9 @@ import (
 	"time"
 )
 
-// TestGCWhileServing runs `airlock registry gc` (dry run, then --delete)
-// on the storage of a running `airlock serve` while three writes are in
-// flight: a cold cache fill of a 24 MiB blob over a 2 MiB/s upstream link,
+// TestGCWhileServing starts and stops a second `airlock serve` on the
+// storage of a running one, then runs `airlock registry gc` (dry run, then
+// --delete) on it, while three writes are in flight: a cold cache fill of a 24 MiB blob over a 2 MiB/s upstream link,
 // a chunked push (one PATCH done, a second one half sent) and a monolithic
 // push (POST ?digest= with half its body sent). A blob pushed completely
 // but not yet referenced by a manifest is there too. Then:
@@ -57,7 +57,7 @@ func TestGCWhileServing(t *testing.T) {
 	upManifestD := upc.pushManifest(t, upRepo, "v1", mtManifest, upManifest)
 
 	px := startThrottleProxy(t, up.addr, fillRate)
-	al := startGCAirlock(t, "http://"+px.addr)
+	al := startGCAirlock(t, "http://"+px.addr, "")
 	c := newOCIClient(al)
 	cachePath := "/v2/" + cacheTarget + "/" + upRepo
 
@@ -104,6 +104,14 @@ func TestGCWhileServing(t *testing.T) {
 		mib(px.forwarded.Load()), mib(fillSize), mib(patchBody.read.Load()), mib(pushSize), mib(monoBody.read.Load()), mib(2*pushSize))
 	t.Logf("storage tmp while in flight: %v", storageTmpFiles(t, al.storage))
 
+	// A second server on the same storage (a restart overlapping the old
+	// process, or two replicas) starts and stops.
+	peer := startGCAirlock(t, "http://"+px.addr, al.storage)
+	if killed, err := peer.proc.stop(15 * time.Second); killed || err != nil {
+		t.Errorf("second airlock on the same storage: killed %t, %v; want a clean exit", killed, err)
+	}
+	t.Logf("a second airlock serve started and stopped on the same storage; storage tmp %v", storageTmpFiles(t, al.storage))
+
 	for _, args := range [][]string{{}, {"--delete"}} {
 		out, code := runGC(t, bin, al.configPath, args...)
 		t.Logf("airlock registry gc %s → exit %d:\n%s", strings.Join(args, " "), code, out)
@@ -116,6 +124,9 @@ func TestGCWhileServing(t *testing.T) {
 	}
 	if n := px.forwarded.Load(); n >= fillSize {
 		t.Fatalf("the fill had finished (%s) before the GC ended: nothing was in flight; slow the upstream link", mib(n))
+	}
+	if patchBody.read.Load() > halfSent || monoBody.read.Load() > halfSent {
+		t.Fatalf("a push body went past its gate before the GC ended")
 	}
 	t.Logf("after gc: fill %s of %s fetched; storage tmp %v", mib(px.forwarded.Load()), mib(fillSize), storageTmpFiles(t, al.storage))
 
@@ -213,11 +224,14 @@ func TestGCWhileServing(t *testing.T) {
 
 // startGCAirlock runs `airlock serve` as a pull-through cache of
 // mcr.microsoft.com (startCacheAirlock's config) that also takes pushes
-// from user ci.
-func startGCAirlock(t testing.TB, upstream string) *registry {
+// from user ci; on storage when not empty, else on a fresh directory.
+func startGCAirlock(t testing.TB, upstream, storage string) *registry {
 	t.Helper()
 	bin := needAirlock(t)
 	r := newRegistry(t, kindAirlock, regOptions{anonymousPull: true, users: map[string]string{"ci": "ci-e2e-password"}})
+	if storage != "" {
+		r.storage = storage
+	}
 	r.adminAddr = freeAddr(t)
 	r.bin = bin
 	r.writeCacheConfig(cacheOptions{upstream: upstream})
