@@ -3,7 +3,6 @@ package upstream
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -175,6 +174,9 @@ func (c *Client) fetchToken(ctx context.Context, rq *request, ch Challenge, scop
 	if err != nil || (realm.Scheme != "https" && realm.Scheme != "http") || realm.Host == "" || realm.User != nil {
 		return "", 0, fail(ErrUnauthorized, reasonChallenge, errors.New("token realm is not an http(s) URL"))
 	}
+	if err := checkRealm(realm, rq.t.ep.base, rq.t.cred != nil); err != nil {
+		return "", 0, fail(ErrUnauthorized, reasonChallenge, err)
+	}
 	q := realm.Query()
 	if s := ch.Params["service"]; s != "" {
 		q.Set("service", s)
@@ -193,9 +195,6 @@ func (c *Client) fetchToken(ctx context.Context, rq *request, ch Challenge, scop
 	}
 	req.Header.Set("User-Agent", c.opt.UserAgent)
 	if cr := rq.t.cred; cr != nil {
-		if realm.Scheme != "https" && rq.t.ep.base.Scheme == "https" {
-			return "", 0, fail(ErrUnauthorized, reasonChallenge, errors.New("refusing to send credentials to a plain-http token realm"))
-		}
 		req.SetBasicAuth(cr.Username, cr.Password)
 	}
 	start := time.Now()
@@ -227,24 +226,13 @@ func (c *Client) fetchToken(ctx context.Context, rq *request, ch Challenge, scop
 	if len(body) > maxTokenBody {
 		return "", 0, fail(ErrBadResponse, reasonToken, fmt.Errorf("token response larger than %d bytes", maxTokenBody))
 	}
-	var tr struct {
-		Token       string `json:"token"`
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int64  `json:"expires_in"`
-	}
-	if err := json.Unmarshal(body, &tr); err != nil {
-		return "", 0, fail(ErrBadResponse, reasonToken, fmt.Errorf("token response is not JSON: %w", err))
-	}
-	tok := tr.Token
-	if tok == "" {
-		tok = tr.AccessToken
-	}
-	if tok == "" || !headerSafe(tok) {
-		return "", 0, fail(ErrBadResponse, reasonToken, errors.New("token response holds no usable token"))
+	tok, expiresIn, err := parseTokenResponse(body)
+	if err != nil {
+		return "", 0, fail(ErrBadResponse, reasonToken, err)
 	}
 	ttl := defaultTokenTTL
-	if tr.ExpiresIn > 0 {
-		ttl = time.Duration(min(tr.ExpiresIn, int64(maxTokenTTL/time.Second))) * time.Second
+	if expiresIn > 0 {
+		ttl = time.Duration(min(expiresIn, int64(maxTokenTTL/time.Second))) * time.Second
 	}
 	return tok, ttl - min(ttl/10, maxTokenEarly), nil
 }

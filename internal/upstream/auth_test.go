@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,8 +94,16 @@ func (f *tokenFixture) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	manifestHandler(f.body, oci.MediaTypeImageManifest, true)(w, r)
 }
 
+// client is a Client for the fixture's registry. The token server stands
+// for a public realm on another host (auth.docker.io for Docker Hub): it
+// is on loopback, so its address is allowed as internal.
 func (f *tokenFixture) client(t *testing.T, mod func(*Options)) *Client {
-	return newTestClient(t, f.reg.URL, mod)
+	return newTestClient(t, f.reg.URL, func(o *Options) {
+		o.AllowedInternal = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		if mod != nil {
+			mod(o)
+		}
+	})
 }
 
 func TestBearerTokenFlow(t *testing.T) {

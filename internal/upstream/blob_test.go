@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -257,7 +258,12 @@ func TestGetBlobRedirect(t *testing.T) {
 				http.Redirect(w, r, tt.target(r), http.StatusTemporaryRedirect)
 			})
 			before := len(storageRec.all())
-			c := newTestClient(t, srv.URL, func(o *Options) { o.Credentials = map[string]Credential{testHost: {"ci", "pw"}} })
+			c := newTestClient(t, srv.URL, func(o *Options) {
+				o.Credentials = map[string]Credential{testHost: {"ci", "pw"}}
+				// The storage server stands for a CDN on another host; it is
+				// on loopback, so its address is allowed as internal.
+				o.AllowedInternal = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+			})
 			rc, total, err := c.GetBlob(context.Background(), testHost, "app", d, 5)
 			if err != nil {
 				t.Fatalf("GetBlob = %v", err)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -69,8 +70,18 @@ type Options struct {
 	Backoff time.Duration
 	// UserAgent is sent with every request. Default "airlock".
 	UserAgent string
+	// AllowedInternal are internal or special ranges (netclass) that
+	// redirects, token realms and upstreams without an Endpoints entry may
+	// reach (registry.upstreamAllowedInternalRanges). Empty: only public
+	// addresses, and the host:port of each Endpoints entry, whatever its
+	// address.
+	AllowedInternal []netip.Prefix
+	// Resolver resolves every host the client connects to, before the
+	// address check. Default: the system resolver.
+	Resolver Resolver
 	// DialContext replaces the default dialer (net.Dialer with
-	// ConnectTimeout and 30s keep-alives), e.g. for the gateway's dialer.
+	// ConnectTimeout and 30s keep-alives). It is given an IP literal that
+	// already passed the address check, never a name.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Logger receives retries and token fetches at debug level. Default: discard.
 	Logger *slog.Logger
@@ -87,6 +98,7 @@ type Client struct {
 	endpoints map[string]*endpoint // by lowercased Options.Endpoints key
 	creds     map[string]Credential
 	plain     *http.Client // system roots, for hosts without an endpoint entry
+	guard     *guard       // every connection's address check
 
 	mu    sync.Mutex
 	slots map[string]chan struct{} // endpoint host → semaphore
@@ -155,6 +167,13 @@ func New(opt Options) (*Client, error) {
 	for h, cr := range opt.Credentials {
 		c.creds[strings.ToLower(h)] = cr
 	}
+	c.guard = &guard{resolver: opt.Resolver, dial: opt.DialContext, trusted: map[string]bool{}, allowed: opt.AllowedInternal}
+	if c.guard.resolver == nil {
+		c.guard.resolver = net.DefaultResolver
+	}
+	if c.guard.dial == nil {
+		c.guard.dial = (&net.Dialer{Timeout: opt.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
+	}
 	system, err := x509.SystemCertPool()
 	if err != nil {
 		return nil, fmt.Errorf("load system root certificates: %w", err)
@@ -177,6 +196,7 @@ func New(opt Options) (*Client, error) {
 		}
 		u, _ := url.Parse(raw) // validated above
 		ep.base = &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}
+		c.guard.trust(ep.base)
 		if e.CAFile != "" {
 			pem, err := os.ReadFile(e.CAFile)
 			if err != nil {
@@ -193,16 +213,13 @@ func New(opt Options) (*Client, error) {
 	return c, nil
 }
 
-// httpClient builds a client trusting roots: HTTP/2 allowed, no transparent
-// decompression (bytes must hash to their digest), no proxy from the
-// environment, redirects without Authorization to other hosts.
+// httpClient builds a client trusting roots: every connection through the
+// guard's address check, HTTP/2 allowed, no transparent decompression
+// (bytes must hash to their digest), no proxy from the environment,
+// redirects without Authorization to other hosts.
 func (c *Client) httpClient(roots *x509.CertPool) *http.Client {
-	dial := c.opt.DialContext
-	if dial == nil {
-		dial = (&net.Dialer{Timeout: c.opt.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
-	}
 	tr := &http.Transport{
-		DialContext:           dial,
+		DialContext:           c.guard.DialContext,
 		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   c.opt.ConnectTimeout,
 		ForceAttemptHTTP2:     true,

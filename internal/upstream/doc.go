@@ -16,7 +16,20 @@
 //     challenge, a token from the realm, anonymous or with Basic
 //     credentials, cached per endpoint and scope until shortly before
 //     expires_in, default 60s, and the request sent once more) and Basic.
-//     ParseChallenges reads WWW-Authenticate.
+//     ParseChallenges reads WWW-Authenticate. Only the endpoint's own 401
+//     is answered (never one from a redirect target); an https endpoint's
+//     realm must be https; credentials go to a realm only when the
+//     endpoint is https, or, for a plain-http endpoint, when the realm is
+//     on the endpoint's own host. A token response's token is its exact
+//     "token" or "access_token" member (parseTokenResponse).
+//   - Address checks (dial.go): every connection — endpoint, redirect,
+//     token realm — resolves its host, checks each address with netclass
+//     (the classification the gateway's dialer and the DNS rebinding
+//     filter use) and dials the checked IP literal, so the address checked
+//     is the address dialled. The host:port of a configured endpoint
+//     (Options.Endpoints) may be any address; every other connection must
+//     be public or inside Options.AllowedInternal. A refusal is an
+//     *AddrError and ErrBadResponse, before any byte is exchanged.
 //   - Transport: system roots plus the endpoint's caFile, HTTP/2, connect
 //     and idle timeouts, keep-alives, no transparent decompression (bytes
 //     must hash to their digest), no proxy from the environment, redirects

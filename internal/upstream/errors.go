@@ -141,6 +141,7 @@ const (
 	reasonToken         = "invalid token response"
 	reasonChallenge     = "unusable authentication challenge"
 	reasonRedirect      = "refused redirect"
+	reasonAddress       = "refused connection to an internal address"
 	reasonConnect       = "connection failed"
 	reasonTLS           = "TLS certificate not trusted"
 	reasonServer        = "server error"

@@ -50,3 +50,36 @@ func FuzzParseChallenge(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseTokenResponse: a token server's body comes from the network
+// (or from wherever a realm pointed), so the parser must never panic, and
+// a token it accepts must be non-empty, sendable in a header, and found
+// under an exactly named member.
+func FuzzParseTokenResponse(f *testing.F) {
+	for _, s := range []string{
+		`{"token":"abc","expires_in":300}`,
+		`{"access_token":"abc","issued_at":"2026-01-01T00:00:00Z"}`,
+		`{"Token":"abc"}`,
+		`{"token":"","access_token":"b"}`,
+		`{"token":1}`,
+		`{"token":"a","expires_in":1.5}`,
+		`null`,
+		`[]`,
+		`{"token":"a\u0000b"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		tok, _, err := parseTokenResponse(body)
+		if err != nil {
+			return
+		}
+		if tok == "" || !headerSafe(tok) {
+			t.Errorf("parseTokenResponse(%q) = %q: empty or not header-safe", body, tok)
+		}
+		if !strings.Contains(string(body), `"token"`) && !strings.Contains(string(body), `"access_token"`) &&
+			!strings.Contains(string(body), `\u`) {
+			t.Errorf("parseTokenResponse(%q) = %q without a token or access_token member", body, tok)
+		}
+	})
+}

@@ -180,6 +180,15 @@ func (c *Client) send(ctx context.Context, rq *request) (*http.Response, error) 
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
+	if from := resp.Request.URL; from.Host != rq.t.ep.base.Host || from.Scheme != rq.t.ep.base.Scheme {
+		// A redirect target (a CDN, storage) that asks for credentials
+		// gets none: its challenge could name any realm, and credentials
+		// go only where the endpoint's own challenge sends them.
+		discard(resp)
+		e := rq.fail(ErrUnauthorized, reasonChallenge, fmt.Errorf("401 from redirect target %s; only the endpoint's own challenges are answered", from.Host))
+		e.Status = http.StatusUnauthorized
+		return nil, e
+	}
 	challenges, perr := ParseChallenges(resp.Header.Values("Www-Authenticate")...)
 	discard(resp)
 	auth, err = c.answer(ctx, rq, scope, auth, challenges, perr)
@@ -223,6 +232,7 @@ func (c *Client) failure(ctx context.Context, rq *request, err error) *Error {
 	var te *timeoutError
 	var se *stallError
 	var re *redirectError
+	var ae *AddrError
 	var cve *tls.CertificateVerificationError
 	switch cause := context.Cause(ctx); {
 	case errors.As(cause, &te):
@@ -235,6 +245,8 @@ func (c *Client) failure(ctx context.Context, rq *request, err error) *Error {
 		e.Reason, e.Err = "cancelled", cause
 	case errors.As(err, &re):
 		e.Kind, e.Reason = ErrBadResponse, reasonRedirect
+	case errors.As(err, &ae):
+		e.Kind, e.Reason = ErrBadResponse, reasonAddress // the same answer every time
 	case errors.As(err, &cve):
 		e.Reason = reasonTLS // retrying will not make the certificate trusted
 	default:
