@@ -2,6 +2,8 @@ package blobstore
 
 import (
 	"bytes"
+	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -61,6 +63,58 @@ func FuzzUntrustedNames(f *testing.F) {
 			if !slices.Contains([]string{dirBlobs, dirRepos, dirTmp, dirUploads, lockFileName}, top) {
 				t.Fatalf("unexpected top-level entry %q in root", top)
 			}
+		}
+	})
+}
+
+// FuzzUploadState feeds arbitrary bytes as an upload's state file (what a
+// crash, a full disk or another process may leave) next to a data file of
+// some length. Loading must answer an upload consistent with the files or
+// an error wrapping ErrUploadUnknown; it never panics and never grows the
+// data file.
+func FuzzUploadState(f *testing.F) {
+	f.Add([]byte(`{"size":3,"updated":"2030-01-02T03:04:05Z"}`), uint16(5))
+	f.Add([]byte(`{"size":-1}`), uint16(0))
+	f.Add([]byte(`{"size":9223372036854775807}`), uint16(1))
+	f.Add([]byte(`{"size":1e400}`), uint16(1))
+	f.Add([]byte(`[]`), uint16(2))
+	f.Add([]byte{}, uint16(0))
+	s := openStore(f, filepath.Join(f.TempDir(), "root"), Options{})
+	f.Fuzz(func(t *testing.T, state []byte, dataLen uint16) {
+		u, err := s.NewUpload()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := u.ID()
+		s.upMu.Lock()
+		delete(s.uploads, id) // as after a restart: the next Upload loads it
+		s.upMu.Unlock()
+		dir := s.uploadDir(id)
+		defer func() {
+			s.upMu.Lock()
+			delete(s.uploads, id)
+			s.removeUploadDirLocked(id)
+			s.upMu.Unlock()
+		}()
+		if err := writeFileForTest(filepath.Join(dir, uploadState), state); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeFileForTest(filepath.Join(dir, uploadData), bytes.Repeat([]byte{'x'}, int(dataLen))); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Upload(id)
+		if err != nil {
+			if !errors.Is(err, ErrUploadUnknown) {
+				t.Fatalf("Upload with state %q, %d data bytes = %v, want an error wrapping ErrUploadUnknown", state, dataLen, err)
+			}
+			return
+		}
+		if got.Size() < 0 || got.Size() > int64(dataLen) {
+			t.Fatalf("Upload with state %q, %d data bytes: Size() = %d", state, dataLen, got.Size())
+		}
+		fi, err := os.Stat(filepath.Join(dir, uploadData))
+		if err != nil || fi.Size() != got.Size() {
+			t.Fatalf("data file after load: %v, %v; want %d bytes", fi, err, got.Size())
 		}
 	})
 }
