@@ -27,9 +27,16 @@ through the node's resolver (A and TXT), DNS straight to an outside resolver
 (UDP and TCP), UDP/443, IPv6, ICMP echo, the metadata address, HTTP with an
 IP-literal Host, DoH; and the positive checks: the allowed name answers, and
 registryImage comes through the node's containerd mirror configuration.
-An answer of any kind from the far side is a leak. Domain fronting cannot be
-tested without TLS interception and is reported as such. docs/verify.md
-explains each channel.
+ICMPv6 of several types (neighbour discovery shapes among them) to
+offLinkIPv6. An answer of any kind from the far side is a leak. Domain
+fronting cannot be tested without TLS interception and is reported as such.
+docs/verify.md explains each channel. The metadata row is a positive check
+when node.allowedAddresses or node.hostAllowedAddresses let the probed side
+(the node, or a pod with --netns) reach it.
+
+--reflect-icmpv6 runs the far side of the ICMPv6 probes instead, on the
+host that holds verify.targets.offLinkIPv6 (root): every probe it receives
+is logged and sent back to its sender, until interrupted.
 
 DNS probes use the nameserver in ROOT/etc/resolv.conf (or airlock's
 systemd-resolved drop-in), else node.dns; never the machine's resolver.
@@ -40,7 +47,8 @@ Exit 0 when nothing leaked and every positive check passed, 1 on any leak
 
 Example:
   airlock verify --config /etc/airlock/airlock.yaml
-  airlock verify --config airlock.yaml --netns cni-1234 --json --timeout 5s`
+  airlock verify --config airlock.yaml --netns cni-1234 --json --timeout 5s
+  airlock verify --reflect-icmpv6        # on the far side`
 
 var verifyCmd = command{summary: verifySummary, usage: verifyUsage, run: runVerify}
 
@@ -50,6 +58,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	netns := fs.String("netns", "", "probe from the network namespace `NAME` (under /run/netns), e.g. a pod's")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
 	timeout := fs.Duration("timeout", verify.DefaultTimeout, "per-probe `timeout` (positive checks get three times it)")
+	reflector := fs.Bool("reflect-icmpv6", false, "run the far side of the ICMPv6 probes (answer each probe received) until interrupted")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -71,12 +80,23 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "airlock verify: %v\n", err)
 		return exitFinding
 	}
-	opt := verify.Options{Root: cfg.Node.Root, NodeDNS: cfg.Node.DNS, Netns: *netns, Timeout: *timeout, Log: log}
+	opt := verify.Options{Root: cfg.Node.Root, NodeDNS: cfg.Node.DNS, Netns: *netns, Timeout: *timeout, Log: log, Reaches: cfg.Node.Reaches}
 	if *root != "" {
 		opt.Root = *root
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *reflector {
+		if *netns != "" || *asJSON {
+			fmt.Fprintln(stderr, "airlock verify: --reflect-icmpv6 takes no --netns or --json (run it in the far side's namespace)")
+			return exitUsage
+		}
+		if err := verify.ReflectICMPv6(ctx, log); err != nil {
+			fmt.Fprintf(stderr, "airlock verify: %v\n", err)
+			return exitFinding
+		}
+		return exitOK
+	}
 	rep, err := verify.Run(ctx, cfg.Verify.Targets, opt)
 	if err != nil {
 		fmt.Fprintf(stderr, "airlock verify: %v\n", err)

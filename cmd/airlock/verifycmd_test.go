@@ -120,7 +120,7 @@ func TestVerifyExitCodes(t *testing.T) {
 }
 
 func TestVerifyUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{"verify", "extra"}, {"verify", "--timeout", "0s"}, {"verify", "--bogus"}} {
+	for _, args := range [][]string{{"verify", "extra"}, {"verify", "--timeout", "0s"}, {"verify", "--bogus"}, {"verify", "--reflect-icmpv6", "--netns", "x"}} {
 		var out, errOut bytes.Buffer
 		if code := run(args, &out, &errOut); code != exitUsage {
 			t.Errorf("run(%q) = %d, want %d", args, code, exitUsage)

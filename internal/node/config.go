@@ -220,6 +220,30 @@ func parsePrefixes(key string, ss []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// Reaches reports whether the configuration lets the node itself (pod
+// false) or its pods (pod true) reach a under block and
+// userDefinedRouting: the node reaches allowedAddresses and
+// hostAllowedAddresses; pods reach allowedAddresses, less
+// hostAllowedAddresses and, unless podLinkLocalAccess is Allowed,
+// link-local addresses. Entries that do not parse count for nothing.
+func (c Config) Reaches(a netip.Addr, pod bool) bool {
+	in := func(list []string) bool {
+		for _, s := range list {
+			if p, err := parsePrefix(s); err == nil && p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	if !pod {
+		return in(c.AllowedAddresses) || in(c.HostAllowedAddresses)
+	}
+	if in(c.HostAllowedAddresses) || (c.PodLinkLocalAccess != LinkLocalAllowed && IsLinkLocal(netip.PrefixFrom(a, a.BitLen()))) {
+		return false
+	}
+	return in(c.AllowedAddresses)
+}
+
 // linkLocalNotes say, for each entry of AllowedAddresses that is or holds
 // link-local addresses, that pods do not reach that part (nil with
 // PodLinkLocalAccess Allowed).

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -84,5 +85,37 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate(%s) = %q, want %q", tt.name, all, tt.want)
 			}
 		})
+	}
+}
+
+func TestConfigReaches(t *testing.T) {
+	c := Config{
+		AllowedAddresses:     []string{"10.42.0.0/16", "169.254.169.254", "fdaa:42::/48"},
+		HostAllowedAddresses: []string{"168.63.129.16", "10.42.9.9"},
+	}
+	c.SetDefaults()
+	tests := []struct {
+		addr      string
+		node, pod bool
+	}{
+		{"10.42.1.1", true, true},
+		{"10.42.9.9", true, false},     // host-only inside an allowed range
+		{"168.63.129.16", true, false}, // host-only
+		{"169.254.169.254", true, false},
+		{"fdaa:42::1", true, true},
+		{"198.19.0.10", false, false},
+	}
+	for _, tt := range tests {
+		a := netip.MustParseAddr(tt.addr)
+		if got := c.Reaches(a, false); got != tt.node {
+			t.Errorf("Reaches(%s, node) = %v, want %v", a, got, tt.node)
+		}
+		if got := c.Reaches(a, true); got != tt.pod {
+			t.Errorf("Reaches(%s, pod) = %v, want %v", a, got, tt.pod)
+		}
+	}
+	c.PodLinkLocalAccess = LinkLocalAllowed
+	if !c.Reaches(netip.MustParseAddr("169.254.169.254"), true) {
+		t.Errorf("Reaches(169.254.169.254, pod) with podLinkLocalAccess Allowed = false, want true")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -32,6 +33,13 @@ type Options struct {
 	Timeout time.Duration
 	// Log receives one debug record per probe. Nil: discarded.
 	Log *slog.Logger
+	// Reaches says whether the node's configuration lets the probed side
+	// reach addr: the node itself (pod false, no Netns) or a pod (pod true,
+	// probing from Netns). When it does for metadataAddress (the node's
+	// node.hostAllowedAddresses, say), the metadata row is a positive
+	// check, expected reachable. Nil: the metadata row always expects
+	// blocked.
+	Reaches func(addr netip.Addr, pod bool) bool
 }
 
 // probe is one row of the battery.
@@ -84,7 +92,7 @@ func run(ctx context.Context, t Targets, opt Options, ports fixedPorts) (Report,
 		defer ns.close()
 		e.ns = ns
 	}
-	b := &battery{t: t, e: e, root: opt.Root, ports: ports}
+	b := &battery{t: t, e: e, root: opt.Root, ports: ports, reaches: opt.Reaches, pod: opt.Netns != ""}
 	b.allowed = sync.OnceValue(func() allowedResult {
 		actx, cancel := context.WithTimeout(ctx, positiveBudget*opt.Timeout)
 		defer cancel()
@@ -144,6 +152,21 @@ type battery struct {
 	root    string
 	ports   fixedPorts
 	allowed func() allowedResult // the allowed name reached normally, once
+	reaches func(addr netip.Addr, pod bool) bool
+	pod     bool // probing from a namespace (a pod's)
+}
+
+// metadataExpected is Reachable when the node's configuration lets the
+// probed side reach metadataAddress, else Blocked.
+func (b *battery) metadataExpected() Outcome {
+	if b.reaches == nil {
+		return Blocked
+	}
+	ap, err := netip.ParseAddrPort(b.t.MetadataAddress)
+	if err != nil || !b.reaches(ap.Addr().Unmap(), b.pod) {
+		return Blocked
+	}
+	return Reachable
 }
 
 // need returns the keys among pairs (key, value) whose value is empty.
@@ -190,18 +213,24 @@ func (b *battery) probes() []probe {
 		{channel: "icmp-echo", target: hostOf(denied), missing: need("deniedAddress", denied),
 			run: func(ctx context.Context) (Outcome, string) { return b.icmpEcho(ctx, hostOf(denied)) }},
 		{channel: "metadata", target: t.MetadataAddress, missing: need("metadataAddress", t.MetadataAddress),
-			run: b.metadata},
+			expected: b.metadataExpected(), run: b.metadata},
 		{channel: "http-ip-literal-host", target: withPort(denied, b.ports.http), missing: need("deniedAddress", denied),
 			run: func(ctx context.Context) (Outcome, string) {
 				return b.httpIPLiteral(ctx, withPort(denied, b.ports.http))
 			}},
 		{channel: "doh", target: t.DoHURL, missing: need("dohURL", t.DoHURL), run: b.doh},
+	}
+	for _, k := range icmpv6Kinds {
+		ps = append(ps, probe{channel: k.channel, target: t.OffLinkIPv6, missing: need("offLinkIPv6", t.OffLinkIPv6),
+			run: func(ctx context.Context) (Outcome, string) { return b.icmpv6OffLink(ctx, k) }})
+	}
+	ps = append(ps, []probe{
 		{channel: "domain-fronting", expected: Blocked},
 		{channel: "allowed-name", target: t.AllowedName, expected: Reachable, missing: need("allowedName", t.AllowedName), dns: true,
 			budget: positiveBudget, run: b.allowedName},
 		{channel: "registry-image", target: t.RegistryImage, expected: Reachable, missing: need("registryImage", t.RegistryImage),
 			budget: positiveBudget, run: b.registryImage},
-	}
+	}...)
 	for i := range ps {
 		if ps[i].expected == "" {
 			ps[i].expected = Blocked

@@ -45,6 +45,11 @@ type Targets struct {
 	// RegistryImage is an image reference pulled through the node's mirror
 	// configuration (positive check). Empty: not checked.
 	RegistryImage string `yaml:"registryImage"`
+	// OffLinkIPv6 is an IPv6 address (no port) off every link of the node,
+	// on a host that runs `airlock verify --reflect-icmpv6`: the ICMPv6
+	// probes (neighbour discovery shapes, MLD, echo, an unassigned type)
+	// are sent there. Empty: not tested.
+	OffLinkIPv6 string `yaml:"offLinkIPv6"`
 }
 
 // DefaultMetadataAddress is the link-local metadata endpoint of the major
@@ -95,11 +100,31 @@ func (c *Config) Validate(report func(path, msg string)) {
 			report("targets.dohURL", fmt.Sprintf("must be an https:// URL such as https://dns.example/dns-query, got %q", t.DoHURL))
 		}
 	}
+	if t.OffLinkIPv6 != "" {
+		if msg := checkOffLinkIPv6(t.OffLinkIPv6); msg != "" {
+			report("targets.offLinkIPv6", msg)
+		}
+	}
 	if t.RegistryImage != "" {
 		if _, err := parseImageRef(t.RegistryImage); err != nil {
 			report("targets.registryImage", err.Error())
 		}
 	}
+}
+
+// checkOffLinkIPv6 returns what is wrong with s as the ICMPv6 probes'
+// target, or "": it must be a routed IPv6 unicast address.
+func checkOffLinkIPv6(s string) string {
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("must be an IPv6 address without a port, such as fdaa:99::66, got %q", s)
+	case !a.Is6() || a.Is4In6():
+		return fmt.Sprintf("must be an IPv6 address, got %q", s)
+	case a.Zone() != "", a.IsLinkLocalUnicast(), a.IsLoopback(), a.IsUnspecified(), a.IsMulticast():
+		return fmt.Sprintf("%q is not a routed unicast address: the probes need one off every link of the node", s)
+	}
+	return ""
 }
 
 type addrKind int

@@ -27,6 +27,12 @@ func TestValidate(t *testing.T) {
 			"targets.dohURL: must be an https:// URL",
 			"targets.registryImage: image reference",
 		}},
+		{"off-link IPv6", Targets{OffLinkIPv6: "fdaa:99::66"}, nil},
+		{"off-link IPv6 with a port", Targets{OffLinkIPv6: "[fdaa:99::66]:1"}, []string{"targets.offLinkIPv6: must be an IPv6 address without a port"}},
+		{"off-link IPv4", Targets{OffLinkIPv6: "198.19.0.10"}, []string{"targets.offLinkIPv6: must be an IPv6 address"}},
+		{"link-local", Targets{OffLinkIPv6: "fe80::1"}, []string{"targets.offLinkIPv6: \"fe80::1\" is not a routed unicast address"}},
+		{"multicast", Targets{OffLinkIPv6: "ff02::2"}, []string{"targets.offLinkIPv6: \"ff02::2\" is not a routed unicast address"}},
+		{"mapped", Targets{OffLinkIPv6: "::ffff:198.19.0.10"}, []string{"targets.offLinkIPv6: must be an IPv6 address"}},
 		{"IPv6 in deniedAddress", Targets{DeniedAddress: "[fdaa::10]:443"}, []string{"targets.deniedAddress: host \"fdaa::10\" must be an IPv4 address"}},
 	}
 	for _, tt := range tests {

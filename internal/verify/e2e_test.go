@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -33,6 +34,7 @@ import (
 //
 //	[alxv-node] alxv-n0 198.18.1.2 fdaa:1::2 ── alxv-i0 198.18.1.1 fdaa:1::1 [alxv-inet]
 //	inet lo: 198.19.0.10 + fdaa:99::10 (denied: HTTPS+DoH :443, HTTP :80, UDP echo :443),
+//	         fdaa:99::66 (off-link IPv6: the ICMPv6 reflector, airlock verify's own, answers there),
 //	         198.19.0.20 (allowed.test, HTTPS :443, nothing on :8443), 198.19.0.53 (outside
 //	         resolver, udp+tcp 53), 198.19.0.30 (mirror registry :5000), 198.19.0.254 (metadata
 //	         stand-in, HTTP :80)
@@ -112,6 +114,33 @@ func topology(t *testing.T) {
 		sh(t, "ip", "-n", nsInet, "addr", "add", a, "dev", "lo")
 	}
 	sh(t, "ip", "-n", nsInet, "-6", "addr", "add", "fdaa:99::10/128", "dev", "lo")
+	sh(t, "ip", "-n", nsInet, "-6", "addr", "add", "fdaa:99::66/128", "dev", "lo")
+}
+
+// reflectIn runs the ICMPv6 reflector in ns until the test ends, on a
+// thread that joined ns and is never unlocked.
+func reflectIn(t *testing.T, ns string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		n, err := openNetns(ns)
+		if err == nil {
+			defer n.close()
+			err = n.enter()
+		}
+		if err != nil {
+			done <- err
+			return
+		}
+		done <- ReflectICMPv6(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("reflector in %s: %v", ns, err)
+		}
+	})
 }
 
 // serveIn starts the far side's servers in alxv-inet and the node's
@@ -269,6 +298,7 @@ func TestE2EVerify(t *testing.T) {
 	}
 	defer inet.close()
 	pushImage(t, &env{ns: inet})
+	reflectIn(t, nsInet)
 
 	root := writeRoot(t, map[string]string{
 		"etc/resolv.conf": "nameserver 127.0.0.1\n",
@@ -289,6 +319,7 @@ func TestE2EVerify(t *testing.T) {
 		MetadataAddress: "198.19.0.254:80",
 		DoHURL:          "https://198.19.0.10/dns-query",
 		RegistryImage:   "mcr.microsoft.com/oss/kubernetes/pause:3.6",
+		OffLinkIPv6:     "fdaa:99::66",
 	}
 	verifyOnce := func(t *testing.T) Report {
 		t.Helper()
@@ -340,7 +371,8 @@ func TestE2EVerify(t *testing.T) {
 		setRules(t, "", false)
 		rep := verifyOnce(t)
 		want := []string{"allowed-name-denied-port", "dns-outside-tcp", "dns-outside-udp", "doh", "http-ip-literal-host",
-			"icmp-echo", "ipv6", "metadata", "tcp-ip", "tls-allowed-sni-denied-ip", "udp-443"}
+			"icmp-echo", "icmpv6-echo", "icmpv6-mld-report", "icmpv6-nd-neighbor-advert", "icmpv6-nd-neighbor-solicit",
+			"icmpv6-nd-router-solicit", "icmpv6-unassigned", "ipv6", "metadata", "tcp-ip", "tls-allowed-sni-denied-ip", "udp-443"}
 		if d := cmp.Diff(want, leaks(rep)); d != "" {
 			t.Errorf("leaks without the drop (-want +got):\n%s", d)
 		}
@@ -354,6 +386,16 @@ func TestE2EVerify(t *testing.T) {
 		rep := verifyOnce(t)
 		if d := cmp.Diff([]string{"udp-443"}, leaks(rep)); d != "" {
 			t.Errorf("leaks with only udp/443 open (-want +got):\n%s", d)
+		}
+	})
+
+	t.Run("neighbour discovery accepted to any destination", func(t *testing.T) {
+		// The rule airlock node had before issue 10.
+		setRules(t, "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept", true)
+		rep := verifyOnce(t)
+		want := []string{"icmpv6-nd-neighbor-advert", "icmpv6-nd-neighbor-solicit", "icmpv6-nd-router-solicit"}
+		if d := cmp.Diff(want, leaks(rep)); d != "" {
+			t.Errorf("leaks with neighbour discovery accepted to any destination (-want +got):\n%s", d)
 		}
 	})
 
@@ -384,8 +426,9 @@ verify:
     metadataAddress: %s
     dohURL: %s
     registryImage: %s
+    offLinkIPv6: %q
 `, targets.DeniedAddress, targets.DeniedAddress6, targets.DeniedName, targets.AllowedName, targets.OutsideResolver,
-			targets.MetadataAddress, targets.DoHURL, targets.RegistryImage)), 0o644)
+			targets.MetadataAddress, targets.DoHURL, targets.RegistryImage, targets.OffLinkIPv6)), 0o644)
 		for _, tc := range []struct {
 			extra string
 			drop  bool

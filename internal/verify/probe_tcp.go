@@ -99,9 +99,28 @@ func (b *battery) allowedNameDeniedPort(ctx context.Context) (Outcome, string) {
 }
 
 // metadata asks the metadata endpoint for its root document.
+//
+// When the node's configuration lets the probed side reach the address
+// (metadataExpected), the row is a positive check: what would be a leak
+// (any answer) is reachable, what would be blocked failed.
 func (b *battery) metadata(ctx context.Context) (Outcome, string) {
 	h := http.Header{"Metadata": {"true"}, "Metadata-Flavor": {"Google"}}
-	return b.e.streamProbe(ctx, b.t.MetadataAddress, httpTalk(hostOf(b.t.MetadataAddress), h)).classify(b.e.timeout)
+	got, ev := b.e.streamProbe(ctx, b.t.MetadataAddress, httpTalk(hostOf(b.t.MetadataAddress), h)).classify(b.e.timeout)
+	if b.metadataExpected() != Reachable {
+		return got, ev
+	}
+	const why = " (the node's configuration lets "
+	who := "this node"
+	if b.pod {
+		who = "pods"
+	}
+	switch got {
+	case Leak:
+		return Reachable, ev + why + who + " reach it)"
+	case Blocked:
+		return Failed, ev + why + who + " reach it, yet it did not answer)"
+	}
+	return got, ev
 }
 
 // httpIPLiteral sends plain HTTP whose Host is the IP literal itself.

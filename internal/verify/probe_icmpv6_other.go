@@ -1,0 +1,18 @@
+//go:build !linux
+
+package verify
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+)
+
+func (b *battery) icmpv6OffLink(ctx context.Context, k icmpv6Kind) (Outcome, string) {
+	return NotTested, "the ICMPv6 probes need Linux"
+}
+
+// ReflectICMPv6 needs Linux (raw ICMPv6 sockets).
+func ReflectICMPv6(ctx context.Context, log *slog.Logger) error {
+	return errors.New("the ICMPv6 reflector needs Linux")
+}
