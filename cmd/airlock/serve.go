@@ -23,6 +23,7 @@ import (
 	"github.com/airlockdev/airlock/internal/config"
 	"github.com/airlockdev/airlock/internal/dnsserver"
 	"github.com/airlockdev/airlock/internal/egress"
+	"github.com/airlockdev/airlock/internal/netclass"
 	"github.com/airlockdev/airlock/internal/policy"
 	"github.com/airlockdev/airlock/internal/registry"
 	"github.com/airlockdev/airlock/internal/upstream"
@@ -287,8 +288,11 @@ func registryStore(ctx context.Context, cc *cache.Config, bs *blobstore.Store, l
 		Endpoints:   cc.Upstreams,
 		Credentials: creds,
 		Timeout:     cc.UpstreamTimeout,
-		Logger:      log.With("component", "upstream"),
-		Metrics:     upstream.NewMetrics(reg),
+		// Redirects and token realms may reach these internal ranges
+		// besides public addresses; the upstreams' own endpoints any.
+		AllowedInternal: cc.UpstreamAllowedInternal(),
+		Logger:          log.With("component", "upstream"),
+		Metrics:         upstream.NewMetrics(reg),
 	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("registry.upstreams: %w", err)
@@ -314,11 +318,14 @@ func compilePolicy(cfg *config.File, log *slog.Logger) (*policy.Policy, error) {
 	return pol, nil
 }
 
-// prefixes parses CIDRs the config loader already validated.
+// prefixes parses allowed ranges the config loader already validated.
+// Single addresses are ranges too, read as the gateway's dialer reads
+// them (netclass.ParseRange), so the DNS rebinding filter and the dialer
+// open exactly the same addresses.
 func prefixes(cidrs []string) []netip.Prefix {
 	var out []netip.Prefix
 	for _, c := range cidrs {
-		if p, err := netip.ParsePrefix(c); err == nil {
+		if p, err := netclass.ParseRange(c); err == nil {
 			out = append(out, p)
 		}
 	}
