@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"net/netip"
+	"time"
 )
 
 // The ICMPv6 probes send messages of several types, neighbour discovery
@@ -147,4 +148,25 @@ func reflection(msg []byte) (out []byte, ok bool) {
 	out[2], out[3] = 0, 0
 	out[len(out)-1] = flagReflection
 	return out, true
+}
+
+// limiter is a token bucket: rate tokens a second, at most burst saved.
+type limiter struct {
+	rate, burst float64
+	tokens      float64
+	last        time.Time
+}
+
+func (l *limiter) allow(now time.Time) bool {
+	if l.last.IsZero() {
+		l.tokens = l.burst
+	} else {
+		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	}
+	l.last = now
+	if l.tokens < 1 {
+		return false
+	}
+	l.tokens--
+	return true
 }

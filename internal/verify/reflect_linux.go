@@ -112,24 +112,3 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
-
-// limiter is a token bucket: rate tokens a second, at most burst saved.
-type limiter struct {
-	rate, burst float64
-	tokens      float64
-	last        time.Time
-}
-
-func (l *limiter) allow(now time.Time) bool {
-	if l.last.IsZero() {
-		l.tokens = l.burst
-	} else {
-		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
-	}
-	l.last = now
-	if l.tokens < 1 {
-		return false
-	}
-	l.tokens--
-	return true
-}
