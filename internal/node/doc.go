@@ -3,7 +3,11 @@
 // mirror configuration for its artifact source (hosts.toml per cache-rule
 // upstream, config_path in config.toml), its resolver pointed at airlock
 // DNS, and for userDefinedRouting the default route via the gateway host.
-// It owns apply, status and reset.
+// It owns apply, status and reset. The ruleset keeps the node apart from
+// its pods: the output chain (the node) alone accepts
+// node.hostAllowedAddresses and the neighbour discovery and MLD its stack
+// needs; the forward chain (pods) drops link-local destinations unless
+// node.podLinkLocalAccess is Allowed; both end in the chain both may use.
 //
 // Data flow: Input (the node section, the registry's cache rules and TLS)
 // → plan (pure: rendered ruleset and file contents, computed from the input

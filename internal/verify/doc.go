@@ -2,11 +2,16 @@
 // real probes over every channel a node could leak through (TCP to an IP,
 // an allowed SNI aimed at a denied IP, an allowed name on a denied port,
 // DNS through the node's resolver and straight to an outside resolver,
-// UDP/443, IPv6, ICMP, the metadata address, an IP-literal HTTP Host, DoH),
-// each classified as blocked or leaked from what the far side answered,
-// plus the positive checks (the allowed name answers; an image's manifest
-// and config come through the node's containerd mirror configuration).
-// It never reads the firewall ruleset to guess.
+// UDP/443, IPv6, ICMP, ICMPv6 of several types to an off-link address, the
+// metadata address, an IP-literal HTTP Host, DoH), each classified as
+// blocked or leaked from what the far side answered, plus the positive
+// checks (the allowed name answers; an image's manifest and config come
+// through the node's containerd mirror configuration; the metadata address
+// when the node's configuration lets the probed side reach it). It never
+// reads the firewall ruleset to guess. ReflectICMPv6 is the far side of
+// the ICMPv6 probes (`airlock verify --reflect-icmpv6`): it sends each
+// probe back, since no ordinary host answers a routed neighbour discovery
+// message.
 //
 // Data flow: Run takes the verify targets and Options (root directory,
 // network namespace, per-probe timeout), finds the node's resolver under
