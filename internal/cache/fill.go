@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 
 	"github.com/airlockdev/airlock/internal/blobstore"
@@ -37,10 +36,11 @@ type fill struct {
 	err     error
 	repos   map[string]bool // repositories to link the blob into
 	started chan struct{}   // closed once size and path are known, or on failure
+	done    chan struct{}   // closed when the fill leaves filling: verified or failed
 }
 
 func newFill(d oci.Digest, repo string) *fill {
-	f := &fill{d: d, size: -1, repos: map[string]bool{repo: true}, started: make(chan struct{})}
+	f := &fill{d: d, size: -1, repos: map[string]bool{repo: true}, started: make(chan struct{}), done: make(chan struct{})}
 	f.cond = sync.NewCond(&f.mu)
 	return f
 }
@@ -48,12 +48,31 @@ func newFill(d oci.Digest, repo string) *fill {
 // fail ends the fill with err; every reader sees it.
 func (f *fill) fail(err error) {
 	f.mu.Lock()
-	if f.state == filling {
+	ended := f.state == filling
+	if ended {
 		f.state, f.err = failed, err
 	}
 	f.mu.Unlock()
+	if ended {
+		close(f.done)
+	}
 	f.cond.Broadcast()
 	f.markStarted()
+}
+
+// verified marks a running fill's bytes as verified: every reader may read
+// all of them now. It returns the repositories to link the blob into.
+func (f *fill) verified() (repos []string) {
+	f.mu.Lock()
+	f.state = committed
+	f.size = f.written
+	for r := range f.repos {
+		repos = append(repos, r)
+	}
+	f.mu.Unlock()
+	close(f.done)
+	f.cond.Broadcast()
+	return repos
 }
 
 func (f *fill) markStarted() {
@@ -176,177 +195,10 @@ func (s *Store) runFill(t target, f *fill) {
 	// rename, link) follows while the fill stays registered, so nobody
 	// fetches the blob again meanwhile; if it fails, the clients still got
 	// verified bytes and the blob is simply not cached.
-	f.mu.Lock()
-	f.state = committed
-	f.size = f.written
-	repos := make([]string, 0, len(f.repos))
-	for r := range f.repos {
-		repos = append(repos, r)
-	}
-	f.mu.Unlock()
-	f.cond.Broadcast()
+	repos := f.verified()
 	if err := w.Commit(repos...); err != nil {
 		s.storageErr(err)
 		return
 	}
 	s.kickQuota()
 }
-
-// fillReader reads a fill's temp file as it grows. It holds back the last
-// byte until the blob is committed, so no client receives a complete body
-// before the digest verified.
-type fillReader struct {
-	f    *fill
-	file *os.File
-	off  int64
-}
-
-// openFill waits (bounded by ctx) until the fill knows its size, then opens
-// a reader.
-func openFill(ctx context.Context, f *fill) (*fillReader, int64, error) {
-	select {
-	case <-f.started:
-	case <-ctx.Done():
-		return nil, 0, ctx.Err()
-	}
-	f.mu.Lock()
-	state, err, path, size := f.state, f.err, f.path, f.size
-	f.mu.Unlock()
-	if state == failed {
-		return nil, 0, err
-	}
-	file, oerr := os.Open(path)
-	if oerr != nil {
-		// Committed and renamed meanwhile, or failed and removed.
-		f.mu.Lock()
-		state, err = f.state, f.err
-		f.mu.Unlock()
-		if state == failed {
-			return nil, 0, err
-		}
-		return nil, 0, fmt.Errorf("%w: %w", errFillRaced, oerr)
-	}
-	if size < 0 {
-		// No Content-Length: Range and length need the whole blob.
-		f.mu.Lock()
-		for f.state == filling {
-			f.cond.Wait()
-		}
-		size, state, err = f.size, f.state, f.err
-		f.mu.Unlock()
-		if state == failed {
-			file.Close()
-			return nil, 0, err
-		}
-	}
-	return &fillReader{f: f, file: file}, size, nil
-}
-
-// errFillRaced means the fill finished between lookup and open; the caller
-// retries from local storage.
-var errFillRaced = errors.New("fill finished while opening")
-
-// readable blocks until bytes past r.off may be read and returns the end
-// of what may: everything written while the fill runs but its last byte,
-// everything once it committed. It returns io.EOF at the end of a
-// committed blob and errFillFailed when the fill failed.
-func (r *fillReader) readable() (int64, error) {
-	f := r.f
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for {
-		if f.state == failed {
-			return 0, fmt.Errorf("%w: %w", errFillFailed, f.err)
-		}
-		limit := f.written
-		if f.state == filling {
-			limit-- // the last byte waits for verification
-		}
-		if r.off < limit {
-			return limit, nil
-		}
-		if f.state == committed {
-			return 0, io.EOF
-		}
-		f.cond.Wait()
-	}
-}
-
-func (r *fillReader) Read(p []byte) (int, error) {
-	limit, err := r.readable()
-	if err != nil {
-		return 0, err
-	}
-	if n := limit - r.off; int64(len(p)) > n {
-		p = p[:n]
-	}
-	n, err := r.file.ReadAt(p, r.off)
-	r.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
-
-// WriteTo sends the rest of the blob to w as it becomes readable, with the
-// same holding back as Read. Each readable stretch goes to w as an
-// io.LimitedReader over the temp file itself, so a w whose ReadFrom takes
-// files — an HTTP/1 response on a TCP connection — moves it with sendfile
-// from the page cache to the socket, never through user space. Other
-// writers get it through one buffer.
-func (r *fillReader) WriteTo(w io.Writer) (int64, error) {
-	if _, err := r.file.Seek(r.off, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("cache fill: %w", err)
-	}
-	var buf []byte
-	if _, ok := w.(io.ReaderFrom); !ok {
-		buf = make([]byte, fillBuf)
-	}
-	var total int64
-	for {
-		limit, err := r.readable()
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
-		lr := &io.LimitedReader{R: r.file, N: limit - r.off}
-		var n int64
-		if buf != nil {
-			n, err = io.CopyBuffer(w, lr, buf)
-		} else {
-			n, err = io.Copy(w, lr)
-		}
-		r.off += n
-		total += n
-		if err != nil {
-			return total, err
-		}
-		if lr.N > 0 {
-			// The temp file holds less than the fill wrote: it was
-			// truncated or replaced under us.
-			return total, fmt.Errorf("cache fill: %w at offset %d", io.ErrUnexpectedEOF, r.off)
-		}
-	}
-}
-
-func (r *fillReader) Seek(offset int64, whence int) (int64, error) {
-	r.f.mu.Lock()
-	size := r.f.size
-	r.f.mu.Unlock()
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += r.off
-	case io.SeekEnd:
-		offset += size
-	}
-	if offset < 0 {
-		return 0, errors.New("seek before start")
-	}
-	r.off = offset
-	return offset, nil
-}
-
-func (r *fillReader) Close() error { return r.file.Close() }

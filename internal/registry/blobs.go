@@ -45,6 +45,10 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, repo, arg strin
 		return
 	}
 	defer f.Close()
+	if err := awaitVerified(r, f, size); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	content := io.ReadSeeker(f)
 	var watched *readErr
 	if _, isFile := f.(*os.File); !isFile {

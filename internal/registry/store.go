@@ -34,7 +34,9 @@ type Store interface {
 	// StatBlob returns the size of a blob linked into repo.
 	StatBlob(ctx context.Context, repo string, d oci.Digest) (int64, error)
 	// OpenBlob returns the blob's content and size. When the reader is an
-	// *os.File, plain-HTTP responses use sendfile.
+	// *os.File, plain-HTTP responses use sendfile. Content that has not yet
+	// verified against d (a cache fill) implements pendingContent, and its
+	// reads return only verified bytes unless told StreamToEnd.
 	OpenBlob(ctx context.Context, repo string, d oci.Digest) (io.ReadSeekCloser, int64, error)
 	DeleteBlob(ctx context.Context, repo string, d oci.Digest) error
 	// MountBlob links a blob that is linked in from into repo; false when

@@ -25,7 +25,8 @@ import (
 //     has finished sending;
 //   - a client that leaves mid-fill does not stop it: the blob is committed
 //     after one upstream GET and the next GET is a hit;
-//   - Range requests on a cold blob answer 206 with the right bytes;
+//   - Range requests on a cold blob answer 206 with the right bytes (a
+//     range short of the end once the fill verified, a suffix streamed);
 //   - kill -9 of airlock mid-fill leaves no partial blob: after a restart on
 //     the same storage every stored blob hashes to its name, and the blob
 //     then pulls correctly.
@@ -158,7 +159,10 @@ func TestCacheThrottledUpstream(t *testing.T) {
 		}
 		wg.Wait()
 		upstreamEnd := px.lastWriteTime().Sub(start)
-		for i, r := range ranges {
+		// The range short of the end is answered only once the fill has
+		// verified the digest (see TestCacheRangeOnMiss), so it is not
+		// expected before the upstream finished; the suffix streams.
+		for _, r := range ranges {
 			if r.err != nil {
 				t.Errorf("GET Range %s of a cold blob: %v", r.header, r.err)
 				continue
@@ -172,9 +176,6 @@ func TestCacheThrottledUpstream(t *testing.T) {
 			}
 			if want := seededRange(seed, size, r.off, r.n); !bytes.Equal(r.response.body, want) {
 				t.Errorf("GET Range %s: %d bytes differ from bytes %d..%d of the blob", r.header, len(r.response.body), r.off, r.off+r.n-1)
-			}
-			if i == 0 && r.took >= upstreamEnd {
-				t.Errorf("Range %s near the start answered after %s, not before the upstream finished (%s): not served from the growing fill", r.header, r.took, upstreamEnd)
 			}
 		}
 		if n := up.waitBlobGETs(t, []string{d})[d]; n != 1 {
