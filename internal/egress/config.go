@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -28,7 +29,20 @@ const (
 	DefaultUDPIdleTimeout = 60 * time.Second
 	// DefaultUDPMaxFlows bounds the UDP flows each UDP listener keeps.
 	DefaultUDPMaxFlows = 4096
+	// DefaultUDPDenyTimeout is how long a denied UDP flow is remembered.
+	DefaultUDPDenyTimeout = 5 * time.Second
+	// MinUDPMaxFlowsPerSource is the least default share of one client
+	// source: the default udpMaxFlowsPerSource is udpMaxFlows/16, but not
+	// below this (nor above udpMaxFlows).
+	MinUDPMaxFlowsPerSource = 16
 )
+
+// DefaultUDPMaxFlowsPerSource is the default udpMaxFlowsPerSource for a
+// udpMaxFlows of maxFlows: a sixteenth of it, at least 16, at most
+// maxFlows.
+func DefaultUDPMaxFlowsPerSource(maxFlows int) int {
+	return min(max(maxFlows/16, MinUDPMaxFlowsPerSource), maxFlows)
+}
 
 // Config is the gateway section of airlock.yaml.
 type Config struct {
@@ -73,16 +87,36 @@ type Config struct {
 	// either way; its decision record is written then. Default 60s; zero
 	// means the default.
 	UDPIdleTimeout time.Duration `yaml:"udpIdleTimeout"`
-	// UDPMaxFlows bounds the live UDP flows of each UDP listener (allowed
-	// flows and remembered denies alike); a datagram that would open one
-	// more is dropped and counted, so a flood cannot exhaust memory or
-	// file descriptors (an allowed flow holds two sockets). Default 4096;
-	// zero means the default.
+	// UDPMaxFlows bounds the live UDP flows of each UDP listener, so a
+	// flood cannot exhaust memory or file descriptors (a flow holds two
+	// sockets); it also bounds, separately, the denied flows the listener
+	// remembers. When the table is full a new flow takes the place of the
+	// least recently used flow of the source holding the most flows, or of
+	// a flow idle for a second; failing both its datagram is dropped and
+	// counted (table_full). Default 4096; zero means the default.
 	UDPMaxFlows int `yaml:"udpMaxFlows"`
+	// UDPMaxFlowsPerSource bounds the live UDP flows of one client address
+	// per UDP listener, so one client cannot take the table. A client at
+	// its limit opens a new flow in place of its own least recently used
+	// flow when that one has been idle for a second; otherwise the datagram
+	// is dropped and counted (source_limit). Default 0, which means
+	// udpMaxFlows/16, at least 16 and at most udpMaxFlows (256 for the
+	// default udpMaxFlows); must not exceed udpMaxFlows.
+	UDPMaxFlowsPerSource int `yaml:"udpMaxFlowsPerSource"`
+	// UDPDenyTimeout is how long a denied UDP flow (client source and
+	// destination) is remembered: its later datagrams are dropped without
+	// a new decision. A denied flow holds no flow slot. It is also how long
+	// a client address and destination that got a deny record get no
+	// other (more source ports, same destination). Default 5s; zero means
+	// the default.
+	UDPDenyTimeout time.Duration `yaml:"udpDenyTimeout"`
 }
 
 // SetDefaults fills what the file left out: mode enforce, dialTimeout 10s,
-// headTimeout 5s, udpIdleTimeout 60s, udpMaxFlows 4096.
+// headTimeout 5s, udpIdleTimeout 60s, udpMaxFlows 4096, udpDenyTimeout
+// 5s. udpMaxFlowsPerSource stays 0, which means a share of udpMaxFlows
+// (DefaultUDPMaxFlowsPerSource): the file may set udpMaxFlows after the
+// defaults are applied.
 func (c *Config) SetDefaults() {
 	if c.Mode == "" {
 		c.Mode = ModeEnforce
@@ -98,6 +132,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.UDPMaxFlows == 0 {
 		c.UDPMaxFlows = DefaultUDPMaxFlows
+	}
+	if c.UDPDenyTimeout == 0 {
+		c.UDPDenyTimeout = DefaultUDPDenyTimeout
 	}
 }
 
@@ -128,6 +165,16 @@ func (c *Config) Validate(report func(path, msg string)) {
 	}
 	if c.UDPMaxFlows < 0 {
 		report("udpMaxFlows", fmt.Sprintf("must be positive, got %d", c.UDPMaxFlows))
+	}
+	maxFlows := cmp.Or(c.UDPMaxFlows, DefaultUDPMaxFlows)
+	switch {
+	case c.UDPMaxFlowsPerSource < 0:
+		report("udpMaxFlowsPerSource", fmt.Sprintf("must be positive, got %d", c.UDPMaxFlowsPerSource))
+	case c.UDPMaxFlowsPerSource > maxFlows && maxFlows > 0:
+		report("udpMaxFlowsPerSource", fmt.Sprintf("%d exceeds udpMaxFlows (%d)", c.UDPMaxFlowsPerSource, maxFlows))
+	}
+	if c.UDPDenyTimeout < 0 {
+		report("udpDenyTimeout", fmt.Sprintf("must be positive, got %s", c.UDPDenyTimeout))
 	}
 	for i, s := range c.SourceAddresses {
 		if _, msg := parseSource(s); msg != "" {

@@ -41,8 +41,13 @@
 // a connected upstream socket and one goroutine relaying replies back
 // (from a transparent socket bound to the original destination for L4,
 // from the listener for DNAT) until gateway.udpIdleTimeout passes without
-// a datagram; a denied flow is recorded at once and remembered as long.
-// The table is bounded by gateway.udpMaxFlows; only the listener's
-// goroutine adds flows, each flow's goroutine removes its own. Shutdown
-// closes the UDP sockets, which ends every UDP flow with its record.
+// a datagram; a denied flow is recorded at once (once per client address
+// and destination in gateway.udpDenyTimeout) and remembered apart as
+// long, holding no flow slot (udp_deny.go). Admission (udp_table.go)
+// bounds the table by gateway.udpMaxFlows and one client address by
+// gateway.udpMaxFlowsPerSource, making room from the client's own idle
+// flows, then from the heaviest client, so one client cannot take every
+// slot. Only the listener's goroutine adds and evicts flows, each flow's
+// goroutine removes its own. Shutdown closes the UDP sockets, which ends
+// every UDP flow with its record.
 package egress

@@ -21,11 +21,18 @@ type Metrics struct {
 	// UDPFlows is the number of UDP flows relaying now (L4 and DNAT).
 	UDPFlows prometheus.Gauge
 	// UDPDropped counts datagrams dropped before or outside a flow, by why:
-	// denied (a flow whose deny is remembered), flow_limit
-	// (gateway.udpMaxFlows reached), oversized, original_dst (no original
-	// destination in the datagram's control data), loop (sent to the L4
-	// listener itself), send (the kernel refused to send it on).
+	// denied (a datagram of a remembered deny, or of a deny not recorded
+	// because its client and destination were lately), source_limit (the
+	// client holds gateway.udpMaxFlowsPerSource flows, none idle),
+	// table_full (the listener holds gateway.udpMaxFlows flows and none may
+	// give way), oversized, original_dst (no original destination in the
+	// datagram's control data), loop (sent to the L4 listener itself), send
+	// (the kernel refused to send it on).
 	UDPDropped *prometheus.CounterVec
+	// UDPEvicted counts UDP flows ended to make room for a new flow, by
+	// why: source_limit (the client's own least recently used flow, idle),
+	// table_full (a flow of the heaviest source, or an idle one).
+	UDPEvicted *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -48,11 +55,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_egress_udp_flows", Help: "UDP flows relaying now (L4 and DNAT).",
 		}),
 		UDPDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "airlock_egress_udp_dropped_datagrams_total", Help: "UDP datagrams dropped, by why (denied, flow_limit, oversized, original_dst, loop, send).",
+			Name: "airlock_egress_udp_dropped_datagrams_total", Help: "UDP datagrams dropped, by why (denied, source_limit, table_full, oversized, original_dst, loop, send).",
+		}, []string{"why"}),
+		UDPEvicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_egress_udp_evicted_flows_total", Help: "UDP flows ended to make room for a new one, by why (source_limit, table_full).",
 		}, []string{"why"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Flows, m.Bytes, m.Tunnels, m.Refused, m.UDPFlows, m.UDPDropped)
+		reg.MustRegister(m.Flows, m.Bytes, m.Tunnels, m.Refused, m.UDPFlows, m.UDPDropped, m.UDPEvicted)
 	}
 	return m
 }

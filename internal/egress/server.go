@@ -87,7 +87,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		origDst:     deps.OriginalDst,
 		names:       deps.Names,
 		now:         deps.Now,
-		udp:         udpConfig{idle: c.UDPIdleTimeout, maxFlows: c.UDPMaxFlows},
+		udp:         newUDPConfig(&c),
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*net.TCPConn]struct{}),
 	}

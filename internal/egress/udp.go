@@ -1,10 +1,11 @@
 package egress
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -19,17 +20,36 @@ import (
 // with the policy and opens a connected socket to the upstream; later
 // datagrams of the pair are sent on that socket, and a goroutine per flow
 // relays the upstream's replies back. A flow ends after
-// gateway.udpIdleTimeout without a datagram either way, and its decision
-// record is written then. A denied flow is recorded at once and
-// remembered for the idle timeout, so a client's retries are dropped
-// without a record each; the memory of both kinds of flow is bounded by
-// gateway.udpMaxFlows per listener.
+// gateway.udpIdleTimeout without a datagram either way, or when a new
+// flow takes its place (udp_table.go), and its decision record is written
+// then. A denied flow is recorded at once (once per client address and
+// destination in gateway.udpDenyTimeout) and remembered as long, so a
+// client's retries are dropped without a decision each; it holds no flow
+// slot (udp_deny.go). Admission keeps one client from
+// taking the table: at most gateway.udpMaxFlowsPerSource flows per client
+// address, and a full table (gateway.udpMaxFlows) gives way from its
+// heaviest source first.
 
-// udpConfig is the gateway's UDP settings (Config.UDPIdleTimeout,
-// Config.UDPMaxFlows, defaults applied).
+// udpConfig is the gateway's UDP settings (Config.UDP*, defaults applied).
 type udpConfig struct {
-	idle     time.Duration
-	maxFlows int
+	idle      time.Duration
+	denyFor   time.Duration
+	maxFlows  int
+	perSource int
+}
+
+func newUDPConfig(c *Config) udpConfig {
+	u := udpConfig{
+		idle:      cmp.Or(c.UDPIdleTimeout, DefaultUDPIdleTimeout),
+		denyFor:   cmp.Or(c.UDPDenyTimeout, DefaultUDPDenyTimeout),
+		maxFlows:  cmp.Or(c.UDPMaxFlows, DefaultUDPMaxFlows),
+		perSource: c.UDPMaxFlowsPerSource,
+	}
+	if u.perSource <= 0 {
+		u.perSource = DefaultUDPMaxFlowsPerSource(u.maxFlows)
+	}
+	u.perSource = min(u.perSource, u.maxFlows)
+	return u
 }
 
 // udpBufSize holds any UDP payload (at most 65,535 - 8 bytes over IPv4,
@@ -40,19 +60,19 @@ const udpBufSize = 65536
 // (the original destination for L4, the DNAT listen address for DNAT).
 type udpKey struct{ src, dst netip.AddrPort }
 
-// udpFlow is one live or remembered flow of a udpTable.
+// udpFlow is one live flow of a udpTable.
 type udpFlow struct {
 	rec *flow
-	// up is the connected socket to the upstream; nil for a remembered
-	// deny (or a flow whose upstream could not be opened).
+	// up is the connected socket to the upstream.
 	up *net.UDPConn
 	// reply sends datagrams to the client with the right source: the
 	// transparent socket bound to the original destination (L4), or the
 	// DNAT listener itself.
 	reply    *net.UDPConn
 	ownReply bool
-	// expires is when a remembered deny is forgotten (under udpTable.mu).
-	expires time.Time
+	// evicted says why the flow was ended to make room for another
+	// (source_limit, table_full); empty otherwise. Under udpTable.mu.
+	evicted string
 	// last is the time of the last datagram either way (Unix nanoseconds).
 	last     atomic.Int64
 	up1, dn1 atomic.Int64 // bytes relayed up and down
@@ -60,31 +80,15 @@ type udpFlow struct {
 
 func (f *udpFlow) touch() { f.last.Store(time.Now().UnixNano()) }
 
-// udpOpen decides a new flow (it fills f.decision and friends) and, when
-// the flow may go on, returns the upstream socket and the reply socket
-// (own: the flow closes it at its end). A nil up means the flow is
-// remembered as denied; the caller writes its record.
-type udpOpen func(f *flow) (up, reply *net.UDPConn, own bool)
+// udpDecide decides a new flow (it fills f.decision and friends) and
+// says whether it may go on: allowed, or would-deny in report mode.
+type udpDecide func(f *flow) bool
 
-// udpTable is the flows of one UDP listener. Only the listener's
-// goroutine adds flows; a flow's goroutine removes it.
-type udpTable struct {
-	s        *Server
-	listener string
-	open     udpOpen
-	bufs     sync.Pool // *[]byte of udpBufSize, for flows' reads
-
-	mu        sync.Mutex
-	flows     map[udpKey]*udpFlow
-	lastSweep time.Time
-	wg        sync.WaitGroup // flow goroutines
-}
-
-func (s *Server) newUDPTable(listener string, open udpOpen) *udpTable {
-	t := &udpTable{s: s, listener: listener, open: open, flows: make(map[udpKey]*udpFlow)}
-	t.bufs.New = func() any { b := make([]byte, udpBufSize); return &b }
-	return t
-}
+// udpConnect opens the upstream socket and the reply socket (own: the
+// flow closes it at its end) of a flow that may go on. A nil up means the
+// flow is denied after all (f.decision and f.err say why); the caller
+// writes its record.
+type udpConnect func(f *flow) (up, reply *net.UDPConn, own bool)
 
 // udpListener lets Shutdown close a UDP socket with the TCP listeners.
 type udpListener struct{ pc *net.UDPConn }
@@ -123,52 +127,60 @@ func (s *Server) trackFlow() bool {
 }
 
 // datagram handles one datagram p from k.src to k.dst that arrived on the
-// listener: it goes on an existing flow's upstream socket, opens a flow,
-// or is dropped (a remembered deny, the flow limit).
+// listener: it goes on an existing flow's upstream socket, opens a flow
+// (perhaps in place of another, see admit), or is dropped and counted (a
+// remembered deny, source_limit, table_full).
 func (t *udpTable) datagram(k udpKey, p []byte) {
 	now := time.Now()
 	t.mu.Lock()
 	uf := t.flows[k]
-	if uf != nil && uf.up == nil && now.After(uf.expires) {
-		delete(t.flows, k) // the deny is forgotten: decide again
-		uf = nil
-	}
-	full := uf == nil && !t.room(now)
+	denied := uf == nil && t.denied.has(k, now)
 	t.mu.Unlock()
 	switch {
-	case uf != nil && uf.up == nil:
-		t.s.m.UDPDropped.WithLabelValues("denied").Inc()
-		return
 	case uf != nil:
 		t.send(uf, p)
 		return
-	case full:
-		t.s.m.UDPDropped.WithLabelValues("flow_limit").Inc()
+	case denied:
+		t.s.m.UDPDropped.WithLabelValues(udpDropDenied).Inc()
 		return
 	}
 	f := &flow{listener: t.listener, proto: policy.ProtoUDP, start: t.s.now(), src: k.src, dst: k.dst, port: k.dst.Port()}
-	up, reply, own := t.open(f)
-	uf = &udpFlow{rec: f, up: up, reply: reply, ownReply: own}
-	uf.touch()
-	if up != nil && !t.s.trackFlow() {
+	if !t.decide(f) {
+		t.deny(k, f, len(p), now)
+		return
+	}
+	// Room before sockets: a refused flow costs no socket.
+	t.mu.Lock()
+	vk, victim, why := t.admit(k.src.Addr(), now)
+	if victim != nil {
+		t.remove(vk, victim)
+		victim.evicted = why
+	}
+	t.mu.Unlock()
+	switch {
+	case victim != nil:
+		t.s.m.UDPEvicted.WithLabelValues(why).Inc()
+		victim.up.Close() // its goroutine ends it and writes its record
+	case why != "":
+		t.s.m.UDPDropped.WithLabelValues(why).Inc()
+		return
+	}
+	up, reply, own := t.connect(f)
+	if up == nil {
+		t.deny(k, f, len(p), now)
+		return
+	}
+	if !t.s.trackFlow() {
 		up.Close()
 		if own {
 			reply.Close()
 		}
 		return
 	}
-	if up == nil {
-		// Denied (or not openable): one record now, retries dropped.
-		f.up = int64(len(p))
-		uf.expires = now.Add(t.s.udp.idle)
-		t.mu.Lock()
-		t.flows[k] = uf
-		t.mu.Unlock()
-		t.s.finish(f)
-		return
-	}
+	uf = &udpFlow{rec: f, up: up, reply: reply, ownReply: own}
+	uf.touch()
 	t.mu.Lock()
-	t.flows[k] = uf
+	t.add(k, uf)
 	t.mu.Unlock()
 	t.s.m.UDPFlows.Inc()
 	t.wg.Add(1)
@@ -176,22 +188,22 @@ func (t *udpTable) datagram(k udpKey, p []byte) {
 	t.send(uf, p)
 }
 
-// room says whether one more flow fits, forgetting expired denies (at
-// most once a second) when the table is full. Called with t.mu held.
-func (t *udpTable) room(now time.Time) bool {
-	if len(t.flows) < t.s.udp.maxFlows {
-		return true
+// deny remembers a denied flow (n bytes came with its first datagram), so
+// its retries are dropped without a decision each, and records it unless
+// its client address and destination were recorded lately (udp_deny.go);
+// an unrecorded deny is counted as a dropped datagram.
+func (t *udpTable) deny(k udpKey, f *flow, n int, now time.Time) {
+	f.up = int64(n)
+	u := t.s.udp
+	t.mu.Lock()
+	t.denied.add(k, now, u.denyFor, u.maxFlows)
+	record := t.records.record(k, now, u.denyFor, u.maxFlows, u.perSource)
+	t.mu.Unlock()
+	if !record {
+		t.s.m.UDPDropped.WithLabelValues(udpDropDenied).Inc()
+		return
 	}
-	if now.Sub(t.lastSweep) < time.Second {
-		return false
-	}
-	t.lastSweep = now
-	for k, f := range t.flows {
-		if f.up == nil && now.After(f.expires) {
-			delete(t.flows, k)
-		}
-	}
-	return len(t.flows) < t.s.udp.maxFlows
+	t.s.finish(f)
 }
 
 // send relays p from the client to the flow's upstream.
@@ -199,7 +211,7 @@ func (t *udpTable) send(uf *udpFlow, p []byte) {
 	uf.touch()
 	n, err := uf.up.Write(p)
 	if err != nil {
-		t.s.m.UDPDropped.WithLabelValues("send").Inc()
+		t.s.m.UDPDropped.WithLabelValues(udpDropSend).Inc()
 		return
 	}
 	uf.up1.Add(int64(n))
@@ -216,15 +228,17 @@ func (t *udpTable) relayDown(k udpKey, uf *udpFlow) {
 		err = t.readLoop(k, uf, rc)
 	}
 	t.mu.Lock()
-	if t.flows[k] == uf {
-		delete(t.flows, k)
-	}
+	t.remove(k, uf)
+	evicted := uf.evicted
 	t.mu.Unlock()
 	uf.up.Close()
 	if uf.ownReply {
 		uf.reply.Close()
 	}
-	if err != nil && !errors.Is(err, net.ErrClosed) {
+	switch {
+	case evicted != "":
+		uf.rec.err = fmt.Errorf("udp flow ended to make room for a new one (%s)", evicted)
+	case err != nil && !errors.Is(err, net.ErrClosed):
 		uf.rec.err = err
 	}
 	uf.rec.up, uf.rec.down = uf.up1.Load(), uf.dn1.Load()
@@ -261,13 +275,13 @@ func (t *udpTable) readLoop(k udpKey, uf *udpFlow, rc syscall.RawConn) error {
 				rerr = e
 				return true
 			case n > len(*bp):
-				t.s.m.UDPDropped.WithLabelValues("oversized").Inc()
+				t.s.m.UDPDropped.WithLabelValues(udpDropOversized).Inc()
 				return true
 			}
 			uf.touch()
 			m, werr := uf.reply.WriteToUDPAddrPort((*bp)[:n], k.src)
 			if werr != nil {
-				t.s.m.UDPDropped.WithLabelValues("send").Inc()
+				t.s.m.UDPDropped.WithLabelValues(udpDropSend).Inc()
 				return true
 			}
 			uf.dn1.Add(int64(m))
@@ -290,16 +304,13 @@ func isTimeout(err error) bool {
 }
 
 // closeAll ends every live flow (their goroutines write the records) and
-// waits for them; remembered denies are dropped.
+// waits for them; remembered denies are forgotten.
 func (t *udpTable) closeAll() {
 	t.mu.Lock()
-	for k, f := range t.flows {
-		if f.up != nil {
-			f.up.Close()
-		} else {
-			delete(t.flows, k)
-		}
+	for _, f := range t.flows {
+		f.up.Close()
 	}
+	t.denied, t.records = udpMemory[udpKey]{}, udpDenyRecords{}
 	t.mu.Unlock()
 	t.wg.Wait()
 }

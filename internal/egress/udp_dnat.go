@@ -19,28 +19,37 @@ const listenerDNATUDP = "dnat_udp"
 // for TCP DNAT (listener dnat_udp, proto udp).
 func (s *Server) ServeDNATUDP(ctx context.Context, pc *net.UDPConn) error {
 	listen := udpAddrPort(pc.LocalAddr().(*net.UDPAddr).AddrPort())
-	t := s.newUDPTable(listenerDNATUDP, func(f *flow) (up, reply *net.UDPConn, own bool) {
-		return s.openDNATUDP(f, pc)
+	t := s.newUDPTable(listenerDNATUDP, s.decideDNATUDP, func(f *flow) (up, reply *net.UDPConn, own bool) {
+		return s.connectDNATUDP(f, pc)
 	})
 	return s.serveUDP(ctx, pc, t, func(netip.AddrPort, []byte) (netip.AddrPort, bool) { return listen, true })
 }
 
-func (s *Server) openDNATUDP(f *flow, pc *net.UDPConn) (up, reply *net.UDPConn, own bool) {
+// decideDNATUDP decides a flow with the DNAT rules; an allowed flow's
+// translated address is left in f.upstream for connectDNATUDP.
+func (s *Server) decideDNATUDP(f *flow) bool {
 	p := s.pol.Load()
 	if p == nil {
 		f.decision = policy.Deny(policy.ReasonNoMatch)
-		return nil, nil, false
+		return false
 	}
 	to, d := p.DNAT(f.dst, policy.ProtoUDP, f.src.Addr())
 	f.decision = d
 	if !d.Allowed() {
 		// Report mode cannot help: without a matching rule there is no
 		// translated address to send to.
-		return nil, nil, false
+		return false
 	}
+	f.upstream = to
+	return true
+}
+
+// connectDNATUDP opens the upstream socket of an allowed DNAT flow; its
+// replies go out of the listener pc.
+func (s *Server) connectDNATUDP(f *flow, pc *net.UDPConn) (up, reply *net.UDPConn, own bool) {
 	// The translated address is the operator's explicit choice (often a
 	// private one): no internal-address check, as for TCP DNAT.
-	if up = s.dialUDPFor(f, to); up == nil {
+	if up = s.dialUDPFor(f, f.upstream); up == nil {
 		return nil, nil, false
 	}
 	return up, pc, false

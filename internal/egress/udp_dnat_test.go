@@ -152,8 +152,9 @@ func TestUDPDNAT(t *testing.T) {
 	}
 }
 
-// The flow limit drops datagrams of new flows once reached, and frees up
-// when flows end.
+// The flow limit (here per source: udpMaxFlows 2 caps the source's share
+// at 2) drops datagrams of new flows while the source's flows are busy,
+// and frees up when flows end.
 func TestUDPFlowLimit(t *testing.T) {
 	backend := udpEcho(t, "127.0.0.1:0")
 	g := startUDPDNAT(t, Config{UDPIdleTimeout: 400 * time.Millisecond, UDPMaxFlows: 2}, backend, "127.0.0.1")
@@ -166,11 +167,11 @@ func TestUDPFlowLimit(t *testing.T) {
 			t.Errorf("client %d: %q, %v; want echo:x", i, got, err)
 		}
 		if i == 2 && err == nil {
-			t.Errorf("client %d beyond udpMaxFlows 2: %q, want dropped", i, got)
+			t.Errorf("client %d beyond the source's 2 flows: %q, want dropped", i, got)
 		}
 	}
-	if got := testutil.ToFloat64(g.m.UDPDropped.WithLabelValues("flow_limit")); got != 1 {
-		t.Errorf("dropped{flow_limit} = %v, want 1", got)
+	if got := testutil.ToFloat64(g.m.UDPDropped.WithLabelValues(udpDropSourceLimit)); got != 1 {
+		t.Errorf("dropped{source_limit} = %v, want 1", got)
 	}
 	g.logs.waitRecords(t, 2) // both flows went idle
 	if got, err := udpAsk(clients[2], g.listen, "y", 2*time.Second); err != nil || got != "echo:y" {

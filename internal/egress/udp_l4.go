@@ -68,16 +68,16 @@ func controlSockopts(c syscall.RawConn, network string, opts [][3]int) error {
 // destination's address and port (see listenReply).
 func (s *Server) ServeL4UDP(ctx context.Context, pc *net.UDPConn) error {
 	lport := udpAddrPort(pc.LocalAddr().(*net.UDPAddr).AddrPort()).Port()
-	t := s.newUDPTable(listenerL4UDP, s.openL4UDP)
+	t := s.newUDPTable(listenerL4UDP, s.decideL4UDP, s.connectL4UDP)
 	return s.serveUDP(ctx, pc, t, func(src netip.AddrPort, oob []byte) (netip.AddrPort, bool) {
 		dst, ok := parseOrigDst(oob)
 		switch {
 		case !ok:
-			s.m.UDPDropped.WithLabelValues("original_dst").Inc()
+			s.m.UDPDropped.WithLabelValues(udpDropOrigDst).Inc()
 			return dst, false
 		case dst.Port() == lport:
 			// Not intercepted: sent to the listener itself.
-			s.m.UDPDropped.WithLabelValues("loop").Inc()
+			s.m.UDPDropped.WithLabelValues(udpDropLoop).Inc()
 			return dst, false
 		}
 		return dst, true
@@ -94,6 +94,7 @@ func (s *Server) serveUDP(ctx context.Context, pc *net.UDPConn, t *udpTable, dst
 		return nil
 	}
 	defer unregister()
+	growReadBuffer(pc)
 	stop := context.AfterFunc(ctx, func() { pc.Close() })
 	defer stop()
 	defer t.closeAll()
@@ -114,7 +115,7 @@ func (s *Server) serveUDP(ctx context.Context, pc *net.UDPConn, t *udpTable, dst
 		}
 		backoff = 0
 		if flags&unix.MSG_TRUNC != 0 {
-			s.m.UDPDropped.WithLabelValues("oversized").Inc()
+			s.m.UDPDropped.WithLabelValues(udpDropOversized).Inc()
 			continue
 		}
 		src = udpAddrPort(src)
@@ -126,17 +127,45 @@ func (s *Server) serveUDP(ctx context.Context, pc *net.UDPConn, t *udpTable, dst
 	}
 }
 
-// openL4UDP decides an intercepted UDP flow with the network rules (FQDN
-// ones through airlock DNS's observations, as for TCP) and opens its
-// upstream and reply sockets.
-func (s *Server) openL4UDP(f *flow) (up, reply *net.UDPConn, own bool) {
+// udpReadBuffer is the receive buffer each UDP listener asks for, so a
+// burst (a flood from one client, many clients at once) waits for the
+// listener instead of being dropped by the kernel before anyone sees it,
+// other clients' datagrams with it.
+const udpReadBuffer = 4 << 20
+
+// growReadBuffer sets pc's receive buffer to udpReadBuffer: with
+// SO_RCVBUFFORCE where the process may (CAP_NET_ADMIN, which the L4
+// listener needs anyway), else with SO_RCVBUF, which the kernel caps at
+// net.core.rmem_max. A failure leaves the default buffer.
+func growReadBuffer(pc *net.UDPConn) {
+	rc, err := pc.SyscallConn()
+	if err != nil {
+		return
+	}
+	var forced error
+	if err := rc.Control(func(fd uintptr) {
+		forced = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, udpReadBuffer)
+	}); err != nil || forced != nil {
+		pc.SetReadBuffer(udpReadBuffer)
+	}
+}
+
+// decideL4UDP decides an intercepted UDP flow with the network rules
+// (FQDN ones through airlock DNS's observations, as for TCP).
+func (s *Server) decideL4UDP(f *flow) bool {
 	f.decision = s.decide(policy.Flow{Src: f.src.Addr(), Dst: f.dst, Proto: policy.ProtoUDP})
 	if !f.decision.Allowed() {
 		if s.mode != ModeReport {
-			return nil, nil, false
+			return false
 		}
 		f.wouldDeny = true
 	}
+	return true
+}
+
+// connectL4UDP opens the upstream and reply sockets of an intercepted UDP
+// flow that may go on.
+func (s *Server) connectL4UDP(f *flow) (up, reply *net.UDPConn, own bool) {
 	up = s.dialUDPFor(f, f.dst)
 	if up == nil {
 		return nil, nil, false
