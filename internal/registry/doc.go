@@ -11,6 +11,9 @@
 // → parse name and reference (oci grammar; a bad one is 400/404, never 500)
 // → Store → response. Blob GETs hand the Store's *os.File to
 // http.ServeContent, so plain-HTTP downloads use sendfile and Range works.
+// Content still being verified (a cache fill, pendingContent) streams only
+// into a response that holds the blob's last byte; a range short of the
+// end waits for the verification (blobrange.go).
 //
 // Concurrency: a Server is safe for concurrent use. Reload swaps the auth
 // settings and TLS certificate atomically; requests in flight keep the
