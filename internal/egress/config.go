@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/airlockdev/airlock/internal/netclass"
 )
 
 // Mode says what the gateway does with a denied flow.
@@ -150,8 +152,8 @@ func (c *Config) Validate(report func(path, msg string)) {
 		report("transparentListen", fmt.Sprintf("%q is also proxyListen; the two listeners need different addresses", c.TransparentListen))
 	}
 	for i, s := range c.AllowedInternalRanges {
-		if _, msg := parseRange(s); msg != "" {
-			report("allowedInternalRanges["+strconv.Itoa(i)+"]", msg)
+		if _, err := netclass.ParseRange(s); err != nil {
+			report("allowedInternalRanges["+strconv.Itoa(i)+"]", err.Error())
 		}
 	}
 	if c.DialTimeout < 0 {
@@ -181,29 +183,6 @@ func (c *Config) Validate(report func(path, msg string)) {
 			report("sourceAddresses["+strconv.Itoa(i)+"]", msg)
 		}
 	}
-}
-
-// parseRange parses an allowedInternalRanges entry: a CIDR without host
-// bits, or a single address (taken as /32 or /128).
-func parseRange(s string) (netip.Prefix, string) {
-	if a, err := netip.ParseAddr(s); err == nil {
-		if a.Zone() != "" {
-			return netip.Prefix{}, fmt.Sprintf("%q: an address with a zone is not accepted", s)
-		}
-		a = a.Unmap()
-		return netip.PrefixFrom(a, a.BitLen()), ""
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Sprintf("%q: want a CIDR such as 10.0.0.0/8 or an IP address", s)
-	}
-	if p.Masked() != p {
-		return netip.Prefix{}, fmt.Sprintf("%q has host bits set; did you mean %s?", s, p.Masked())
-	}
-	if p.Addr().Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-	}
-	return p, ""
 }
 
 // parseSource parses a sourceAddresses entry: one unicast IP address.

@@ -65,9 +65,9 @@ func NewDialer(cfg *Config, r Resolver) (*Dialer, error) {
 		d.timeout = DefaultDialTimeout
 	}
 	for _, s := range cfg.AllowedInternalRanges {
-		p, msg := parseRange(s)
-		if msg != "" {
-			return nil, fmt.Errorf("gateway.allowedInternalRanges: %s", msg)
+		p, err := netclass.ParseRange(s)
+		if err != nil {
+			return nil, fmt.Errorf("gateway.allowedInternalRanges: %w", err)
 		}
 		d.allowed = append(d.allowed, p)
 	}
