@@ -118,9 +118,11 @@ func topology(t *testing.T) {
 }
 
 // reflectIn runs the ICMPv6 reflector in ns until the test ends, on a
-// thread that joined ns and is never unlocked.
+// thread that joined ns and is never unlocked. It returns once the
+// reflector's socket is open, so no probe sent after it is missed.
 func reflectIn(t *testing.T, ns string) {
 	ctx, cancel := context.WithCancel(context.Background())
+	opened := make(chan error, 1)
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -129,12 +131,21 @@ func reflectIn(t *testing.T, ns string) {
 			defer n.close()
 			err = n.enter()
 		}
+		var r *Reflector
+		if err == nil {
+			r, err = OpenReflector()
+		}
+		opened <- err
 		if err != nil {
-			done <- err
+			done <- nil
 			return
 		}
-		done <- ReflectICMPv6(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		done <- r.Serve(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
+	if err := <-opened; err != nil {
+		cancel()
+		t.Fatalf("reflector in %s: %v", ns, err)
+	}
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -100,10 +100,14 @@ func TestLimiter(t *testing.T) {
 // with the reason; with one, every probe comes back: loopback is not
 // isolated.
 func TestICMPv6Loopback(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ReflectICMPv6(ctx, slog.New(slog.DiscardHandler)) }()
-	t.Cleanup(func() { cancel(); <-done })
+	// Open the reflector before the first probe: a probe sent to ::1
+	// before its socket exists is never seen.
+	if r, err := OpenReflector(); err == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Serve(ctx, slog.New(slog.DiscardHandler)) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
 	rep := runTest(t, Targets{OffLinkIPv6: "::1"}, netip.AddrPort{}, fixedPorts{})
 	for _, k := range icmpv6Kinds {
 		r := rowOf(t, rep, k.channel)

@@ -63,15 +63,37 @@ func icmpExchange(ctx context.Context, dst netip.Addr, timeout time.Duration) (O
 	if err := unix.Sendto(fd, pkt, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
 		return classifyErr(err, timeout)
 	}
+	return recvUntil(ctx, fd, start, timeout, 1500, fmt.Sprintf("no echo reply within %s", timeout),
+		func(from unix.Sockaddr, msg []byte) (Outcome, string, bool) {
+			sa, ok := from.(*unix.SockaddrInet4)
+			if !ok || netip.AddrFrom4(sa.Addr) != dst {
+				return "", "", false
+			}
+			if raw {
+				if msg, ok = stripIPv4(msg); !ok {
+					return "", "", false
+				}
+			}
+			if !isEchoReply(msg, id, raw) {
+				return "", "", false
+			}
+			return Leak, fmt.Sprintf("echo reply from %s in %s", dst, time.Since(start).Round(time.Millisecond)), true
+		})
+}
+
+// recvUntil reads datagrams from fd until match accepts one (its outcome
+// is the probe's) or the context's deadline (else start+timeout) passes:
+// then the probe is Blocked with evidence silence.
+func recvUntil(ctx context.Context, fd int, start time.Time, timeout time.Duration, size int, silence string, match func(from unix.Sockaddr, msg []byte) (Outcome, string, bool)) (Outcome, string) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = start.Add(timeout)
 	}
-	buf := make([]byte, 1500)
+	buf := make([]byte, size)
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			return Blocked, fmt.Sprintf("no echo reply within %s", timeout)
+			return Blocked, silence
 		}
 		tv := unix.NsecToTimeval(left.Nanoseconds())
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
@@ -84,18 +106,8 @@ func icmpExchange(ctx context.Context, dst netip.Addr, timeout time.Duration) (O
 		case err != nil:
 			return classifyErr(err, timeout)
 		}
-		sa, ok := from.(*unix.SockaddrInet4)
-		if !ok || netip.AddrFrom4(sa.Addr) != dst {
-			continue
-		}
-		msg := buf[:n]
-		if raw {
-			if msg, ok = stripIPv4(msg); !ok {
-				continue
-			}
-		}
-		if isEchoReply(msg, id, raw) {
-			return Leak, fmt.Sprintf("echo reply from %s in %s", dst, time.Since(start).Round(time.Millisecond))
+		if out, ev, ok := match(from, buf[:n]); ok {
+			return out, ev
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -60,41 +59,23 @@ func icmpv6Exchange(ctx context.Context, dst netip.Addr, k icmpv6Kind, timeout t
 	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet6{Addr: dst.As16()}); err != nil {
 		return classifyErr(err, timeout)
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = start.Add(timeout)
-	}
-	buf := make([]byte, 2048)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return Blocked, fmt.Sprintf("no answer to the %s (%d bytes of payload, hop limit 255) within %s", k.what, len(msg)-4, timeout)
-		}
-		tv := unix.NsecToTimeval(left.Nanoseconds())
-		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			return NotTested, fmt.Sprintf("setting the receive timeout: %v", err)
-		}
-		n, from, err := unix.Recvfrom(fd, buf, 0)
-		switch {
-		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
-			continue
-		case err != nil:
-			return classifyErr(err, timeout)
-		}
+	silence := fmt.Sprintf("no answer to the %s (%d bytes of payload, hop limit 255) within %s", k.what, len(msg)-4, timeout)
+	return recvUntil(ctx, fd, start, timeout, 2048, silence, func(from unix.Sockaddr, b []byte) (Outcome, string, bool) {
 		sa, ok := from.(*unix.SockaddrInet6)
 		if !ok || netip.AddrFrom16(sa.Addr) != dst {
-			continue
+			return "", "", false
 		}
-		p, ok := parseICMPv6(buf[:n])
+		p, ok := parseICMPv6(b)
 		if !ok || p.nonce != nonce {
-			continue
+			return "", "", false
 		}
 		took := time.Since(start).Round(time.Millisecond)
 		switch {
 		case k.typ == icmpv6EchoRequest && p.typ == icmpv6EchoReply:
-			return Leak, fmt.Sprintf("echo reply from %s in %s", dst, took)
+			return Leak, fmt.Sprintf("echo reply from %s in %s", dst, took), true
 		case p.typ == k.typ && p.flag == flagReflection:
-			return Leak, fmt.Sprintf("the %s with a payload reached %s and its reflector sent it back (in %s)", k.what, dst, took)
+			return Leak, fmt.Sprintf("the %s with a payload reached %s and its reflector sent it back (in %s)", k.what, dst, took), true
 		}
-	}
+		return "", "", false
+	})
 }

@@ -23,17 +23,39 @@ const (
 
 // ReflectICMPv6 is the far side of the ICMPv6 probes (`airlock verify
 // --reflect-icmpv6`, on the host that holds verify.targets.offLinkIPv6):
-// it reads every ICMPv6 message this network namespace receives, logs each
-// probe (the far side's own record, which shows a probe that arrived even
-// when its reflection cannot come back) and sends each probe of a
-// reflectable type back to its sender, same type, hop limit 255. It runs
-// until ctx ends and needs root (CAP_NET_RAW).
+// it opens a Reflector in the caller's network namespace and serves it
+// until ctx ends. It needs root (CAP_NET_RAW).
 func ReflectICMPv6(ctx context.Context, log *slog.Logger) error {
+	r, err := OpenReflector()
+	if err != nil {
+		return err
+	}
+	return r.Serve(ctx, log)
+}
+
+// Reflector reads every ICMPv6 message its network namespace receives,
+// logs each probe (the far side's own record, which shows a probe that
+// arrived even when its reflection cannot come back) and sends each probe
+// of a reflectable type back to its sender, same type, hop limit 255.
+// Once OpenReflector returns, every later probe is seen: a caller that
+// must not lose the first probes opens it before they are sent.
+type Reflector struct{ fd int }
+
+// OpenReflector opens the reflector's raw socket in the calling thread's
+// network namespace.
+func OpenReflector() (*Reflector, error) {
 	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
 	if err != nil {
-		return fmt.Errorf("opening a raw ICMPv6 socket (needs root or CAP_NET_RAW): %w", err)
+		return nil, fmt.Errorf("opening a raw ICMPv6 socket (needs root or CAP_NET_RAW): %w", err)
 	}
-	defer unix.Close(fd)
+	if err := setupReflector(fd); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return &Reflector{fd: fd}, nil
+}
+
+func setupReflector(fd int) error {
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 255); err != nil {
 		return fmt.Errorf("setting hop limit 255: %w", err)
 	}
@@ -47,6 +69,13 @@ func ReflectICMPv6(ctx context.Context, log *slog.Logger) error {
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		return fmt.Errorf("setting the receive timeout: %w", err)
 	}
+	return nil
+}
+
+// Serve reflects probes until ctx ends, then closes the socket.
+func (r *Reflector) Serve(ctx context.Context, log *slog.Logger) error {
+	fd := r.fd
+	defer unix.Close(fd)
 	log.Info("verify reflector: answering airlock verify's ICMPv6 probes")
 	lim := limiter{rate: reflectRate, burst: reflectBurst}
 	buf := make([]byte, 2048)
