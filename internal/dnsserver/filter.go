@@ -54,7 +54,7 @@ func (s *Server) filter(rec *record, resp, up *dns.Msg, name dnsname.Name, qtype
 			continue
 		}
 		if a, ok := addrOf(rr); ok && s.rebinding(a) {
-			return s.denyChain(rec, resp, policy.Deny(ReasonRebinding), cur.String())
+			return s.denyChain(rec, resp, policy.Deny(policy.ReasonRebinding), cur.String())
 		}
 		resp.Answer = append(resp.Answer, rr)
 	}

@@ -131,10 +131,10 @@ func (s *Server) answer(ctx context.Context, rec *record, req *dns.Msg) *dns.Msg
 	}
 	rec.qname = name.String()
 	if name == dohCanary {
-		return deny(ReasonDoHCanary, dns.RcodeNameError)
+		return deny(policy.ReasonDoHCanary, dns.RcodeNameError)
 	}
 	if z := s.zones.find(name); z != nil {
-		rec.decision = policy.Decision{Verdict: policy.VerdictAllow, Reason: ReasonPrivateZone}
+		rec.decision = policy.Decision{Verdict: policy.VerdictAllow, Reason: policy.ReasonPrivateZone}
 		z.answer(resp, name, q.Qtype)
 		s.finish(rec, resp)
 		return resp
@@ -150,7 +150,7 @@ func (s *Server) answer(ctx context.Context, rec *record, req *dns.Msg) *dns.Msg
 		rec.stripped = append(rec.stripped, dns.Type(q.Qtype).String())
 		return resp // NODATA: no ECH keys, no alternative endpoints
 	case !s.qtypes[q.Qtype]:
-		return deny(ReasonQTypeDenied, s.blocked)
+		return deny(policy.ReasonQTypeDenied, s.blocked)
 	case q.Qtype == dns.TypeAAAA && !s.allowIPv6:
 		rec.stripped = append(rec.stripped, "AAAA")
 		return resp // NODATA
@@ -170,7 +170,7 @@ func (s *Server) answer(ctx context.Context, rec *record, req *dns.Msg) *dns.Msg
 // when dns.allowNames lists it. A deny rule wins.
 func (s *Server) decideName(rec *record, n dnsname.Name) policy.Decision {
 	if s.zones.find(n) != nil {
-		return policy.Decision{Verdict: policy.VerdictAllow, Reason: ReasonPrivateZone}
+		return policy.Decision{Verdict: policy.VerdictAllow, Reason: policy.ReasonPrivateZone}
 	}
 	d := policy.Deny(policy.ReasonNoMatch)
 	if rec.pol != nil && rec.pol.p != nil {
@@ -181,7 +181,7 @@ func (s *Server) decideName(rec *record, n dnsname.Name) policy.Decision {
 	}
 	for _, p := range s.allowNames {
 		if p.Match(n) {
-			return policy.Decision{Verdict: policy.VerdictAllow, Reason: ReasonAllowNames}
+			return policy.Decision{Verdict: policy.VerdictAllow, Reason: policy.ReasonAllowNames}
 		}
 	}
 	return d

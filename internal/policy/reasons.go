@@ -6,7 +6,9 @@ package policy
 type Reason string
 
 // Reasons. Policy sets the first five; the gateway and the DNS server set
-// the others when they deny before or after asking the policy.
+// the others when they decide before or after asking the policy. This is
+// the one table of decision reasons: the DNS server's own codes
+// (private_zone … doh_canary) live here too, not in dnsserver.
 const (
 	// ReasonRuleAllow: a rule in an allow collection matched.
 	ReasonRuleAllow Reason = "rule_allow"
@@ -35,6 +37,23 @@ const (
 	// ReasonIPv6Disabled: an IPv6 destination while gateway.allowIPv6 is
 	// false.
 	ReasonIPv6Disabled Reason = "ipv6_disabled"
+
+	// ReasonPrivateZone (DNS, allow): the name is inside a dns.privateZones
+	// zone.
+	ReasonPrivateZone Reason = "private_zone"
+	// ReasonAllowNames (DNS, allow): no policy rule allowed the name, a
+	// dns.allowNames pattern did.
+	ReasonAllowNames Reason = "allow_names"
+	// ReasonQTypeDenied (DNS, deny): the query type is not in
+	// dns.allowQueryTypes.
+	ReasonQTypeDenied Reason = "qtype_denied"
+	// ReasonRebinding (DNS, deny): an allowed public name was answered with
+	// a loopback, link-local, private or special address outside
+	// gateway.allowedInternalRanges.
+	ReasonRebinding Reason = "rebinding"
+	// ReasonDoHCanary (DNS, deny): the DoH canary use-application-dns.net,
+	// always NXDOMAIN so browsers keep their DNS here.
+	ReasonDoHCanary Reason = "doh_canary"
 )
 
 // ReasonInfo documents one reason.
@@ -57,6 +76,11 @@ func Reasons() []ReasonInfo {
 		{ReasonMalformed, VerdictDeny, "a malformed or oversized ClientHello or HTTP request head"},
 		{ReasonInternalAddress, VerdictDeny, "the name resolved only to loopback, link-local, private or special addresses not in gateway.allowedInternalRanges"},
 		{ReasonIPv6Disabled, VerdictDeny, "an IPv6 destination while gateway.allowIPv6 is false"},
+		{ReasonPrivateZone, VerdictAllow, "DNS: the name is inside a private zone"},
+		{ReasonAllowNames, VerdictAllow, "DNS: no rule matched; dns.allowNames lists the name"},
+		{ReasonQTypeDenied, VerdictDeny, "DNS: the query type is not in dns.allowQueryTypes"},
+		{ReasonRebinding, VerdictDeny, "DNS: an allowed public name was answered with an internal or special address"},
+		{ReasonDoHCanary, VerdictDeny, "DNS: the DoH canary use-application-dns.net, always NXDOMAIN"},
 	}
 }
 
