@@ -35,6 +35,10 @@ var rank = map[string]int{
 	"internal/admin":     3,
 	"internal/config":    4,
 	"cmd/airlock":        5,
+
+	// the host firewall runner (nft, ip) shared by node and egress, and its test double (imported by tests only)
+	"internal/hostfw":            1,
+	"internal/hostfw/hostfwtest": 2,
 }
 
 func TestImportDirection(t *testing.T) {
@@ -43,7 +47,41 @@ func TestImportDirection(t *testing.T) {
 		t.Fatal(err)
 	}
 	pkgs := map[string]bool{}
-	err = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+	err = walkImports(root, func(rel, dep string) {
+		pkgs[rel] = true
+		from, ok := rank[rel]
+		if !ok {
+			t.Errorf("package %s has no rank; add it to rank in internal/layout_test.go (DESIGN §5)", rel)
+			return
+		}
+		if dep == "" {
+			return
+		}
+		to, known := rank[dep]
+		if !known {
+			t.Errorf("%s imports %s, which has no rank", rel, dep)
+			return
+		}
+		if to >= from {
+			t.Errorf("%s (rank %d) imports %s (rank %d): imports must point to lower ranks (DESIGN §5)", rel, from, dep, to)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, must := range []string{"cmd/airlock", "internal/oci", "internal/registry", "internal/blobstore", "internal/config"} {
+		if !pkgs[must] {
+			t.Errorf("package %s not found: the walk is not looking where it should", must)
+		}
+	}
+}
+
+// walkImports calls fn(pkg, "") for every non-test Go file's package
+// under root (paths relative to root; bench, test and testdata trees
+// left out: tests may use a sibling's real implementation) and fn(pkg,
+// dep) for each of the module's packages the file imports.
+func walkImports(root string, fn func(rel, dep string)) error {
+	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -55,46 +93,24 @@ func TestImportDirection(t *testing.T) {
 			return nil
 		}
 		if !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
-			return nil // tests may use a sibling's real implementation
+			return nil
 		}
 		rel, _ := filepath.Rel(root, filepath.Dir(p))
 		rel = filepath.ToSlash(rel)
 		if rel == "internal" {
 			return nil // this test
 		}
-		pkgs[rel] = true
 		f, err := parser.ParseFile(token.NewFileSet(), p, nil, parser.ImportsOnly)
 		if err != nil {
 			return err
 		}
-		from, ok := rank[rel]
-		if !ok {
-			t.Errorf("%s: package %s has no rank; add it to rank in internal/layout_test.go (DESIGN §5)", p, rel)
-			return nil
-		}
+		fn(rel, "")
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
-			dep, ok := strings.CutPrefix(path, module)
-			if !ok {
-				continue
-			}
-			to, known := rank[dep]
-			if !known {
-				t.Errorf("%s imports %s, which has no rank", p, dep)
-				continue
-			}
-			if to >= from {
-				t.Errorf("%s (rank %d) imports %s (rank %d): imports must point to lower ranks (DESIGN §5)", rel, from, dep, to)
+			if dep, ok := strings.CutPrefix(path, module); ok {
+				fn(rel, dep)
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, must := range []string{"cmd/airlock", "internal/oci", "internal/registry", "internal/blobstore", "internal/config"} {
-		if !pkgs[must] {
-			t.Errorf("package %s not found: the walk is not looking where it should", must)
-		}
-	}
 }
