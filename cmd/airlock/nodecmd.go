@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/airlockdev/airlock/internal/config"
+	"github.com/airlockdev/airlock/internal/hostfw"
 	"github.com/airlockdev/airlock/internal/node"
 )
 
@@ -126,7 +127,7 @@ func runNodeApply(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	n := node.New(cfg.Node.Root, node.ExecRunner{}, nil)
+	n := node.New(cfg.Node.Root, hostfw.Exec{}, nil)
 	in := nodeInput(cfg)
 	if *dry {
 		p, err := n.Plan(in)
@@ -168,7 +169,7 @@ func runNodeStatus(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	st, err := node.New(cfg.Node.Root, node.ExecRunner{}, nil).Status(context.Background())
+	st, err := node.New(cfg.Node.Root, hostfw.Exec{}, nil).Status(context.Background())
 	if err != nil {
 		fmt.Fprintf(stderr, "airlock node status: %v\n", err)
 		return exitFinding
@@ -195,7 +196,7 @@ func runNodeReset(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	changes, err := node.New(cfg.Node.Root, node.ExecRunner{}, nil).Reset(context.Background())
+	changes, err := node.New(cfg.Node.Root, hostfw.Exec{}, nil).Reset(context.Background())
 	for _, c := range changes {
 		fmt.Fprintln(stdout, c)
 	}

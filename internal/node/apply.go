@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/airlockdev/airlock/internal/hostfw"
 )
 
 // Result is what apply did.
@@ -89,8 +91,8 @@ func (n *Node) Apply(ctx context.Context, in Input) (*Result, error) {
 	}
 
 	// Firewall: reload when the ruleset changed or the live table drifted.
-	nf := nft{n.run}
-	live, err := nf.counts(ctx)
+	nf := hostfw.NFT{R: n.run}
+	live, err := nf.Counts(ctx, "inet", Table)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +130,7 @@ func (n *Node) Apply(ctx context.Context, in Input) (*Result, error) {
 		return nil, fmt.Errorf("staging files (nothing was changed): %w", err)
 	}
 	if fwChange {
-		if err := nf.check(ctx, p.Ruleset); err != nil {
+		if err := nf.Check(ctx, p.Ruleset); err != nil {
 			tx.rollback()
 			return nil, fmt.Errorf("%w (nothing was changed)", err)
 		}
@@ -137,16 +139,16 @@ func (n *Node) Apply(ctx context.Context, in Input) (*Result, error) {
 	// Commit.
 	commit := func() error {
 		if fwChange {
-			before, existed := nf.list(ctx)
-			if err := nf.load(ctx, p.Ruleset); err != nil {
+			before, existed := nf.List(ctx, "inet", Table)
+			if err := nf.Load(ctx, p.Ruleset); err != nil {
 				return err
 			}
 			tx.undo = append(tx.undo, func() error {
-				restore := fmt.Sprintf("table inet %s\ndelete table inet %s\n", Table, Table)
+				restore := hostfw.DeleteTable("inet", Table)
 				if existed {
 					restore += before
 				}
-				return nf.load(context.WithoutCancel(ctx), restore)
+				return nf.Load(context.WithoutCancel(ctx), restore)
 			})
 			if next.Table {
 				res.Changes = append(res.Changes, fmt.Sprintf("loaded table inet %s (%s)", Table, countsText(next.RuleCounts)))

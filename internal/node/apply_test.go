@@ -113,8 +113,8 @@ func TestApplyEmptyRootThenNoChange(t *testing.T) {
 	if got["etc/resolv.conf"] == "" || !strings.Contains(got["etc/resolv.conf"], "nameserver 10.42.2.4\n") {
 		t.Errorf("resolv.conf = %q, want nameserver 10.42.2.4", got["etc/resolv.conf"])
 	}
-	if fn.table == "" || fn.table != Ruleset(RulesetInput{}) && !strings.Contains(fn.table, "policy drop") {
-		t.Errorf("table after Apply = %q, want the block ruleset", fn.table)
+	if fn.table() == "" || fn.table() != Ruleset(RulesetInput{}) && !strings.Contains(fn.table(), "policy drop") {
+		t.Errorf("table after Apply = %q, want the block ruleset", fn.table())
 	}
 	if !hasNote(res.Plan.Notes, "containerd must restart") {
 		t.Errorf("Apply notes = %q, want one saying containerd must restart", res.Plan.Notes)
@@ -185,8 +185,8 @@ func TestApplyConverges(t *testing.T) {
 			t.Errorf("after Direct %s remains (changes %q)", p, res.Changes)
 		}
 	}
-	if fn.table != "" {
-		t.Errorf("after loadBalancer the table is still there:\n%s", fn.table)
+	if fn.table() != "" {
+		t.Errorf("after loadBalancer the table is still there:\n%s", fn.table())
 	}
 	if res.State.Table || len(res.State.Mirrors) != 0 {
 		t.Errorf("state after loadBalancer/Direct = table %v mirrors %v, want none", res.State.Table, res.State.Mirrors)
@@ -233,8 +233,8 @@ func TestResetRestoresBackupsAndSymlinks(t *testing.T) {
 	if diff := cmp.Diff(before, snapshot(t, root)); diff != "" {
 		t.Errorf("Reset left the root different from before apply (-before +after):\n%s\nchanges: %q", diff, changes)
 	}
-	if fn.table != "" {
-		t.Errorf("Reset left the table:\n%s", fn.table)
+	if fn.table() != "" {
+		t.Errorf("Reset left the table:\n%s", fn.table())
 	}
 }
 
@@ -246,7 +246,7 @@ func TestResetAfterOutsideChanges(t *testing.T) {
 	mustApply(t, n, testInput())
 	// Behind airlock's back: the ruleset is flushed, a hosts.toml deleted,
 	// resolv.conf edited.
-	fn.table = ""
+	delete(fn.Tables, "inet "+Table)
 	os.Remove(filepath.Join(root, "etc/containerd/certs.d/docker.io/hosts.toml"))
 	write(t, root, "etc/resolv.conf", "nameserver 203.0.113.1\n")
 
@@ -293,10 +293,10 @@ func TestApplyFaultsKeepPreviousState(t *testing.T) {
 			write(t, root, "etc/containerd/certs.d/quay.io", "in the way")
 		}, "staging files"},
 		{"nft check fails", func(t *testing.T, root string, n *Node, fn *fakeNet) {
-			fn.fail = failOn("nft -c -f -")
+			fn.Fail = failOn("nft -c -f -")
 		}, "checking the ruleset"},
 		{"nft load fails", func(t *testing.T, root string, n *Node, fn *fakeNet) {
-			fn.fail = failOn("nft -f -")
+			fn.Fail = failOn("nft -f -")
 		}, "loading the ruleset"},
 		{"second rename fails", func(t *testing.T, root string, n *Node, fn *fakeNet) {
 			calls := 0
@@ -324,7 +324,7 @@ func TestApplyFaultsKeepPreviousState(t *testing.T) {
 			n := New(root, fn, nil)
 			mustApply(t, n, testInput())
 			tt.inject(t, root, n, fn)
-			files, metas, table := snapshot(t, root), metaSnapshot(t, root), fn.table
+			files, metas, table := snapshot(t, root), metaSnapshot(t, root), fn.table()
 			_, err := n.Apply(context.Background(), testInput(changed))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Apply with %s = %v, want an error containing %q", tt.name, err, tt.want)
@@ -335,15 +335,15 @@ func TestApplyFaultsKeepPreviousState(t *testing.T) {
 			if diff := cmp.Diff(metas, metaSnapshot(t, root)); diff != "" {
 				t.Errorf("modes or owners after the failed Apply differ from before (-before +after):\n%s", diff)
 			}
-			if fn.table != table {
-				t.Errorf("table after the failed Apply =\n%s\nwant the previous one\n%s", fn.table, table)
+			if fn.table() != table {
+				t.Errorf("table after the failed Apply =\n%s\nwant the previous one\n%s", fn.table(), table)
 			}
 			// The node still works: with the fault gone apply succeeds.
-			fn.fail = nil
+			fn.Fail = nil
 			n.rename = os.Rename
 			os.Remove(filepath.Join(root, "etc/containerd/certs.d/quay.io"))
-			if res := mustApply(t, n, testInput(changed)); !strings.Contains(fn.table, "10.42.2.5") || len(res.Changes) == 0 {
-				t.Errorf("Apply after removing the fault: table %q changes %q", fn.table, res.Changes)
+			if res := mustApply(t, n, testInput(changed)); !strings.Contains(fn.table(), "10.42.2.5") || len(res.Changes) == 0 {
+				t.Errorf("Apply after removing the fault: table %q changes %q", fn.table(), res.Changes)
 			}
 		})
 	}
@@ -364,28 +364,28 @@ func TestApplyUserDefinedRoutingRoute(t *testing.T) {
 	n := New(root, fn, nil)
 	udr := func(in *Input) { in.Config.OutboundType = OutboundUserDefinedRouting }
 	res := mustApply(t, n, testInput(udr))
-	if r := fn.routes["4"]; r == nil || r.Gateway != "10.42.2.1" {
+	if r := fn.route("4"); r == nil || r.Gateway != "10.42.2.1" {
 		t.Fatalf("default route after udr apply = %+v, want via 10.42.2.1", r)
 	}
 	if p := res.State.Route.Previous; p == nil || p.Gateway != "198.18.1.1" || p.Dev != "eth0" {
 		t.Errorf("recorded previous route = %+v, want via 198.18.1.1 dev eth0", p)
 	}
-	if !strings.Contains(fn.table, "rt ip nexthop 10.42.2.1 accept") {
-		t.Errorf("udr table lacks the nexthop rule:\n%s", fn.table)
+	if !strings.Contains(fn.table(), "rt ip nexthop 10.42.2.1 accept") {
+		t.Errorf("udr table lacks the nexthop rule:\n%s", fn.table())
 	}
 	if res := mustApply(t, n, testInput(udr)); len(res.Changes) != 0 {
 		t.Errorf("second udr apply changes = %q, want none", res.Changes)
 	}
 	// Back to block: the route is restored.
 	mustApply(t, n, testInput())
-	if r := fn.routes["4"]; r == nil || r.Gateway != "198.18.1.1" || r.Dev != "eth0" {
+	if r := fn.route("4"); r == nil || r.Gateway != "198.18.1.1" || r.Dev != "eth0" {
 		t.Errorf("default route after switching to block = %+v, want via 198.18.1.1 dev eth0", r)
 	}
 	mustApply(t, n, testInput(udr))
 	if _, err := n.Reset(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if r := fn.routes["4"]; r == nil || r.Gateway != "198.18.1.1" {
+	if r := fn.route("4"); r == nil || r.Gateway != "198.18.1.1" {
 		t.Errorf("default route after reset = %+v, want via 198.18.1.1", r)
 	}
 }
@@ -413,7 +413,7 @@ func TestApplyErrorsSayWhatToDo(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Apply(%s) = %v, want an error containing %q", tt.name, err, tt.want)
 			}
-			if len(fn.calls) > 0 && fn.loads() > 0 {
+			if len(fn.Calls) > 0 && fn.loads() > 0 {
 				t.Errorf("Apply(%s) loaded a ruleset before failing", tt.name)
 			}
 		})

@@ -19,9 +19,9 @@
 // /var/lib/airlock/node) is what Status compares with the host and what
 // Reset undoes.
 //
-// Every file lives under Root; packet rules and routes go through a Runner
-// (nft, ip) in the caller's network namespace, so tests inject a fake or
-// run the real commands inside a namespace.
+// Every file lives under Root; packet rules and routes go through a
+// hostfw.Runner (nft, ip) in the caller's network namespace, so tests
+// inject hostfwtest.Fake or run the real commands inside a namespace.
 //
 // Concurrency: a Node is not safe for concurrent use, and two processes
 // applying to one root at once are not coordinated; apply runs once at

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlockdev/airlock/internal/hostfw"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +25,7 @@ import (
 type nsRunner struct{ ns string }
 
 func (r nsRunner) Run(ctx context.Context, stdin, name string, args ...string) ([]byte, error) {
-	return ExecRunner{}.Run(ctx, stdin, "ip", append([]string{"netns", "exec", r.ns, name}, args...)...)
+	return hostfw.Exec{}.Run(ctx, stdin, "ip", append([]string{"netns", "exec", r.ns, name}, args...)...)
 }
 
 // topo is pod → node → gw, each a network namespace:

@@ -80,7 +80,7 @@ func TestApplyKeepsModeAndOwner(t *testing.T) {
 		secretFiles(t, root)
 		before := metaSnapshot(t, root)
 		fn := newFakeNet()
-		fn.fail = func(c string) error {
+		fn.Fail = func(c string) error {
 			if strings.HasPrefix(c, "ip -4 route replace default") {
 				return fmt.Errorf("injected route failure")
 			}

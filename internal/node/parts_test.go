@@ -153,23 +153,6 @@ func TestResolverFiles(t *testing.T) {
 	}
 }
 
-func TestParseNftCounts(t *testing.T) {
-	in := `{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"table": {"family": "inet", "name": "airlock_node"}},
-	{"chain": {"family": "inet", "table": "airlock_node", "name": "output"}}, {"chain": {"family": "inet", "table": "airlock_node", "name": "empty"}},
-	{"rule": {"family": "inet", "table": "airlock_node", "chain": "output", "expr": []}}, {"rule": {"family": "inet", "table": "airlock_node", "chain": "output"}},
-	{"rule": {"family": "inet", "table": "other", "chain": "output"}}]}`
-	got, err := parseNftCounts([]byte(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(map[string]int{"output": 2, "empty": 0}, got); diff != "" {
-		t.Errorf("parseNftCounts (-want +got):\n%s", diff)
-	}
-	if _, err := parseNftCounts([]byte("{")); err == nil {
-		t.Error("parseNftCounts(bad json) = nil error")
-	}
-}
-
 func FuzzEnsureConfigPath(f *testing.F) {
 	f.Add("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/x\"\n", true)
 	f.Add("version = 3\n", true)
@@ -192,17 +175,6 @@ func FuzzEnsureConfigPath(f *testing.F) {
 			if err != nil || again.changed {
 				t.Fatalf("ensureConfigPath(ensureConfigPath(%q)) = changed %v err %v; first result:\n%s", in, again.changed, err, e.content)
 			}
-		}
-	})
-}
-
-func FuzzParseNftCounts(f *testing.F) {
-	f.Add([]byte(`{"nftables":[{"rule":{"table":"airlock_node","chain":"x"}}]}`))
-	f.Add([]byte(`{"nftables":[{"chain":1}]}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := parseNftCounts(b)
-		if err == nil && m == nil {
-			t.Fatal("nil map without error")
 		}
 	})
 }

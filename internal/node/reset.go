@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/airlockdev/airlock/internal/hostfw"
 )
 
 // Reset undoes apply: it restores every backed-up file, removes the files
@@ -20,9 +22,9 @@ func (n *Node) Reset(ctx context.Context) ([]string, error) {
 	}
 	var changes []string
 	var errs []error
-	nf := nft{n.run}
-	if _, ok := nf.list(ctx); ok {
-		if err := nf.load(ctx, fmt.Sprintf("table inet %s\ndelete table inet %s\n", Table, Table)); err != nil {
+	nf := hostfw.NFT{R: n.run}
+	if _, ok := nf.List(ctx, "inet", Table); ok {
+		if err := nf.Load(ctx, hostfw.DeleteTable("inet", Table)); err != nil {
 			errs = append(errs, err)
 		} else {
 			changes = append(changes, fmt.Sprintf("removed table inet %s", Table))

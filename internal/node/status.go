@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/airlockdev/airlock/internal/hostfw"
 )
 
 // Status is what is applied on the node and what drifted since.
@@ -28,7 +30,7 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	live, err := nft{n.run}.counts(ctx)
+	live, err := hostfw.NFT{R: n.run}.Counts(ctx, "inet", Table)
 	if err != nil {
 		return nil, err
 	}
