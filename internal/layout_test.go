@@ -23,7 +23,7 @@ var rank = map[string]int{
 	"internal/dnsname":   0,
 	"internal/sniff":     0,
 	"internal/netclass":  0, // leaf: the one address classification (gateway dialer, DNS rebinding filter, upstream client)
-	"internal/blobstore": 1, // leaf storage; uses oci's digests
+	"internal/blobstore": 2, // storage on disk; reports internal/storage's errors and records
 	"internal/policy":    2,
 	"internal/upstream":  2,
 	"internal/registry":  3, // servers
@@ -39,6 +39,10 @@ var rank = map[string]int{
 	// the host firewall runner (nft, ip) shared by node and egress, and its test double (imported by tests only)
 	"internal/hostfw":            1,
 	"internal/hostfw/hostfwtest": 2,
+
+	// the storage contract below registry and cache, and its conformance suite (imported by tests only)
+	"internal/storage":             1,
+	"internal/storage/storagetest": 2,
 }
 
 func TestImportDirection(t *testing.T) {

@@ -11,22 +11,13 @@ import (
 	"strings"
 
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/storage"
 )
 
-// ManifestRecord is a manifest as the store keeps it. The registry parses
-// and validates the body; the store checks only that Body hashes to Digest
-// and that the metadata is well formed.
-type ManifestRecord struct {
-	Digest    oci.Digest
-	MediaType string
-	Body      []byte
-	// Subject, ArtifactType and Annotations feed the referrers index; the
-	// registry fills them from the parsed body (ArtifactType as the
-	// referrers API reports it, e.g. oci.Manifest.EffectiveArtifactType).
-	Subject      *oci.Digest
-	ArtifactType string
-	Annotations  map[string]string
-}
+// ManifestRecord is a manifest as the store keeps it: the storage
+// contract's record. The store checks only that Body hashes to Digest and
+// that the metadata is well formed.
+type ManifestRecord = storage.ManifestRecord
 
 // revisionFile is root/repos/<name>/_manifests/revisions/<alg>/<hex>.
 type revisionFile struct {
@@ -439,16 +430,4 @@ func readSmall(path string, limit int64) ([]byte, error) {
 		return nil, errors.New(path + ": larger than expected")
 	}
 	return b, nil
-}
-
-// NewManifestRecord builds the record for a validated manifest body: the
-// referrers index needs its subject, artifact type and annotations.
-func NewManifestRecord(d oci.Digest, m *oci.Manifest, body []byte) ManifestRecord {
-	rec := ManifestRecord{Digest: d, MediaType: m.MediaType, Body: body,
-		ArtifactType: m.EffectiveArtifactType(), Annotations: m.Annotations}
-	if m.Subject != nil {
-		sd := m.Subject.Digest
-		rec.Subject = &sd
-	}
-	return rec
 }

@@ -1,4 +1,4 @@
-// Package cache is airlock's pull-through cache: a registry.Store that
+// Package cache is airlock's pull-through cache: a storage.Store that
 // serves repositories under a cache rule's target from local storage and
 // fetches what is missing from the rule's upstream, exactly once.
 //

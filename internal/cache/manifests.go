@@ -6,18 +6,18 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/storage"
 	"github.com/airlockdev/airlock/internal/upstream"
 )
 
 func isUnknown(err error) bool {
-	return errors.Is(err, blobstore.ErrManifestUnknown) || errors.Is(err, blobstore.ErrNameUnknown)
+	return errors.Is(err, storage.ErrManifestUnknown) || errors.Is(err, storage.ErrNameUnknown)
 }
 
 // GetManifest serves a manifest, fetching or revalidating it upstream for
 // cache repositories.
-func (s *Store) GetManifest(ctx context.Context, repo string, ref oci.Reference) (blobstore.ManifestRecord, error) {
+func (s *Store) GetManifest(ctx context.Context, repo string, ref oci.Reference) (storage.ManifestRecord, error) {
 	t, ok := s.match(repo)
 	if !ok {
 		return s.Local.GetManifest(ctx, repo, ref)
@@ -33,7 +33,7 @@ func (s *Store) GetManifest(ctx context.Context, repo string, ref oci.Reference)
 		s.m.misses.WithLabelValues("manifest").Inc()
 		return s.fetchByDigest(ctx, t, repo, ref.Digest)
 	}
-	var have *blobstore.ManifestRecord
+	var have *storage.ManifestRecord
 	if err == nil {
 		have = &local
 	} else {
@@ -80,7 +80,7 @@ func (s *Store) markFresh(repo, tag string) {
 // revalidate asks the upstream what tag points at now (HEAD), fetching the
 // manifest only when it changed. With the upstream unreachable a cached
 // copy (have) is served stale.
-func (s *Store) revalidate(ctx context.Context, t target, repo, tag string, have *blobstore.ManifestRecord) (blobstore.ManifestRecord, error) {
+func (s *Store) revalidate(ctx context.Context, t target, repo, tag string, have *storage.ManifestRecord) (storage.ManifestRecord, error) {
 	if have != nil && s.hostDown(t.host) {
 		// The upstream failed moments ago: serve what we hold at once
 		// rather than make every pull wait for it to fail again.
@@ -119,7 +119,7 @@ func (s *Store) revalidate(ctx context.Context, t target, repo, tag string, have
 				return *have, nil
 			}
 			if errors.Is(err, ErrUpstreamNotFound) {
-				return nil, fmt.Errorf("%w: %s not found in %s", blobstore.ErrManifestUnknown, what, t.host)
+				return nil, storage.NotFoundUpstream(oci.CodeManifestUnknown, what, t.host)
 			}
 			return nil, s.upstreamErr(t, what, err)
 		}
@@ -132,20 +132,20 @@ func (s *Store) revalidate(ctx context.Context, t target, repo, tag string, have
 		return rec, nil
 	})
 	if err != nil {
-		return blobstore.ManifestRecord{}, err
+		return storage.ManifestRecord{}, err
 	}
-	return v.(blobstore.ManifestRecord), nil
+	return v.(storage.ManifestRecord), nil
 }
 
 // fetchByDigest fetches an immutable manifest once, however many ask.
-func (s *Store) fetchByDigest(ctx context.Context, t target, repo string, d oci.Digest) (blobstore.ManifestRecord, error) {
+func (s *Store) fetchByDigest(ctx context.Context, t target, repo string, d oci.Digest) (storage.ManifestRecord, error) {
 	v, err, shared := s.flights.Do("digest\x00"+repo+"\x00"+string(d), func() (any, error) {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 		defer cancel()
 		desc, body, err := s.up.GetManifest(uctx, t.host, t.repo, oci.Reference{Digest: d})
 		if err != nil {
 			if errors.Is(err, ErrUpstreamNotFound) {
-				return nil, fmt.Errorf("%w: %s@%s not found in %s", blobstore.ErrManifestUnknown, t.repo, d, t.host)
+				return nil, storage.NotFoundUpstream(oci.CodeManifestUnknown, t.repo+"@"+string(d), t.host)
 			}
 			return nil, s.upstreamErr(t, string(d), err)
 		}
@@ -155,29 +155,29 @@ func (s *Store) fetchByDigest(ctx context.Context, t target, repo string, d oci.
 		s.m.coalesced.WithLabelValues("manifest").Inc()
 	}
 	if err != nil {
-		return blobstore.ManifestRecord{}, err
+		return storage.ManifestRecord{}, err
 	}
-	return v.(blobstore.ManifestRecord), nil
+	return v.(storage.ManifestRecord), nil
 }
 
 // storeManifest verifies and stores an upstream manifest. want is the
 // digest asked for ("" for a tag: the canonical digest of the body).
-func (s *Store) storeManifest(ctx context.Context, t target, repo, tag string, want oci.Digest, mediaType string, body []byte) (blobstore.ManifestRecord, error) {
+func (s *Store) storeManifest(ctx context.Context, t target, repo, tag string, want oci.Digest, mediaType string, body []byte) (storage.ManifestRecord, error) {
 	d := oci.Canonical.FromBytes(body)
 	if want != "" {
 		d = want.Algorithm().FromBytes(body)
 		if d != want {
 			s.m.verifyFailures.Inc()
-			return blobstore.ManifestRecord{}, s.upstreamErr(t, string(want), fmt.Errorf("manifest bytes hash to %s", d))
+			return storage.ManifestRecord{}, s.upstreamErr(t, string(want), fmt.Errorf("manifest bytes hash to %s", d))
 		}
 	}
 	parsed, err := oci.ParseManifest(mediaType, body)
 	if err != nil {
-		return blobstore.ManifestRecord{}, s.upstreamErr(t, t.repo, err)
+		return storage.ManifestRecord{}, s.upstreamErr(t, t.repo, err)
 	}
-	rec := blobstore.NewManifestRecord(d, parsed, body)
+	rec := storage.NewManifestRecord(d, parsed, body)
 	if err := s.Local.PutManifest(context.WithoutCancel(ctx), repo, tag, rec); err != nil {
-		return blobstore.ManifestRecord{}, fmt.Errorf("cache manifest %s in %s: %w", d, repo, err)
+		return storage.ManifestRecord{}, fmt.Errorf("cache manifest %s in %s: %w", d, repo, err)
 	}
 	s.m.upstreamBytes.Add(float64(len(body)))
 	return rec, nil

@@ -15,29 +15,17 @@ import (
 
 	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/storage"
 	"github.com/airlockdev/airlock/internal/upstream"
 )
 
 // Local is the plain store the cache serves hits from and delegates
-// non-cache repositories to (registry.LocalStore, wired by main). It has
-// the method set of registry.Store.
-type Local interface {
-	GetManifest(ctx context.Context, repo string, ref oci.Reference) (blobstore.ManifestRecord, error)
-	StatManifest(ctx context.Context, repo string, ref oci.Reference) (oci.Descriptor, error)
-	PutManifest(ctx context.Context, repo, tag string, m blobstore.ManifestRecord) error
-	DeleteManifest(ctx context.Context, repo string, d oci.Digest) error
-	DeleteTag(ctx context.Context, repo, tag string) error
-	Tags(ctx context.Context, repo string) ([]string, error)
-	Referrers(ctx context.Context, repo string, subject oci.Digest) ([]oci.Descriptor, error)
-	Repositories(ctx context.Context) ([]string, error)
-	StatBlob(ctx context.Context, repo string, d oci.Digest) (int64, error)
-	OpenBlob(ctx context.Context, repo string, d oci.Digest) (io.ReadSeekCloser, int64, error)
-	DeleteBlob(ctx context.Context, repo string, d oci.Digest) error
-	MountBlob(ctx context.Context, repo, from string, d oci.Digest) (bool, error)
-	PutBlob(ctx context.Context, repo string, d oci.Digest, r io.Reader) (int64, error)
-	NewUpload(ctx context.Context, repo string) (*blobstore.Upload, error)
-	GetUpload(ctx context.Context, repo, id string) (*blobstore.Upload, error)
-}
+// non-cache repositories to (registry.LocalStore, wired by main): the
+// storage contract itself, which the cache implements too.
+type Local = storage.Store
+
+// The cache is a Store like the one it wraps.
+var _ storage.Store = (*Store)(nil)
 
 // Upstream is what the cache needs from the upstream registry client
 // (*upstream.Client through FromClient; a fake in unit tests). Errors wrap
@@ -185,9 +173,9 @@ func unavailable(t target, what string) error {
 func (s *Store) upstreamErr(t target, what string, err error) error {
 	switch {
 	case errors.Is(err, ErrUpstreamNotFound):
-		// Manifests map this to ErrManifestUnknown before; what reaches
+		// Manifests map this to MANIFEST_UNKNOWN before; what reaches
 		// here is a blob.
-		return fmt.Errorf("%w: %s not found in %s/%s", blobstore.ErrBlobUnknown, what, t.host, t.repo)
+		return storage.NotFoundUpstream(oci.CodeBlobUnknown, what, t.host+"/"+t.repo)
 	case errors.Is(err, ErrUpstreamUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return unavailable(t, what)
 	case errors.Is(err, upstream.ErrUnauthorized):
@@ -200,7 +188,7 @@ func (s *Store) upstreamErr(t target, what string, err error) error {
 
 // Writes into a cache namespace are refused; deletes evict.
 
-func (s *Store) PutManifest(ctx context.Context, repo, tag string, m blobstore.ManifestRecord) error {
+func (s *Store) PutManifest(ctx context.Context, repo, tag string, m storage.ManifestRecord) error {
 	if t, ok := s.match(repo); ok {
 		return s.denyWrite(t, repo)
 	}
@@ -221,14 +209,14 @@ func (s *Store) MountBlob(ctx context.Context, repo, from string, d oci.Digest) 
 	return s.Local.MountBlob(ctx, repo, from, d)
 }
 
-func (s *Store) NewUpload(ctx context.Context, repo string) (*blobstore.Upload, error) {
+func (s *Store) NewUpload(ctx context.Context, repo string) (storage.Upload, error) {
 	if t, ok := s.match(repo); ok {
 		return nil, s.denyWrite(t, repo)
 	}
 	return s.Local.NewUpload(ctx, repo)
 }
 
-func (s *Store) GetUpload(ctx context.Context, repo, id string) (*blobstore.Upload, error) {
+func (s *Store) GetUpload(ctx context.Context, repo, id string) (storage.Upload, error) {
 	if t, ok := s.match(repo); ok {
 		return nil, s.denyWrite(t, repo)
 	}

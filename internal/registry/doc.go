@@ -2,10 +2,10 @@
 //
 // It owns routing, authentication, request validation and the mapping of
 // storage errors to OCI wire errors. It stores nothing itself: every
-// operation goes through the Store interface, which this package defines.
-// LocalStore implements Store over internal/blobstore; the pull-through
-// cache implements the same interface (structurally, without importing this
-// package) and is wired in by main.
+// operation goes through Store, the storage contract of internal/storage.
+// LocalStore implements it over internal/blobstore; the pull-through cache
+// implements the same interface (without importing this package) and is
+// wired in by main.
 //
 // Data flow: request → authenticate (Basic, bcrypt, successful checks cached)
 // → parse name and reference (oci grammar; a bad one is 400/404, never 500)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/storage"
 )
 
 // LocalStore implements Store over a blobstore on local disk: a plain
@@ -15,12 +16,15 @@ type LocalStore struct {
 	bs *blobstore.Store
 }
 
-var _ Store = (*LocalStore)(nil)
+var (
+	_ storage.Store  = (*LocalStore)(nil)
+	_ storage.Upload = (*blobstore.Upload)(nil)
+)
 
 // NewLocalStore wraps bs.
 func NewLocalStore(bs *blobstore.Store) *LocalStore { return &LocalStore{bs: bs} }
 
-func (s *LocalStore) GetManifest(_ context.Context, repo string, ref oci.Reference) (blobstore.ManifestRecord, error) {
+func (s *LocalStore) GetManifest(_ context.Context, repo string, ref oci.Reference) (storage.ManifestRecord, error) {
 	return s.bs.GetManifest(repo, ref.String())
 }
 
@@ -29,7 +33,7 @@ func (s *LocalStore) StatManifest(_ context.Context, repo string, ref oci.Refere
 	return oci.Descriptor{MediaType: mt, Digest: d, Size: size}, err
 }
 
-func (s *LocalStore) PutManifest(_ context.Context, repo, tag string, m blobstore.ManifestRecord) error {
+func (s *LocalStore) PutManifest(_ context.Context, repo, tag string, m storage.ManifestRecord) error {
 	return s.bs.PutManifest(repo, m, tag)
 }
 
@@ -45,7 +49,7 @@ func (s *LocalStore) Tags(_ context.Context, repo string) ([]string, error) { re
 
 func (s *LocalStore) Referrers(_ context.Context, repo string, subject oci.Digest) ([]oci.Descriptor, error) {
 	refs, err := s.bs.Referrers(repo, subject)
-	if errors.Is(err, blobstore.ErrNameUnknown) {
+	if errors.Is(err, storage.ErrNameUnknown) {
 		return nil, nil // the referrers API never answers 404
 	}
 	return refs, err
@@ -74,7 +78,7 @@ func (s *LocalStore) DeleteBlob(_ context.Context, repo string, d oci.Digest) er
 
 func (s *LocalStore) MountBlob(_ context.Context, repo, from string, d oci.Digest) (bool, error) {
 	if _, err := s.bs.BlobLinked(from, d); err != nil {
-		if errors.Is(err, blobstore.ErrBlobUnknown) || errors.Is(err, blobstore.ErrNameUnknown) {
+		if errors.Is(err, storage.ErrBlobUnknown) || errors.Is(err, storage.ErrNameUnknown) {
 			return false, nil
 		}
 		return false, err
@@ -90,10 +94,18 @@ func (s *LocalStore) PutBlob(_ context.Context, repo string, d oci.Digest, r io.
 	return n, s.bs.LinkBlob(repo, d)
 }
 
-func (s *LocalStore) NewUpload(context.Context, string) (*blobstore.Upload, error) {
-	return s.bs.NewUpload()
+func (s *LocalStore) NewUpload(context.Context, string) (storage.Upload, error) {
+	u, err := s.bs.NewUpload()
+	if err != nil {
+		return nil, err // never a typed nil in the interface
+	}
+	return u, nil
 }
 
-func (s *LocalStore) GetUpload(_ context.Context, _ string, id string) (*blobstore.Upload, error) {
-	return s.bs.Upload(id)
+func (s *LocalStore) GetUpload(_ context.Context, _ string, id string) (storage.Upload, error) {
+	u, err := s.bs.Upload(id)
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
 }

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/storage"
 )
 
 // parseRef parses a manifest reference for a read or delete; a malformed
@@ -109,7 +109,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, arg s
 		s.writeErr(w, r, oe)
 		return
 	}
-	if err := s.store.PutManifest(r.Context(), repo, ref.Tag, blobstore.NewManifestRecord(d, parsed, body)); err != nil {
+	if err := s.store.PutManifest(r.Context(), repo, ref.Tag, storage.NewManifestRecord(d, parsed, body)); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
@@ -154,7 +154,8 @@ func (s *Server) checkReferences(r *http.Request, repo string, m *oci.Manifest) 
 }
 
 func (s *Server) missingRef(r *http.Request, err error, what string, d oci.Digest) *oci.Error {
-	if errors.Is(err, blobstore.ErrBlobUnknown) || errors.Is(err, blobstore.ErrManifestUnknown) || errors.Is(err, blobstore.ErrNameUnknown) {
+	if errors.Is(err, storage.ErrBlobUnknown) || errors.Is(err, storage.ErrManifestUnknown) || errors.Is(err, storage.ErrNameUnknown) ||
+		errors.Is(err, storage.ErrNotFoundUpstream) {
 		return oci.NewError(oci.CodeManifestBlobUnknown, fmt.Sprintf("%s %s is not in this repository; push it first", what, d)).
 			WithDetail(map[string]string{"digest": string(d)})
 	}

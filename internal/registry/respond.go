@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/storage"
 )
 
 // recorder remembers the status and counts body bytes. It forwards ReadFrom
@@ -76,26 +76,29 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 
 func (s *Server) toOCI(r *http.Request, err error) *oci.Error {
 	var e *oci.Error
+	var nf *storage.NotFoundUpstreamError
 	switch {
 	case errors.As(err, &e):
 		return e
-	case errors.Is(err, blobstore.ErrManifestInvalid):
+	case errors.As(err, &nf):
+		return oci.NewError(nf.Code, "")
+	case errors.Is(err, storage.ErrManifestInvalid):
 		return oci.NewError(oci.CodeManifestInvalid, "")
-	case errors.Is(err, blobstore.ErrNameInvalid):
+	case errors.Is(err, storage.ErrNameInvalid):
 		return oci.NewError(oci.CodeNameInvalid, "")
-	case errors.Is(err, blobstore.ErrBlobUnknown):
+	case errors.Is(err, storage.ErrBlobUnknown):
 		return oci.NewError(oci.CodeBlobUnknown, "")
-	case errors.Is(err, blobstore.ErrManifestUnknown):
+	case errors.Is(err, storage.ErrManifestUnknown):
 		return oci.NewError(oci.CodeManifestUnknown, "")
-	case errors.Is(err, blobstore.ErrNameUnknown):
+	case errors.Is(err, storage.ErrNameUnknown):
 		return oci.NewError(oci.CodeNameUnknown, "")
-	case errors.Is(err, blobstore.ErrUploadUnknown):
+	case errors.Is(err, storage.ErrUploadUnknown):
 		return oci.NewError(oci.CodeBlobUploadUnknown, "")
-	case errors.Is(err, blobstore.ErrDigestMismatch):
+	case errors.Is(err, storage.ErrDigestMismatch):
 		return oci.NewError(oci.CodeDigestInvalid, "")
-	case errors.Is(err, blobstore.ErrRangeInvalid):
+	case errors.Is(err, storage.ErrRangeInvalid):
 		return oci.NewError(oci.CodeBlobUploadInvalid, "chunk does not start where the upload ends; GET the upload for its current range").WithStatus(http.StatusRequestedRangeNotSatisfiable)
-	case errors.Is(err, blobstore.ErrTooLarge):
+	case errors.Is(err, storage.ErrTooLarge):
 		return oci.NewError(oci.CodeSizeInvalid, "content is larger than allowed").WithStatus(http.StatusRequestEntityTooLarge)
 	case errors.Is(err, errBodyRead):
 		return oci.NewError(oci.CodeBlobUploadInvalid, "request body ended before its declared length")

@@ -7,15 +7,15 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/storage"
 )
 
 func uploadLocation(repo, id string) string { return "/v2/" + repo + "/blobs/uploads/" + id }
 
 // setUploadHeaders describes the upload's state: Location to continue at
 // and Range of the bytes received so far.
-func setUploadHeaders(h http.Header, repo string, u *blobstore.Upload) {
+func setUploadHeaders(h http.Header, repo string, u storage.Upload) {
 	h.Set("Location", uploadLocation(repo, u.ID()))
 	h.Set("Docker-Upload-UUID", u.ID())
 	end := u.Size() - 1
@@ -100,7 +100,7 @@ func (e errMarkReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *Server) getUpload(w http.ResponseWriter, r *http.Request, repo, id string) (*blobstore.Upload, bool) {
+func (s *Server) getUpload(w http.ResponseWriter, r *http.Request, repo, id string) (storage.Upload, bool) {
 	u, err := s.store.GetUpload(r.Context(), repo, id)
 	if err != nil {
 		s.writeErr(w, r, err)
@@ -140,7 +140,7 @@ func contentRange(v string) (start, end int64, err error) {
 
 // appendBody writes the request body to u, honouring Content-Range and
 // Content-Length. It answers the error itself and returns false on failure.
-func (s *Server) appendBody(w http.ResponseWriter, r *http.Request, u *blobstore.Upload) bool {
+func (s *Server) appendBody(w http.ResponseWriter, r *http.Request, u storage.Upload) bool {
 	offset := u.Size()
 	max := r.ContentLength // -1 when unknown
 	if cr := r.Header.Get("Content-Range"); cr != "" {
