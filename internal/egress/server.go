@@ -13,6 +13,7 @@ import (
 
 	"github.com/airlockdev/airlock/internal/dnsname"
 	"github.com/airlockdev/airlock/internal/policy"
+	"github.com/airlockdev/airlock/internal/relay"
 )
 
 // Deps are the gateway's collaborators, injected by main.
@@ -62,11 +63,9 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*net.TCPConn]struct{} // clients and upstreams of live flows
 	wg        sync.WaitGroup            // one per live flow
-	// poller watches established tunnels (Linux), created with the first;
-	// pollerErr is set once it failed or was closed by Shutdown, and
-	// tunnels then relay with two goroutines each.
-	poller    *poller
-	pollerErr error
+	// relays relays established tunnels; Shutdown closes it once every
+	// flow ended, and tunnels then relay with two goroutines each.
+	relays *relay.Engine
 }
 
 // New builds a Server from a validated Config (SetDefaults applied). It
@@ -94,6 +93,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.relays = relay.New(s.log)
 	if s.m == nil {
 		s.m = NewMetrics(nil)
 	}
@@ -244,7 +244,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		s.closePoller()
+		s.relays.Close()
 		return nil
 	case <-ctx.Done():
 	}
@@ -253,15 +253,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		c.Close()
 	}
-	p := s.poller
 	s.mu.Unlock()
-	if p != nil {
-		// Closed sockets leave the epoll set without an event: wake the
-		// tunnels the poller holds so that they see the close and end.
-		p.kickAll()
-	}
+	// Closed sockets leave the relay's epoll set without an event: wake
+	// the tunnels it holds so that they see the close and end.
+	s.relays.Kick()
 	<-done
-	s.closePoller()
+	s.relays.Close()
 	s.log.Warn("egress shutdown closed connections still open at the deadline", "connections", n)
 	return ctx.Err()
 }
@@ -277,42 +274,18 @@ func (s *Server) tunnel(f *flow, client, upstream *net.TCPConn) {
 }
 
 // startTunnel starts relaying between a client and its upstream and
-// returns at once: on Linux the poller watches both sockets, and a
-// goroutine exists only while bytes move. When both directions ended and
-// both connections are closed, the bytes are added to f and then runs.
+// returns soon (see relay.Engine.Start): on Linux an idle tunnel parks in
+// the relay's poller, and a goroutine exists only while bytes move. When
+// both directions ended and both connections are closed, the bytes are
+// added to f and then runs.
 func (s *Server) startTunnel(f *flow, client, upstream *net.TCPConn, then func()) {
 	s.m.Tunnels.Inc()
-	s.startRelay(client, upstream, func(up, down int64) {
+	s.relays.Start(client, upstream, func(st relay.Stats) {
 		s.m.Tunnels.Dec()
-		f.up += up
-		f.down += down
+		f.up += st.Up
+		f.down += st.Down
 		then()
 	})
-}
-
-// tunnelPoller returns the poller, created on first use; nil when it
-// cannot be had (then tunnels relay with goroutines).
-func (s *Server) tunnelPoller() *poller {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.poller == nil && s.pollerErr == nil {
-		s.poller, s.pollerErr = newPoller()
-		if s.pollerErr != nil {
-			s.log.Warn("egress tunnels relay without the poller", keyError, s.pollerErr.Error())
-		}
-	}
-	return s.poller
-}
-
-// closePoller stops the poller once every flow ended (Shutdown).
-func (s *Server) closePoller() {
-	s.mu.Lock()
-	p := s.poller
-	s.poller, s.pollerErr = nil, errors.New("the gateway shut down")
-	s.mu.Unlock()
-	if p != nil {
-		p.close()
-	}
 }
 
 // dialFor connects a decided flow: an allowed application flow (or a

@@ -181,14 +181,17 @@ func isUpstream(server, host string) bool {
 	if err != nil {
 		return false
 	}
-	return u.Host == host || u.Host == oci.RegistryEndpointHost(host)
+	return u.Host == host || (host == "docker.io" && u.Host == "registry-1.docker.io")
 }
 
 func serverOrDefault(server, host string) string {
 	if server != "" {
 		return server
 	}
-	return "https://" + oci.RegistryEndpointHost(host) + " (containerd's default server)"
+	if host == "docker.io" {
+		return "https://registry-1.docker.io (containerd's default server)"
+	}
+	return "https://" + host + " (containerd's default server)"
 }
 
 // fetchFromMirror GETs the manifest (following an index to this

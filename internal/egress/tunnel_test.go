@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/airlockdev/airlock/internal/relay"
 )
 
 // holdServer accepts connections and keeps them open without a goroutine
@@ -67,7 +69,7 @@ func TestIdleTunnelsHoldNoGoroutine(t *testing.T) {
 		}
 	}
 	var got int
-	// Each direction waits hotIdle for bytes, then hands its socket to the
+	// Each direction waits relay.HotIdle for bytes, then hands its socket to the
 	// poller and its goroutine ends.
 	for range 500 {
 		time.Sleep(10 * time.Millisecond)
@@ -213,9 +215,9 @@ func TestShutdownDeadlineEndsPolledTunnels(t *testing.T) {
 		t.Fatalf("CONNECT = %d", code)
 	}
 	expectEcho(t, c, br, "up", "one")
-	time.Sleep(3 * hotIdleForTest)
+	time.Sleep(3 * relay.HotIdle)
 	expectEcho2(t, c, br, "from the poller")
-	time.Sleep(3 * hotIdleForTest)
+	time.Sleep(3 * relay.HotIdle)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := g.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {

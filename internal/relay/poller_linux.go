@@ -1,6 +1,6 @@
 //go:build linux
 
-package egress
+package relay
 
 import (
 	"fmt"
@@ -13,28 +13,24 @@ import (
 
 // poller watches the sockets of idle tunnels in one edge-triggered epoll
 // set, so a tunnel that carries no bytes holds no goroutine: only its two
-// sockets and a pumpRelay (the haproxy model). A direction is handed to the
-// poller after hotIdle without bytes (see pumpRelay); when bytes (or EOF,
-// or an error) arrive on a watched socket, the poller starts a goroutine
-// for that direction, which copies until the socket is drained and ends.
+// sockets and a tunnel (the haproxy model). A direction is handed to the
+// poller after HotIdle without bytes (see tunnel); when bytes (or EOF, or
+// an error) arrive on a watched socket, the poller starts a goroutine for
+// that direction, which copies until the socket is drained and ends.
 //
 // The epoll descriptor is itself registered in Go's network poller (an
 // os.File in non-blocking mode), so waiting for events takes no thread.
-// Events carry a relay id, never a pointer; an id is never reused, so an
-// event that arrives after its relay ended finds nothing and is dropped.
+// Events carry a tunnel id, never a pointer; an id is never reused, so an
+// event that arrives after its tunnel ended finds nothing and is dropped.
 type poller struct {
 	f   *os.File
 	rc  syscall.RawConn
-	buf sync.Pool // *[]byte of pumpBufSize, lent while a direction copies
+	buf sync.Pool // *[]byte of bufSize, lent while a direction copies
 
-	mu     sync.Mutex
-	next   uint64
-	relays map[uint64]*pumpRelay
+	mu      sync.Mutex
+	next    uint64
+	tunnels map[uint64]*tunnel
 }
-
-// pumpBufSize is the buffer a direction reads into; a read that fills it
-// switches the direction to splicing (bulk transfer).
-const pumpBufSize = 16 << 10
 
 func newPoller() (*poller, error) {
 	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -45,14 +41,14 @@ func newPoller() (*poller, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("creating the tunnel poller: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), "egress-epoll")
+	f := os.NewFile(uintptr(fd), "relay-epoll")
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("creating the tunnel poller: %w", err)
 	}
-	p := &poller{f: f, rc: rc, relays: make(map[uint64]*pumpRelay)}
-	p.buf.New = func() any { b := make([]byte, pumpBufSize); return &b }
+	p := &poller{f: f, rc: rc, tunnels: make(map[uint64]*tunnel)}
+	p.buf.New = func() any { b := make([]byte, bufSize); return &b }
 	go p.run()
 	return p, nil
 }
@@ -78,30 +74,30 @@ func (p *poller) run() {
 			ev := &events[i]
 			key := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 			p.mu.Lock()
-			r := p.relays[key>>1]
+			t := p.tunnels[key>>1]
 			p.mu.Unlock()
-			if r != nil {
-				r.dispatch(int(key&1), ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0)
+			if t != nil {
+				t.dispatch(int(key&1), ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0)
 			}
 		}
 	}
 }
 
-// watch registers side i of r (its source socket), and r itself on
+// watch registers side i of t (its source socket), and t itself on
 // first use. An edge-triggered socket that already has bytes (or EOF)
 // queued raises an event at once, so nothing that came before is missed.
-func (p *poller) watch(r *pumpRelay, i int) error {
+func (p *poller) watch(t *tunnel, i int) error {
 	p.mu.Lock()
-	if r.id == 0 {
+	if t.id == 0 {
 		p.next++
-		r.id = p.next
-		p.relays[r.id] = r
+		t.id = p.next
+		p.tunnels[t.id] = t
 	}
-	key := r.id<<1 | uint64(i)
+	key := t.id<<1 | uint64(i)
 	p.mu.Unlock()
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(uint32(key)), Pad: int32(uint32(key >> 32))}
 	var aerr error
-	err := r.dirs[i].srcRC.Control(func(fd uintptr) {
+	err := t.dirs[i].srcRC.Control(func(fd uintptr) {
 		aerr = p.ctl(unix.EPOLL_CTL_ADD, int(fd), &ev)
 	})
 	if err == nil {
@@ -122,30 +118,30 @@ func (p *poller) ctl(op, fd int, ev *unix.EpollEvent) error {
 	return cerr
 }
 
-func (p *poller) remove(r *pumpRelay) {
+func (p *poller) remove(t *tunnel) {
 	p.mu.Lock()
-	if r.id != 0 {
-		delete(p.relays, r.id)
+	if t.id != 0 {
+		delete(p.tunnels, t.id)
 	}
 	p.mu.Unlock()
 }
 
-// kickAll wakes every relay's two directions: Shutdown calls it after
-// closing the connections, whose closed sockets left the epoll set
-// without an event, so that each relay sees the close and ends.
+// kickAll wakes every tunnel's two directions (Engine.Kick): sockets
+// closed elsewhere left the epoll set without an event, and each tunnel
+// must see the close and end.
 func (p *poller) kickAll() {
 	p.mu.Lock()
-	rs := make([]*pumpRelay, 0, len(p.relays))
-	for _, r := range p.relays {
-		rs = append(rs, r)
+	ts := make([]*tunnel, 0, len(p.tunnels))
+	for _, t := range p.tunnels {
+		ts = append(ts, t)
 	}
 	p.mu.Unlock()
-	for _, r := range rs {
-		r.dispatch(0, true)
-		r.dispatch(1, true)
+	for _, t := range ts {
+		t.dispatch(0, true)
+		t.dispatch(1, true)
 	}
 }
 
-// close stops run; relays still registered are not ended (Shutdown calls
-// it only once every flow ended).
+// close stops run; tunnels still registered are not ended (Engine.Close
+// is called only once every tunnel ended).
 func (p *poller) close() { p.f.Close() }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package egress
+package relay
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"net"
 )
 
+// copyTCP copies src to dst until EOF.
 func copyTCP(dst, src *net.TCPConn) (int64, error) { return io.Copy(dst, src) }
 
 // poller exists on Linux only; elsewhere every tunnel has two goroutines.
@@ -15,11 +16,9 @@ type poller struct{}
 
 func newPoller() (*poller, error) { return nil, errors.New("no tunnel poller on this system") }
 
+func (*poller) start(client, upstream *net.TCPConn, done func(Stats)) {
+	go func() { done(pair(client, upstream)) }()
+}
+
 func (*poller) kickAll() {}
 func (*poller) close()   {}
-
-// startRelay relays between client and upstream on two goroutines and
-// returns at once; done runs after both connections are closed.
-func (s *Server) startRelay(client, upstream *net.TCPConn, done func(up, down int64)) {
-	go func() { done(relay(client, upstream)) }()
-}
