@@ -19,8 +19,9 @@ const module = "github.com/airlockdev/airlock/"
 
 // rank of each package (path relative to the module root).
 var rank = map[string]int{
+	"internal/dnsname": -1, // the innermost leaf: oci builds registry host names on it
+
 	"internal/oci":       0, // leaves
-	"internal/dnsname":   0,
 	"internal/sniff":     0,
 	"internal/netclass":  0, // leaf: the one address classification (gateway dialer, DNS rebinding filter, upstream client)
 	"internal/relay":     0, // leaf: the TCP relay engine (copy step, splice, idle-tunnel poller) under egress

@@ -163,7 +163,7 @@ func parseSource(s string) (host, path string, wildcard bool, problem string) {
 	if !ok || rest == "" {
 		return "", "", false, fmt.Sprintf("%q needs a repository after the host, e.g. %s/*", s, s)
 	}
-	if !oci.ValidRegistryHost(host) {
+	if !oci.ValidReferenceHost(host) {
 		return "", "", false, fmt.Sprintf("%q is not a registry host name (with an optional :port)", host)
 	}
 	if rest == "*" {

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/airlockdev/airlock/internal/dnsname"
 )
 
 // checkListen returns what is wrong with a listen address, or "" when it
@@ -28,31 +30,11 @@ func checkListen(addr string) string {
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		return fmt.Sprintf("port %s is not a number from 0 to 65535", quote(port))
 	}
-	if host == "" || validHostName(host) {
+	if _, err := dnsname.ParseHost(strings.TrimSuffix(host, ".")); host == "" || err == nil {
 		return ""
 	}
 	if _, err := netip.ParseAddr(host); err != nil {
 		return fmt.Sprintf("host %s is neither an IP address nor a host name", quote(host))
 	}
 	return ""
-}
-
-// validHostName reports whether s is a DNS host name: dot-separated labels
-// of letters, digits and hyphens, not starting or ending with a hyphen.
-func validHostName(s string) bool {
-	if len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, c := range []byte(label) {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	// All-numeric dotted names are malformed IP addresses, not names.
-	return strings.Trim(s, "0123456789.") != ""
 }

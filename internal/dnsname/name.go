@@ -167,3 +167,16 @@ func (n *Name) UnmarshalText(text []byte) error {
 	*n = v
 	return nil
 }
+
+// ParseHost is Parse for host names (RFC 1123): the same rules, except
+// that '_' is not accepted and neither is a trailing dot. Registry hosts,
+// URL hosts and listen addresses are host names, never service names.
+func ParseHost(s string) (Name, error) {
+	if strings.HasSuffix(s, ".") {
+		return Name{}, fmt.Errorf("%w %q: a host name has no trailing dot", ErrInvalidName, quote(s))
+	}
+	if i := strings.IndexByte(s, '_'); i >= 0 && len(s) <= maxInput {
+		return Name{}, fmt.Errorf("%w %q: character '_' not allowed in a host name", ErrInvalidName, quote(s))
+	}
+	return Parse(s)
+}

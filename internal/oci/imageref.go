@@ -2,7 +2,6 @@ package oci
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -26,7 +25,7 @@ func ParseImageRef(s string) (ImageRef, error) {
 	if i := strings.IndexByte(rest, '/'); i > 0 && (strings.ContainsAny(rest[:i], ".:") || rest[:i] == "localhost") {
 		out.Host, rest = rest[:i], rest[i+1:]
 	} else {
-		out.Host = "docker.io"
+		out.Host = DockerHubHost
 	}
 	ref := "latest"
 	if i := strings.IndexByte(rest, '@'); i >= 0 {
@@ -41,7 +40,7 @@ func ParseImageRef(s string) (ImageRef, error) {
 	if _, err := ParseName(out.Repo); err != nil {
 		return out, fmt.Errorf("%q: %w", s, err)
 	}
-	if !ValidRegistryHost(out.Host) {
+	if !ValidReferenceHost(out.Host) {
 		return out, fmt.Errorf("%q: %q is not a registry host", s, out.Host)
 	}
 	r, err := ParseReference(ref)
@@ -50,47 +49,4 @@ func ParseImageRef(s string) (ImageRef, error) {
 	}
 	out.Ref = r
 	return out, nil
-}
-
-// ValidRegistryHost reports whether h is a lower-case DNS host name,
-// optionally with a port from 1 to 65535.
-func ValidRegistryHost(h string) bool {
-	name, port, hasPort := strings.Cut(h, ":")
-	if hasPort {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return false
-		}
-	}
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(name, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, c := range []byte(label) {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// CanonicalRegistryHost folds Docker Hub's names into docker.io.
-func CanonicalRegistryHost(h string) string {
-	switch h {
-	case "docker.io", "index.docker.io", "registry-1.docker.io":
-		return "docker.io"
-	}
-	return h
-}
-
-// NormalizeRepo applies Docker Hub's rule that a one-component name lives
-// under library/.
-func NormalizeRepo(host, path string) string {
-	if CanonicalRegistryHost(host) == "docker.io" && !strings.Contains(path, "/") {
-		return "library/" + path
-	}
-	return path
 }

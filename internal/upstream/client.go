@@ -165,7 +165,7 @@ func New(opt Options) (*Client, error) {
 		c.m = NewMetrics(nil)
 	}
 	for h, cr := range opt.Credentials {
-		c.creds[strings.ToLower(h)] = cr
+		c.creds[oci.CanonicalRegistryHost(h)] = cr
 	}
 	c.guard = &guard{resolver: opt.Resolver, dial: opt.DialContext, trusted: map[string]bool{}, allowed: opt.AllowedInternal}
 	if c.guard.resolver == nil {
@@ -182,7 +182,7 @@ func New(opt Options) (*Client, error) {
 	for host, e := range opt.Endpoints {
 		var problems []string
 		e.Validate(func(path, msg string) { problems = append(problems, path+" "+msg) })
-		if !ValidHost(host) {
+		if !oci.ValidRegistryHost(host) {
 			problems = append(problems, "the key must be a host[:port]")
 		}
 		if len(problems) > 0 {
@@ -191,8 +191,7 @@ func New(opt Options) (*Client, error) {
 		ep := &endpoint{http: c.plain}
 		raw := e.URL
 		if raw == "" {
-			eh, _ := Normalize(host, "")
-			raw = "https://" + eh
+			raw = "https://" + oci.RegistryEndpointHost(host)
 		}
 		u, _ := url.Parse(raw) // validated above
 		ep.base = &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}
@@ -208,7 +207,7 @@ func New(opt Options) (*Client, error) {
 			}
 			ep.http = c.httpClient(pool)
 		}
-		c.endpoints[strings.ToLower(host)] = ep
+		c.endpoints[oci.CanonicalRegistryHost(host)] = ep
 	}
 	return c, nil
 }
@@ -264,31 +263,25 @@ func (t target) endpointHost() string { return t.ep.base.Host }
 // resolve validates host and repo and picks the endpoint and credentials.
 func (c *Client) resolve(op, host, repo, ref string) (target, error) {
 	h := strings.ToLower(host)
-	eh, nrepo := Normalize(h, repo)
+	nrepo := oci.NormalizeRepo(h, repo)
 	bad := func(msg string) (target, error) {
 		return target{}, &Error{Kind: ErrInvalidRequest, Op: op, Host: h, Repo: nrepo, Ref: ref, Err: errors.New(msg)}
 	}
-	if !ValidHost(h) {
+	if !oci.ValidRegistryHost(h) {
 		return bad(fmt.Sprintf("invalid upstream host %q", host))
 	}
 	if _, err := oci.ParseName(nrepo); err != nil {
 		return bad(err.Error())
 	}
-	t := target{host: h, repo: nrepo}
-	names := []string{h, eh}
-	if eh == dockerHubEndpoint { // one upstream under three names
-		names = append(names, "docker.io", "index.docker.io")
-	}
-	for _, n := range names {
-		if ep, ok := c.endpoints[n]; ok && t.ep == nil {
-			t.ep = ep
-		}
-		if cr, ok := c.creds[n]; ok && t.cred == nil {
-			t.cred = &cr
-		}
+	// Endpoints and credentials are keyed by the canonical host, so
+	// Docker Hub's three names find one entry.
+	canon := oci.CanonicalRegistryHost(h)
+	t := target{host: h, repo: nrepo, ep: c.endpoints[canon]}
+	if cr, ok := c.creds[canon]; ok {
+		t.cred = &cr
 	}
 	if t.ep == nil {
-		t.ep = &endpoint{base: &url.URL{Scheme: "https", Host: eh}, http: c.plain}
+		t.ep = &endpoint{base: &url.URL{Scheme: "https", Host: oci.RegistryEndpointHost(canon)}, http: c.plain}
 	}
 	return t, nil
 }

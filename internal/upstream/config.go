@@ -2,11 +2,11 @@ package upstream
 
 import (
 	"fmt"
-	"net/netip"
 	"net/url"
 	"sort"
 	"strconv"
-	"strings"
+
+	"github.com/airlockdev/airlock/internal/oci"
 )
 
 // Endpoint is one entry of registry.upstreams, keyed by the upstream host
@@ -78,7 +78,7 @@ func (e Endpoint) Validate(report func(path, msg string)) {
 		report("url", fmt.Sprintf("scheme %q is not supported; use https (or http for a test registry)", u.Scheme))
 	case u.User != nil:
 		report("url", "must not carry credentials; use a credential set")
-	case u.Host == "" || !ValidHost(u.Host):
+	case u.Host == "" || !oci.ValidRegistryHost(u.Host):
 		report("url", "needs a host[:port], e.g. https://mcr.microsoft.com")
 	case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "":
 		report("url", "must be scheme://host[:port] only; the registry API is always under /v2/")
@@ -111,16 +111,17 @@ func ValidateUpstreams(m map[string]Endpoint, report func(path, msg string)) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	lower := map[string]string{}
+	canonical := map[string]string{}
 	for _, k := range keys {
 		p := "[" + strconv.Quote(k) + "]"
-		if !ValidHost(k) {
+		if !oci.ValidRegistryHost(k) {
 			report(p, "the key must be an upstream host[:port] such as mcr.microsoft.com")
 		}
-		if prev, dup := lower[strings.ToLower(k)]; dup {
-			report(p, fmt.Sprintf("duplicates %q (host names are case-insensitive)", prev))
+		c := oci.CanonicalRegistryHost(k)
+		if prev, dup := canonical[c]; dup {
+			report(p, fmt.Sprintf("duplicates %q (host names are case-insensitive; docker.io, index.docker.io and registry-1.docker.io are one host)", prev))
 		}
-		lower[strings.ToLower(k)] = k
+		canonical[c] = k
 		m[k].Validate(func(path, msg string) { report(p+"."+path, msg) })
 	}
 }
@@ -151,82 +152,4 @@ func validEnvName(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// dockerHubEndpoint is where docker.io's registry API really lives.
-const dockerHubEndpoint = "registry-1.docker.io"
-
-// Normalize applies Docker Hub's naming rules, which the cache must share
-// with this client so both key content the same way: the hosts docker.io,
-// index.docker.io and registry-1.docker.io are served by
-// registry-1.docker.io, and a single-component repository there gets the
-// "library/" prefix (alpine → library/alpine). Other hosts are only
-// lowercased; repo is returned unchanged for them.
-func Normalize(host, repo string) (endpointHost, normalizedRepo string) {
-	h := strings.ToLower(host)
-	switch h {
-	case "docker.io", "index.docker.io", dockerHubEndpoint:
-		if repo != "" && !strings.Contains(repo, "/") {
-			repo = "library/" + repo
-		}
-		return dockerHubEndpoint, repo
-	}
-	return h, repo
-}
-
-// ValidHost reports whether s is a host[:port] that can be put in a URL
-// as is: a DNS name (letters, digits, '-', '.'), an IPv4 address or a
-// bracketed IPv6 address, with an optional decimal port.
-func ValidHost(s string) bool {
-	if s == "" || len(s) > 261 {
-		return false
-	}
-	host, port := s, ""
-	if strings.HasPrefix(s, "[") {
-		end := strings.IndexByte(s, ']')
-		if end < 0 {
-			return false
-		}
-		addr, err := netip.ParseAddr(s[1:end])
-		if err != nil || !addr.Is6() || addr.Zone() != "" {
-			return false
-		}
-		rest := s[end+1:]
-		if rest == "" {
-			return true
-		}
-		if rest[0] != ':' {
-			return false
-		}
-		return validPort(rest[1:])
-	}
-	if i := strings.LastIndexByte(s, ':'); i >= 0 {
-		host, port = s[:i], s[i+1:]
-		if !validPort(port) {
-			return false
-		}
-	}
-	if len(host) > 253 || host == "" {
-		return false
-	}
-	for _, label := range strings.Split(host, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func validPort(p string) bool {
-	if p == "" || len(p) > 5 {
-		return false
-	}
-	n, err := strconv.Atoi(p)
-	return err == nil && n > 0 && n <= 65535 && p[0] != '0'
 }

@@ -97,42 +97,6 @@ func TestCredentialNeverPrintsPassword(t *testing.T) {
 	}
 }
 
-func TestNormalize(t *testing.T) {
-	tests := []struct {
-		host, repo, wantHost, wantRepo string
-	}{
-		{"docker.io", "alpine", "registry-1.docker.io", "library/alpine"},
-		{"docker.io", "library/alpine", "registry-1.docker.io", "library/alpine"},
-		{"Docker.IO", "bitnami/redis", "registry-1.docker.io", "bitnami/redis"},
-		{"index.docker.io", "busybox", "registry-1.docker.io", "library/busybox"},
-		{"registry-1.docker.io", "busybox", "registry-1.docker.io", "library/busybox"},
-		{"mcr.microsoft.com", "pause", "mcr.microsoft.com", "pause"},
-		{"MCR.Microsoft.com", "oss/kubernetes/pause", "mcr.microsoft.com", "oss/kubernetes/pause"},
-		{"127.0.0.1:5000", "x", "127.0.0.1:5000", "x"},
-	}
-	for _, tt := range tests {
-		h, r := Normalize(tt.host, tt.repo)
-		if h != tt.wantHost || r != tt.wantRepo {
-			t.Errorf("Normalize(%q, %q) = %q, %q, want %q, %q", tt.host, tt.repo, h, r, tt.wantHost, tt.wantRepo)
-		}
-	}
-}
-
-func TestValidHost(t *testing.T) {
-	tests := map[string]bool{
-		"mcr.microsoft.com": true, "localhost": true, "127.0.0.1:5000": true, "[::1]:443": true, "[fdaa::1]": true,
-		"a-b.c": true, "MCR.microsoft.com": true,
-		"": false, "a..b": false, "-a.b": false, "a.b:0": false, "a.b:65536": false, "a.b:": false, "a.b:05": false,
-		"a/b": false, "a.b/": false, "user@a.b": false, "a.b?x": false, "[::1": false, "[1.2.3.4]": false,
-		"[fe80::1%eth0]": false, "a b": false, "[::1]x": false,
-	}
-	for in, want := range tests {
-		if got := ValidHost(in); got != want {
-			t.Errorf("ValidHost(%q) = %v, want %v", in, got, want)
-		}
-	}
-}
-
 func TestNewRejectsBadEndpoints(t *testing.T) {
 	for _, eps := range []map[string]Endpoint{
 		{"a.test": {URL: "ftp://a.test"}},

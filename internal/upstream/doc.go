@@ -10,8 +10,12 @@
 //     roots), CredentialSet (registry.credentialSets: environment variables
 //     holding credentials) and their validation (Endpoint.Validate,
 //     CredentialSet.Validate, ValidateUpstreams, ValidateCredentialSets).
-//   - Docker Hub naming (Normalize): docker.io is served by
-//     registry-1.docker.io and single-component repositories get library/.
+//   - Nothing of host naming: what a registry host[:port] is, its
+//     canonical form (Docker Hub's three names are docker.io, served by
+//     registry-1.docker.io) and library/ for single-component names are
+//     oci's (ParseRegistryHost, CanonicalRegistryHost,
+//     RegistryEndpointHost, NormalizeRepo). Endpoints and credentials are
+//     keyed by the canonical host.
 //   - Authentication: the distribution token flow (on 401 with a Bearer
 //     challenge, a token from the realm, anonymous or with Basic
 //     credentials, cached per endpoint and scope until shortly before

@@ -181,17 +181,14 @@ func isUpstream(server, host string) bool {
 	if err != nil {
 		return false
 	}
-	return u.Host == host || (host == "docker.io" && u.Host == "registry-1.docker.io")
+	return u.Host == host || u.Host == oci.RegistryEndpointHost(host)
 }
 
 func serverOrDefault(server, host string) string {
 	if server != "" {
 		return server
 	}
-	if host == "docker.io" {
-		return "https://registry-1.docker.io (containerd's default server)"
-	}
-	return "https://" + host + " (containerd's default server)"
+	return "https://" + oci.RegistryEndpointHost(host) + " (containerd's default server)"
 }
 
 // fetchFromMirror GETs the manifest (following an index to this
