@@ -15,24 +15,26 @@
 // allow dials the address the rule matched; a report-mode flow without a
 // name dials its original destination. The Dialer's address checks
 // (internal_address, ipv6_disabled) apply in both modes → the bytes already
-// read are replayed, then relay copies both ways between the two
-// *net.TCPConn (spliced on Linux) with half-close → one decision record
+// read are replayed, then the relay engine (internal/relay) copies both
+// ways between the two *net.TCPConn (spliced on Linux) with half-close and
+// reports the bytes (relay.Stats) → one decision record
 // (slog, JSON) and metrics when the flow ends; a denied flow ends at once.
 //
 // Concurrency: a Server is safe for concurrent use. Each accepted
-// connection has its own goroutine until its tunnel is established. A
-// tunnel's two directions are then copied by goroutines that exist only
-// while the direction is busy: a direction idle for 100 ms hands its
-// socket to the Server's poller (one edge-triggered epoll set, Linux;
-// poller_linux.go, pump_linux.go) and its goroutine ends, and the poller
-// starts one again when bytes arrive. An explicit-proxy tunnel's record is
-// written by whichever goroutine ends it; transparent, L4 and DNAT
-// handlers wait for their tunnel. Elsewhere than Linux each tunnel keeps
-// two goroutines (relay.go). The policy is an atomic pointer: SetPolicy affects flows
-// decided after it; established tunnels are never re-decided. Shutdown
-// closes the listeners, waits for tracked flows until its context ends,
-// then closes every tracked connection. New does no I/O; there is no
-// package-level mutable state.
+// connection has its own goroutine until its tunnel is established. The
+// tunnel then goes to the Server's relay.Engine, whose goroutines exist
+// only while a direction is busy: a direction idle for relay.HotIdle
+// (100 ms) parks its socket in the engine's epoll set (Linux) and its
+// goroutine ends, and the engine starts one again when bytes arrive
+// (elsewhere than Linux each tunnel keeps two goroutines). An
+// explicit-proxy tunnel's record is written by whichever goroutine ends
+// it; transparent, L4 and DNAT handlers wait for their tunnel. The policy
+// is an atomic pointer: SetPolicy affects flows decided after it;
+// established tunnels are never re-decided. Shutdown closes the
+// listeners, waits for tracked flows until its context ends, then closes
+// every tracked connection and kicks the relay engine so that parked
+// tunnels see the close. New does no I/O; there is no package-level
+// mutable state.
 //
 // UDP (udp.go): the L4 listener's UDP socket (TPROXY, original
 // destination from IP_ORIGDSTADDR / IPV6_ORIGDSTADDR) and the UDP DNAT
