@@ -9,6 +9,7 @@ import (
 
 	"github.com/airlockdev/airlock/internal/config"
 	"github.com/airlockdev/airlock/internal/egress"
+	"github.com/airlockdev/airlock/internal/hostfw"
 	"github.com/airlockdev/airlock/internal/policy"
 )
 
@@ -22,7 +23,10 @@ the TCP ports of network allow rules to gateway.l4Listen (TPROXY, with the
 policy routing it needs: fwmark 0xa1 → table 161, local), and drops every
 other forwarded packet, IPv4 and IPv6. The rules live in
 airlock's own nftables table (inet airlock_gateway), replaced atomically; the
-rest of the ruleset is untouched. Needs root. --dry-run prints the ruleset.
+rest of the ruleset is untouched. The ruleset is checked (nft -c) before
+anything changes; if a later step fails, the routing rules and routes added
+are removed again, so the host keeps its previous rules and routing. Needs
+root. --dry-run prints the ruleset.
 The listeners must accept redirected traffic: listen on a wildcard address or
 on the gateway's address on the nodes' side.
 
@@ -67,20 +71,13 @@ func runGatewayRules(args []string, stdout, stderr io.Writer) int {
 		}
 		in.L4Ports = pol.NetworkPorts()
 	}
-	text := egress.Ruleset(in)
 	if *dry {
-		io.WriteString(stdout, text)
+		io.WriteString(stdout, egress.Ruleset(in))
 		return exitOK
 	}
-	if err := egress.ApplyRuleset(context.Background(), text); err != nil {
+	if err := egress.InstallRules(context.Background(), hostfw.Exec{}, in); err != nil {
 		fmt.Fprintf(stderr, "airlock gateway rules: %v\n", err)
 		return exitFinding
-	}
-	if in.L4Port != 0 {
-		if err := egress.ApplyRouting(context.Background()); err != nil {
-			fmt.Fprintf(stderr, "airlock gateway rules: TPROXY routing: %v\n", err)
-			return exitFinding
-		}
 	}
 	dns := "no DNS redirect (dns.listen is empty)"
 	if in.DNSPort != 0 {

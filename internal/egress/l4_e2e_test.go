@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlockdev/airlock/internal/hostfw"
 	"github.com/airlockdev/airlock/internal/policy"
 )
 
@@ -136,16 +137,13 @@ func TestE2EL4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules := Ruleset(RulesInput{TransparentPort: 15001, L4Port: 15002, L4Ports: p.NetworkPorts()})
+	rules := RulesInput{TransparentPort: 15001, L4Port: 15002, L4Ports: p.NetworkPorts()}
 	for _, mode := range []Mode{ModeEnforce, ModeReport} {
 		t.Run(string(mode), func(t *testing.T) {
 			tp := e2eTopology(t)
 			inNetns(t, tp.gw, func() {
-				if err := ApplyRuleset(context.Background(), rules); err != nil {
-					t.Errorf("apply ruleset in gw: %v", err)
-				}
-				if err := ApplyRouting(context.Background()); err != nil {
-					t.Errorf("apply routing in gw: %v", err)
+				if err := InstallRules(context.Background(), hostfw.Exec{}, rules); err != nil {
+					t.Errorf("install rules in gw: %v", err)
 				}
 			})
 			if t.Failed() {

@@ -1,11 +1,8 @@
 package egress
 
 import (
-	"bytes"
 	"cmp"
-	"context"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -96,7 +93,8 @@ func l4Ports(ranges []policy.PortRange, proto policy.Proto, extra, skip []uint16
 // and UDP ports of network rules (and udp/443) are handed by TPROXY to the
 // L4 listener, and every other forwarded packet is dropped. One inet table covers IPv4 and IPv6.
 // The text declares, deletes and recreates the table, so `nft -f` replaces
-// it atomically in one transaction, whatever state it was in.
+// it atomically in one transaction, whatever state it was in; InstallRules
+// checks it and loads it.
 func Ruleset(in RulesInput) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# airlock gateway interception: written by `airlock gateway rules`; do not edit.\n")
@@ -144,42 +142,3 @@ func Ruleset(in RulesInput) string {
 const forwardICMPNote = "\t\t# ICMP and ICMPv6: no type is forwarded. The listeners end every intercepted flow here, so its errors and echo replies " +
 	"are the gateway's own, never routed; neighbour discovery with the nodes is link-local, never forwarded; anything else, " +
 	"neighbour-discovery-shaped or not, would carry a node's data past the gateway\n"
-
-// ApplyRouting installs the policy routing TPROXY needs: packets marked
-// RulesMark are delivered locally (table RulesTableID), IPv4 and IPv6. It
-// is idempotent.
-func ApplyRouting(ctx context.Context) error {
-	mark, table := fmt.Sprintf("0x%x", RulesMark), strconv.Itoa(RulesTableID)
-	for _, fam := range []struct{ flag, dst string }{{"-4", "0.0.0.0/0"}, {"-6", "::/0"}} {
-		out, err := exec.CommandContext(ctx, "ip", fam.flag, "rule", "show", "fwmark", mark, "lookup", table).Output()
-		if err != nil {
-			return fmt.Errorf("ip %s rule show: %w", fam.flag, err)
-		}
-		if len(bytes.TrimSpace(out)) == 0 {
-			if out, err := exec.CommandContext(ctx, "ip", fam.flag, "rule", "add", "fwmark", mark, "lookup", table).CombinedOutput(); err != nil {
-				return fmt.Errorf("ip %s rule add: %s", fam.flag, bytes.TrimSpace(out))
-			}
-		}
-		if out, err := exec.CommandContext(ctx, "ip", fam.flag, "route", "replace", "local", fam.dst, "dev", "lo", "table", table).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip %s route replace: %s", fam.flag, bytes.TrimSpace(out))
-		}
-	}
-	return nil
-}
-
-// ApplyRuleset loads text with `nft -f -` (one atomic transaction). The
-// error carries nft's own message.
-func ApplyRuleset(ctx context.Context, text string) error {
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(text)
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		return fmt.Errorf("nft -f: %s (needs root and the nftables package; nothing was changed)", msg)
-	}
-	return nil
-}

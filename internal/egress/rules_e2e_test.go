@@ -12,10 +12,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airlockdev/airlock/internal/hostfw"
 	"golang.org/x/sys/unix"
 )
 
-// TestE2ERulesetApplies loads the ruleset twice into a fresh network
+// TestE2ERulesetApplies installs the ruleset twice into a fresh network
 // namespace with the real nft (replacement is atomic and idempotent) and
 // reads it back.
 func TestE2ERulesetApplies(t *testing.T) {
@@ -51,9 +52,9 @@ func TestE2ERulesetApplies(t *testing.T) {
 	}
 	defer unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET)
 
-	text := Ruleset(RulesInput{TransparentPort: 15001, DNSPort: 53})
+	in := RulesInput{TransparentPort: 15001, DNSPort: 53}
 	for i := 0; i < 2; i++ {
-		if err := ApplyRuleset(context.Background(), text); err != nil {
+		if err := InstallRules(context.Background(), hostfw.Exec{}, in); err != nil {
 			t.Fatalf("apply #%d: %v", i+1, err)
 		}
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/airlockdev/airlock/internal/hostfw"
 	"github.com/airlockdev/airlock/internal/policy"
 )
 
@@ -317,17 +318,14 @@ func TestE2EUDPFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules := Ruleset(RulesInput{TransparentPort: 15001, L4Port: 15002, L4Ports: p.NetworkPorts()})
+	rules := RulesInput{TransparentPort: 15001, L4Port: 15002, L4Ports: p.NetworkPorts()}
 	tp := e2eTopology(t)
 	for _, a := range []string{"198.18.1.4/24", "198.18.1.5/24", "198.18.1.6/24", "198.18.1.7/24"} {
 		run(t, "ip", "-n", tp.node, "addr", "add", a, "dev", "alxu"+strings.TrimPrefix(tp.node, "alxu-node-")+"n0")
 	}
 	inNetns(t, tp.gw, func() {
-		if err := ApplyRuleset(context.Background(), rules); err != nil {
-			t.Errorf("apply ruleset in gw: %v", err)
-		}
-		if err := ApplyRouting(context.Background()); err != nil {
-			t.Errorf("apply routing in gw: %v", err)
+		if err := InstallRules(context.Background(), hostfw.Exec{}, rules); err != nil {
+			t.Errorf("install rules in gw: %v", err)
 		}
 	})
 	if t.Failed() {
