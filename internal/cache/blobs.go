@@ -9,6 +9,17 @@ import (
 	"github.com/airlockdev/airlock/internal/oci"
 )
 
+// errReadLocal is the one signal that a blob is, or has just become, a
+// matter for local storage: a fill committed between the lookup and the
+// open (blobFill found it stored, openFill found the temp file renamed),
+// or a stored blob vanished between its link and its open (collected).
+// readBlob answers it by looking in local storage again.
+var errReadLocal = errors.New("blob changed state while being opened; read it from local storage")
+
+// blobAttempts bounds readBlob's retries: each errReadLocal means the
+// blob moved on (committed or collected), which happens once or twice.
+const blobAttempts = 3
+
 // cachedBlob serves d from local storage when it is there: linked into repo
 // already, or stored for another repository (content addressed, so it is
 // linked into repo too). ok is false for a miss.
@@ -43,27 +54,8 @@ func (s *Store) StatBlob(ctx context.Context, repo string, d oci.Digest) (int64,
 	if !ok {
 		return s.Local.StatBlob(ctx, repo, d)
 	}
-	if size, hit, err := s.cachedBlob(repo, d); hit || err != nil {
-		if hit {
-			s.m.hits.WithLabelValues("blob").Inc()
-		}
-		return size, err
-	}
-	for attempt := 0; attempt < 3; attempt++ {
-		r, size, err := s.readFill(ctx, t, repo, d)
-		if errors.Is(err, errFillRaced) {
-			if size, hit, err := s.cachedBlob(repo, d); hit || err != nil {
-				return size, err
-			}
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		r.Close()
-		return size, nil
-	}
-	return 0, errors.New("cache: blob kept changing state; retry")
+	_, size, err := s.readBlob(ctx, t, repo, d, false)
+	return size, err
 }
 
 // OpenBlob serves from local storage (an *os.File: sendfile) or from the
@@ -73,37 +65,54 @@ func (s *Store) OpenBlob(ctx context.Context, repo string, d oci.Digest) (io.Rea
 	if !ok {
 		return s.Local.OpenBlob(ctx, repo, d)
 	}
-	for attempt := 0; attempt < 3; attempt++ {
-		if _, hit, err := s.cachedBlob(repo, d); err != nil {
-			return nil, 0, err
-		} else if hit {
-			f, size, err := s.blobs.Open(d)
-			if err == nil {
-				s.m.hits.WithLabelValues("blob").Inc()
-				return f, size, nil
-			}
-			if !errors.Is(err, blobstore.ErrBlobUnknown) {
-				return nil, 0, err
-			}
-			continue
+	return s.readBlob(ctx, t, repo, d, true)
+}
+
+// readBlob finds d for repo in local storage or in its fill (starting one
+// on a miss), retrying while the blob changes state under it (errReadLocal).
+// With open false it only answers the size and returns no reader.
+func (s *Store) readBlob(ctx context.Context, t target, repo string, d oci.Digest, open bool) (io.ReadSeekCloser, int64, error) {
+	for range blobAttempts {
+		r, size, err := s.tryBlob(ctx, t, repo, d, open)
+		if !errors.Is(err, errReadLocal) {
+			return r, size, err
 		}
-		r, size, err := s.readFill(ctx, t, repo, d)
-		if errors.Is(err, errFillRaced) {
-			continue // committed while we opened it: serve the blob
-		}
-		return r, size, err
 	}
 	return nil, 0, errors.New("cache: blob kept changing state; retry")
 }
 
-func (s *Store) readFill(ctx context.Context, t target, repo string, d oci.Digest) (io.ReadSeekCloser, int64, error) {
-	f := s.blobFill(t, repo, d)
-	if f == nil {
-		return nil, 0, errFillRaced
-	}
-	r, size, err := openFill(ctx, f)
+// tryBlob is one attempt of readBlob.
+func (s *Store) tryBlob(ctx context.Context, t target, repo string, d oci.Digest, open bool) (io.ReadSeekCloser, int64, error) {
+	size, hit, err := s.cachedBlob(repo, d)
 	if err != nil {
 		return nil, 0, err
+	}
+	if hit {
+		if !open {
+			s.m.hits.WithLabelValues("blob").Inc()
+			return nil, size, nil
+		}
+		f, size, err := s.blobs.Open(d)
+		if errors.Is(err, blobstore.ErrBlobUnknown) {
+			return nil, 0, errReadLocal // collected since cachedBlob looked
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		s.m.hits.WithLabelValues("blob").Inc()
+		return f, size, nil
+	}
+	fl, err := s.blobFill(t, repo, d)
+	if err != nil {
+		return nil, 0, err
+	}
+	r, size, err := openFill(ctx, fl)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !open {
+		r.Close()
+		return nil, size, nil
 	}
 	return r, size, nil
 }

@@ -86,10 +86,10 @@ func (f *fill) markStarted() {
 // errFillFailed is what readers of a failed fill get.
 var errFillFailed = errors.New("cache fill failed")
 
-// blobFill returns the fill for d, starting one if none runs, or nil when
-// the blob was committed meanwhile (the caller serves it from storage). The
-// caller reads through openFill.
-func (s *Store) blobFill(t target, repo string, d oci.Digest) *fill {
+// blobFill returns the fill for d, starting one if none runs, or
+// errReadLocal when the blob was committed meanwhile (the caller serves it
+// from storage). The caller reads through openFill.
+func (s *Store) blobFill(t target, repo string, d oci.Digest) (*fill, error) {
 	s.fillsMu.Lock()
 	if f, ok := s.fills[d]; ok {
 		f.mu.Lock()
@@ -101,21 +101,21 @@ func (s *Store) blobFill(t target, repo string, d oci.Digest) *fill {
 		if joinable {
 			s.fillsMu.Unlock()
 			s.m.coalesced.WithLabelValues("blob").Inc()
-			return f
+			return f, nil
 		}
 	}
 	// No fill in the map: any earlier one has finished. If it committed,
 	// the blob is there now; never fetch it twice.
 	if _, err := s.blobs.Stat(d); err == nil {
 		s.fillsMu.Unlock()
-		return nil
+		return nil, errReadLocal
 	}
 	f := newFill(d, repo)
 	s.fills[d] = f
 	s.fillsMu.Unlock()
 	s.m.misses.WithLabelValues("blob").Inc()
 	go s.runFill(t, f)
-	return f
+	return f, nil
 }
 
 // runFill downloads the blob once. It is detached from every request: a

@@ -51,7 +51,7 @@ func openFill(ctx context.Context, f *fill) (*fillReader, int64, error) {
 		if state == failed {
 			return nil, 0, err
 		}
-		return nil, 0, fmt.Errorf("%w: %w", errFillRaced, oerr)
+		return nil, 0, fmt.Errorf("%w: %w", errReadLocal, oerr)
 	}
 	r := &fillReader{f: f, file: file}
 	if size < 0 {
@@ -89,10 +89,6 @@ func (r *fillReader) Verified(ctx context.Context) error {
 // one response that includes that last byte, and that it aborts that
 // response (no clean end) when a read fails.
 func (r *fillReader) StreamToEnd() { r.stream = true }
-
-// errFillRaced means the fill finished between lookup and open; the caller
-// retries from local storage.
-var errFillRaced = errors.New("fill finished while opening")
 
 // readable blocks until bytes past r.off may be read and returns the end
 // of what may: while the fill runs, nothing, or for a streaming reader
