@@ -48,19 +48,22 @@ type Server struct {
 	purge   func() (int, error)
 	now     func() time.Time
 	tlsOn   bool
+	listen  string    // cfg.Listen, bound by Start
+	tlsCfg  TLSConfig // the key pair Start loads
 
 	auth atomic.Pointer[authState]
 	cert atomic.Pointer[tls.Certificate]
 
 	dummy []byte
 
-	mu   sync.Mutex
-	srv  *http.Server
-	done chan struct{}
+	mu     sync.Mutex
+	srv    *http.Server
+	done   chan struct{}
+	failed chan error // Start's serving error, when it ends before Shutdown
 }
 
 // New builds a server. It does no I/O; the TLS key pair is loaded by
-// LoadTLS, which Serve calls when TLS is configured.
+// LoadTLS (Start calls it).
 func New(cfg *Config, deps Deps) (*Server, error) {
 	if deps.Store == nil {
 		return nil, errors.New("registry: no store")
@@ -73,7 +76,10 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		purge:   deps.Purge,
 		now:     deps.Now,
 		tlsOn:   cfg.TLS.Enabled(),
+		listen:  cfg.Listen,
+		tlsCfg:  cfg.TLS,
 		done:    make(chan struct{}),
+		failed:  make(chan error, 1),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -128,6 +134,13 @@ func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // Serve answers on ln until Shutdown. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv, ln := s.prepare(ctx, ln)
+	return serveUntilShutdown(srv, ln)
+}
+
+// prepare builds the HTTP server on ln (wrapped in TLS when configured),
+// makes it the one Shutdown stops and starts the upload purge.
+func (s *Server) prepare(ctx context.Context, ln net.Listener) (*http.Server, net.Listener) {
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -153,6 +166,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go s.purgeLoop()
 	}
 	s.log.Info("registry listening", "addr", ln.Addr().String(), "tls", s.tlsOn)
+	return srv, ln
+}
+
+// serveUntilShutdown serves srv on ln; nil once Shutdown closed it.
+func serveUntilShutdown(srv *http.Server, ln net.Listener) error {
 	err := srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
