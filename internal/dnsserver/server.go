@@ -66,6 +66,7 @@ type Server struct {
 	mu      sync.Mutex
 	servers []*dns.Server
 	addr    net.Addr
+	failed  chan error // Start's serving error, when it ends before Shutdown
 }
 
 var _ dns.Handler = (*Server)(nil)
@@ -93,6 +94,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		internal:  deps.AllowedInternalRanges,
 		allowIPv6: deps.AllowIPv6,
 		obs:       deps.Observations,
+		failed:    make(chan error, 1),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -182,8 +184,27 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 }
 
 // Serve answers DNS on pc (UDP) and ln (TCP) until ctx ends or Shutdown is
-// called; it returns nil after a clean shutdown. Either may be nil.
+// called; it returns nil after a clean shutdown. Either may be nil. When
+// ctx ends, serving stops without waiting for queries in flight; Shutdown
+// waits for them until its own context ends.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) error {
+	errc, err := s.start(pc, ln)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		s.Shutdown(ctx) // ctx has ended: stop at once
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// start serves pc and ln in the background and returns once both serve.
+// errc receives once, when serving ended on its own (the error, nil after
+// Shutdown).
+func (s *Server) start(pc net.PacketConn, ln net.Listener) (<-chan error, error) {
 	var srvs []*dns.Server
 	started := make(chan struct{}, 2)
 	notify := func() { started <- struct{}{} }
@@ -193,7 +214,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 		if conn, ok := pc.(*net.UDPConn); ok {
 			f, err := newUDPFront(s, conn)
 			if err != nil {
-				return fmt.Errorf("dns serve: %w", err)
+				return nil, fmt.Errorf("dns serve: %w", err)
 			}
 			front, udpPC = f, f.pc
 		}
@@ -204,7 +225,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 			ReadTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }})
 	}
 	if len(srvs) == 0 {
-		return errors.New("dns serve: no listener")
+		return nil, errors.New("dns serve: no listener")
 	}
 	s.mu.Lock()
 	s.servers = srvs
@@ -226,22 +247,20 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 		case <-started:
 		case err := <-errc:
 			s.Shutdown(context.Background())
-			return fmt.Errorf("dns serve: %w", err)
+			return nil, fmt.Errorf("dns serve: %w", err)
 		}
 	}
 	s.log.Info("dns serving", "addr", s.Addr().String(), "forwarders", s.cfg.Forwarders)
-	select {
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return s.Shutdown(sctx)
-	case err := <-errc:
-		if err != nil {
+	ended := make(chan error, 1)
+	go func() {
+		if err := <-errc; err != nil {
 			s.Shutdown(context.Background())
-			return fmt.Errorf("dns serve: %w", err)
+			ended <- fmt.Errorf("dns serve: %w", err)
+			return
 		}
-		return nil
-	}
+		ended <- nil
+	}()
+	return ended, nil
 }
 
 // Shutdown stops both listeners and waits (until ctx ends) for queries in
