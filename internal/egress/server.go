@@ -56,7 +56,9 @@ type Server struct {
 	names       NameSource
 	now         func() time.Time
 	pol         atomic.Pointer[policy.Policy]
-	udp         udpConfig // UDP flows (udp.go)
+	udp         udpConfig   // UDP flows (udp.go)
+	listen      listenAddrs // what Start binds (start.go)
+	failed      chan error  // Start's serving error, when one ends before Shutdown
 
 	mu        sync.Mutex
 	closing   bool
@@ -87,6 +89,8 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		names:       deps.Names,
 		now:         deps.Now,
 		udp:         newUDPConfig(&c),
+		listen:      listenAddrs{proxy: c.ProxyListen, transparent: c.TransparentListen, l4: c.L4Listen},
+		failed:      make(chan error, 1),
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*net.TCPConn]struct{}),
 	}
