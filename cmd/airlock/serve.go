@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,7 +22,6 @@ import (
 	"github.com/airlockdev/airlock/internal/config"
 	"github.com/airlockdev/airlock/internal/dnsserver"
 	"github.com/airlockdev/airlock/internal/egress"
-	"github.com/airlockdev/airlock/internal/netclass"
 	"github.com/airlockdev/airlock/internal/policy"
 	"github.com/airlockdev/airlock/internal/registry"
 	"github.com/airlockdev/airlock/internal/upstream"
@@ -150,7 +148,7 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 		var err error
 		dns, err = dnsserver.New(cfg.DNS, dnsserver.Deps{
 			Logger: log.With("component", "dns"), Registerer: reg, Policy: pol,
-			AllowedInternalRanges: prefixes(cfg.Gateway.AllowedInternalRanges), AllowIPv6: cfg.Gateway.AllowIPv6,
+			AllowedInternalRanges: cfg.Gateway.AllowedInternalRanges.Prefixes(), AllowIPv6: cfg.Gateway.AllowIPv6,
 		})
 		if err != nil {
 			return err
@@ -290,7 +288,7 @@ func registryStore(ctx context.Context, cc *cache.Config, bs *blobstore.Store, l
 		Timeout:     cc.UpstreamTimeout,
 		// Redirects and token realms may reach these internal ranges
 		// besides public addresses; the upstreams' own endpoints any.
-		AllowedInternal: cc.UpstreamAllowedInternal(),
+		AllowedInternal: cc.UpstreamAllowedInternalRanges.Prefixes(),
 		Logger:          log.With("component", "upstream"),
 		Metrics:         upstream.NewMetrics(reg),
 	})
@@ -316,20 +314,6 @@ func compilePolicy(cfg *config.File, log *slog.Logger) (*policy.Policy, error) {
 		log.Warn("policy", "warning", fmt.Sprint(w))
 	}
 	return pol, nil
-}
-
-// prefixes parses allowed ranges the config loader already validated.
-// Single addresses are ranges too, read as the gateway's dialer reads
-// them (netclass.ParseRange), so the DNS rebinding filter and the dialer
-// open exactly the same addresses.
-func prefixes(cidrs []string) []netip.Prefix {
-	var out []netip.Prefix
-	for _, c := range cidrs {
-		if p, err := netclass.ParseRange(c); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func wrap(name string, err error) error {

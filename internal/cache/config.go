@@ -2,7 +2,6 @@ package cache
 
 import (
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -33,8 +32,9 @@ type Config struct {
 	// redirect, a token realm or an upstream without an upstreams entry:
 	// an on-premises token service or blob store. Empty (default): those
 	// connections reach public addresses only; an upstreams entry's own
-	// host:port may be any address either way.
-	UpstreamAllowedInternalRanges []string `yaml:"upstreamAllowedInternalRanges"`
+	// host:port may be any address either way. Parsed once, when the
+	// config is decoded (netclass.AllowedRange).
+	UpstreamAllowedInternalRanges netclass.AllowedRanges `yaml:"upstreamAllowedInternalRanges"`
 	// UpstreamTimeout bounds a cold miss with the upstream unreachable,
 	// retries included, and the longest an upstream may stall mid-blob.
 	// Default 10s.
@@ -57,11 +57,6 @@ func (c *Config) SetDefaults() {
 func (c *Config) Validate(report func(path, msg string)) {
 	upstream.ValidateCredentialSets(c.CredentialSets, func(p, msg string) { report("credentialSets"+p, msg) })
 	upstream.ValidateUpstreams(c.Upstreams, func(p, msg string) { report("upstreams"+p, msg) })
-	for i, r := range c.UpstreamAllowedInternalRanges {
-		if _, err := netclass.ParseRange(r); err != nil {
-			report(fmt.Sprintf("upstreamAllowedInternalRanges[%d]", i), err.Error())
-		}
-	}
 	compileRules(c.CacheRules, c.credentialSetNames(), report)
 	if c.UpstreamTimeout <= 0 {
 		report("upstreamTimeout", fmt.Sprintf("must be positive, got %s", c.UpstreamTimeout))
@@ -72,18 +67,6 @@ func (c *Config) Validate(report func(path, msg string)) {
 	if c.Quota < 0 {
 		report("quota", "must not be negative")
 	}
-}
-
-// UpstreamAllowedInternal returns UpstreamAllowedInternalRanges parsed
-// (entries Validate reports are left out), for upstream.Options.
-func (c *Config) UpstreamAllowedInternal() []netip.Prefix {
-	var out []netip.Prefix
-	for _, r := range c.UpstreamAllowedInternalRanges {
-		if p, err := netclass.ParseRange(r); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func (c *Config) credentialSetNames() map[string]bool {

@@ -116,7 +116,10 @@ func TestValidate(t *testing.T) {
 			`airlock.yaml:3:43: node.hostAllowedAddresses[1]: must be a CIDR such as 10.42.0.0/16 or an IP address, got "metadata"`},
 		{"registry upstreamAllowedInternalRanges", "version: 1\nregistry:\n  upstreamAllowedInternalRanges: [10.20.0.0/16, 10.30.0.1, fd00::/8]\n", ""},
 		{"registry upstreamAllowedInternalRanges host bits", "version: 1\nregistry:\n  upstreamAllowedInternalRanges: [10.20.0.0/16, 10.30.0.1/16]\n",
-			`airlock.yaml:3:49: registry.upstreamAllowedInternalRanges[1]: "10.30.0.1/16" has host bits set; did you mean 10.30.0.0/16?`},
+			`airlock.yaml:3:49: registry.upstreamAllowedInternalRanges[1]: invalid value "10.30.0.1/16": has host bits set; did you mean 10.30.0.0/16?`},
+		{"gateway allowedInternalRanges, every bad entry with its index", "version: 1\ngateway:\n  allowedInternalRanges: [10.0.0.1/8, x, 10.0.0.0/8, fd00::1]\n",
+			"airlock.yaml:3:27: gateway.allowedInternalRanges[0]: invalid value \"10.0.0.1/8\": has host bits set; did you mean 10.0.0.0/8?\n" +
+				"airlock.yaml:3:39: gateway.allowedInternalRanges[1]: invalid value \"x\": want a CIDR such as 10.0.0.0/8 or an IP address"},
 		{"unknown section", "version: 1\nregistyr: {}\n",
 			`airlock.yaml:2:1: registyr: unknown field (did you mean "registry"?)`},
 		{"no validation of a file that is not YAML", "version: 1\n  log: x\n",

@@ -63,11 +63,13 @@ type Config struct {
 	// keeps its original destination. Use a wildcard host ("0.0.0.0:15002"
 	// or "[::]:15002"); needs CAP_NET_ADMIN. Empty: no L4 forwarding.
 	L4Listen string `yaml:"l4Listen" config:"listen"`
-	// AllowedInternalRanges are CIDRs of loopback, private or other
-	// special addresses that an allowed name may resolve to (on-prem
-	// services, tests). Default empty: every such address is refused for a
-	// name (reason internal_address).
-	AllowedInternalRanges []string `yaml:"allowedInternalRanges"`
+	// AllowedInternalRanges are CIDRs (or single addresses) of loopback,
+	// private or other special addresses that an allowed name may resolve
+	// to (on-prem services, tests). Default empty: every such address is
+	// refused for a name (reason internal_address). Parsed once, when the
+	// config is decoded (netclass.AllowedRange); the dialer and the DNS
+	// rebinding filter get these same prefixes.
+	AllowedInternalRanges netclass.AllowedRanges `yaml:"allowedInternalRanges"`
 	// AllowIPv6 permits IPv6 destinations. Default false: an IPv6
 	// destination is refused (reason ipv6_disabled) and AAAA answers are
 	// skipped when dialling a name.
@@ -150,11 +152,6 @@ func (c *Config) Validate(report func(path, msg string)) {
 	}
 	if c.ProxyListen != "" && c.ProxyListen == c.TransparentListen {
 		report("transparentListen", fmt.Sprintf("%q is also proxyListen; the two listeners need different addresses", c.TransparentListen))
-	}
-	for i, s := range c.AllowedInternalRanges {
-		if _, err := netclass.ParseRange(s); err != nil {
-			report("allowedInternalRanges["+strconv.Itoa(i)+"]", err.Error())
-		}
 	}
 	if c.DialTimeout < 0 {
 		report("dialTimeout", fmt.Sprintf("must be positive, got %s", c.DialTimeout))

@@ -64,13 +64,7 @@ func NewDialer(cfg *Config, r Resolver) (*Dialer, error) {
 	if d.timeout <= 0 {
 		d.timeout = DefaultDialTimeout
 	}
-	for _, s := range cfg.AllowedInternalRanges {
-		p, err := netclass.ParseRange(s)
-		if err != nil {
-			return nil, fmt.Errorf("gateway.allowedInternalRanges: %w", err)
-		}
-		d.allowed = append(d.allowed, p)
-	}
+	d.allowed = cfg.AllowedInternalRanges.Prefixes()
 	for _, s := range cfg.SourceAddresses {
 		a, msg := parseSource(s)
 		if msg != "" {

@@ -15,7 +15,7 @@ import (
 // same samples, which pins the three to one table.
 func TestDialerCheckAgreesWithNetclass(t *testing.T) {
 	allowed := []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("fd00:1::/32")}
-	d, err := NewDialer(&Config{AllowIPv6: true, AllowedInternalRanges: []string{"10.1.0.0/16", "fd00:1::/32"}}, fakeResolver{})
+	d, err := NewDialer(&Config{AllowIPv6: true, AllowedInternalRanges: netclass.MustParseRanges("10.1.0.0/16", "fd00:1::/32")}, fakeResolver{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/airlockdev/airlock/internal/hostfw"
+	"github.com/airlockdev/airlock/internal/netclass"
 	"github.com/airlockdev/airlock/internal/policy"
 )
 
@@ -59,7 +60,7 @@ func TestE2EL4Helper(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := Config{Mode: Mode(mode), AllowIPv6: true, UDPIdleTimeout: time.Second,
-		AllowedInternalRanges: []string{"198.18.0.0/15", "fdaa::/16"}}
+		AllowedInternalRanges: netclass.MustParseRanges("198.18.0.0/15", "fdaa::/16")}
 	cfg.SetDefaults()
 	srv, err := New(&cfg, Deps{Policy: p, Logger: slog.New(slog.NewJSONHandler(os.Stdout, nil))})
 	if err != nil {

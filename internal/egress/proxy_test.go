@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/airlockdev/airlock/internal/netclass"
 )
 
-var loopbackRange = []string{"127.0.0.0/8"}
+var loopbackRange = netclass.MustParseRanges("127.0.0.0/8")
 
 func TestConnect(t *testing.T) {
 	up := echoServer(t, "127.0.0.1:0", "up")
@@ -43,7 +45,7 @@ func TestConnect(t *testing.T) {
 		{name: "metadata address not covered by allowedInternalRanges", cfg: Config{AllowedInternalRanges: loopbackRange}, target: fmt.Sprintf("metadata.test:%d", port), wantCode: 403, reason: "internal_address", verdict: "deny"},
 		{name: "IP literal without network rule", cfg: Config{AllowedInternalRanges: loopbackRange}, target: up.String(), wantCode: 403, reason: "sni_missing", verdict: "deny"},
 		{name: "IP literal with network rule", netRule: true, target: up.String(), wantCode: 200, reason: "rule_allow", verdict: "allow"},
-		{name: "IPv6 answer with allowIPv6 false", cfg: Config{AllowedInternalRanges: []string{"::1/128"}}, target: fmt.Sprintf("v6only.test:%d", port), wantCode: 403, reason: "ipv6_disabled", verdict: "deny"},
+		{name: "IPv6 answer with allowIPv6 false", cfg: Config{AllowedInternalRanges: netclass.MustParseRanges("::1/128")}, target: fmt.Sprintf("v6only.test:%d", port), wantCode: 403, reason: "ipv6_disabled", verdict: "deny"},
 		{name: "IPv6 literal with allowIPv6 false", netRule: true, target: fmt.Sprintf("[::1]:%d", port), wantCode: 403, reason: "sni_missing", verdict: "deny"},
 		{name: "invalid name", cfg: Config{AllowedInternalRanges: loopbackRange}, target: fmt.Sprintf("bad_name!.test:%d", port), wantCode: 403, reason: "name_invalid", verdict: "deny"},
 		{name: "report mode lets a denied name through", cfg: Config{Mode: ModeReport, AllowedInternalRanges: loopbackRange}, target: fmt.Sprintf("denied.test:%d", port), wantCode: 200, reason: "no_match", verdict: "deny", wouldDen: true},

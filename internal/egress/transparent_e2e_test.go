@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/airlockdev/airlock/internal/netclass"
 	"github.com/airlockdev/airlock/internal/policy"
 )
 
@@ -53,7 +54,7 @@ func TestE2EGatewayHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Mode: Mode(mode), AllowIPv6: true, AllowedInternalRanges: []string{"198.18.0.0/15", "fdaa::/16"}}
+	cfg := Config{Mode: Mode(mode), AllowIPv6: true, AllowedInternalRanges: netclass.MustParseRanges("198.18.0.0/15", "fdaa::/16")}
 	cfg.SetDefaults()
 	srv, err := New(&cfg, Deps{
 		Policy: p,

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/airlockdev/airlock/internal/hostfw"
+	"github.com/airlockdev/airlock/internal/netclass"
 	"github.com/airlockdev/airlock/internal/policy"
 )
 
@@ -73,7 +74,7 @@ func TestE2EUDPFloodHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{UDPMaxFlows: floodMaxFlows, AllowedInternalRanges: []string{"198.18.0.0/15"}}
+	cfg := Config{UDPMaxFlows: floodMaxFlows, AllowedInternalRanges: netclass.MustParseRanges("198.18.0.0/15")}
 	cfg.SetDefaults()
 	reg := prometheus.NewRegistry()
 	srv, err := New(&cfg, Deps{Policy: p, Logger: slog.New(slog.NewJSONHandler(os.Stdout, nil)), Metrics: NewMetrics(reg)})
