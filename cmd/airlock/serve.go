@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -84,36 +83,88 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// component is a running server.
-type component struct {
-	name     string
-	shutdown func(context.Context) error
-}
-
 func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logger, level *slog.LevelVar, grace, watch time.Duration) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	adm := admin.New(reg, log.With("component", "admin"))
+	adm := admin.New(cfg.Admin, reg, log.With("component", "admin"))
+	us, err := buildUnits(cfg, adm, log, reg)
+	if err != nil {
+		return err
+	}
+	if len(us) == 0 {
+		return errors.New("nothing to run: no section of the config sets a listen address")
+	}
+	// Serving outlives the signal: Shutdown ends it within --grace, then
+	// run ends whatever is left.
+	run, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRun()
+	for _, u := range us {
+		adm.SetReady(u.name, "starting")
+	}
+	if err := startAll(run, us, grace, func(name string) { adm.SetReady(name, "") }, log); err != nil {
+		return err
+	}
+	log.Info("airlock started", "config", describeConfig(cfgPath))
 
-	errc := make(chan error, 4)
-	var comps []component
-	var regSrv *registry.Server
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var changed <-chan struct{} // nil (never ready) without a file to watch
+	if cfgPath != "" && watch > 0 {
+		changed = watchFile(ctx, cfgPath, watch)
+	}
+	failed := failures(run, us)
 
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "grace", grace.String())
+			break loop
+		case err := <-failed:
+			runErr = err
+			break loop
+		case <-hup:
+			reload(cfgPath, cfg, log, level, us)
+		case _, ok := <-changed:
+			if !ok {
+				changed = nil
+				continue
+			}
+			log.Info("config file changed; reloading", "config", describeConfig(cfgPath))
+			reload(cfgPath, cfg, log, level, us)
+		}
+	}
+	adm.SetReady("airlock", "shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	shutdownAll(sctx, us, log)
+	return runErr
+}
+
+// buildUnits constructs the components the config enables, in start order
+// (the cache's jobs before the registry they serve, DNS before the gateway
+// that resolves through it, admin last), without binding anything.
+func buildUnits(cfg *config.File, adm *admin.Server, log *slog.Logger, reg *prometheus.Registry) ([]unit, error) {
+	var us []unit
 	if cfg.Registry.Listen != "" {
 		rc := cfg.Registry.Config
-		adm.SetReady("registry", "starting")
 		bs, err := blobstore.Open(rc.Storage.Path, blobstore.Options{UploadTTL: rc.EffectiveUploadTTL(), Logger: log.With("component", "blobstore")})
 		if err != nil {
-			return fmt.Errorf("open registry storage %s: %w", rc.Storage.Path, err)
+			return nil, fmt.Errorf("open registry storage %s: %w", rc.Storage.Path, err)
 		}
-		store, resolver, inventory, err := registryStore(ctx, &cfg.Registry.Cache, bs, log, reg)
+		store, resolver, inventory, jobs, err := registryStore(&cfg.Registry.Cache, bs, log, reg)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if inventory != nil {
 			adm.Handle("GET /cache", inventory)
 		}
-		regSrv, err = registry.New(&rc, registry.Deps{
+		if jobs != nil {
+			us = append(us, unit{name: "cache", c: jobs})
+		}
+		regSrv, err := registry.New(&rc, registry.Deps{
 			Store:    store,
 			Resolver: resolver,
 			Logger:   log.With("component", "registry"),
@@ -121,25 +172,19 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 			Purge:    bs.PurgeUploads,
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := regSrv.LoadTLS(&rc); err != nil {
-			return err
-		}
-		ln, err := net.Listen("tcp", rc.Listen)
-		if err != nil {
-			return fmt.Errorf("registry: listen on %s: %w (is another process using it? set registry.listen)", rc.Listen, err)
-		}
-		go func() { errc <- wrap("registry", regSrv.Serve(ctx, ln)) }()
-		comps = append(comps, component{"registry", regSrv.Shutdown})
-		adm.SetReady("registry", "")
+		us = append(us, unit{name: "registry", c: regSrv, reload: func(next *nextConfig) error {
+			return regSrv.Reload(&next.Registry.Config)
+		}})
 	}
 
+	gateway := cfg.Gateway.ProxyListen != "" || cfg.Gateway.TransparentListen != "" || cfg.Gateway.L4Listen != ""
 	var pol *policy.Policy
-	if cfg.Gateway.ProxyListen != "" || cfg.Gateway.TransparentListen != "" || cfg.Gateway.L4Listen != "" || cfg.DNS.Listen != "" {
+	if gateway || cfg.DNS.Listen != "" {
 		var err error
 		if pol, err = compilePolicy(cfg, log); err != nil {
-			return err
+			return nil, err
 		}
 	}
 
@@ -151,15 +196,19 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 			AllowedInternalRanges: cfg.Gateway.AllowedInternalRanges.Prefixes(), AllowIPv6: cfg.Gateway.AllowIPv6,
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		go func() { errc <- wrap("dns", dns.ListenAndServe(ctx)) }()
-		comps = append(comps, component{"dns", dns.Shutdown})
+		us = append(us, unit{name: "dns", c: dns, reload: func(next *nextConfig) error {
+			p, err := next.policy()
+			if err != nil {
+				return err
+			}
+			dns.SetPolicy(p)
+			return nil
+		}})
 	}
 
-	var gw *egress.Server
-	if cfg.Gateway.ProxyListen != "" || cfg.Gateway.TransparentListen != "" || cfg.Gateway.L4Listen != "" {
-		var err error
+	if gateway {
 		deps := egress.Deps{Policy: pol, Logger: log.With("component", "gateway"), Metrics: egress.NewMetrics(reg)}
 		if dns != nil {
 			// FQDN network rules match exactly what airlock DNS answered,
@@ -169,118 +218,37 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 			deps.Names = dns.Observations()
 			deps.Resolver = dns
 		}
-		gw, err = egress.New(&cfg.Gateway, deps)
+		gw, err := egress.New(&cfg.Gateway, deps)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for _, l := range []struct {
-			addr  string
-			serve func(context.Context, net.Listener) error
-		}{{cfg.Gateway.ProxyListen, gw.ServeProxy}, {cfg.Gateway.TransparentListen, gw.ServeTransparent}} {
-			if l.addr == "" {
-				continue
-			}
-			ln, err := net.Listen("tcp", l.addr)
+		us = append(us, unit{name: "gateway", c: gw, reload: func(next *nextConfig) error {
+			p, err := next.policy()
 			if err != nil {
-				return fmt.Errorf("gateway: listen on %s: %w (set gateway.proxyListen / transparentListen)", l.addr, err)
+				return err
 			}
-			go func() { errc <- wrap("gateway", l.serve(ctx, ln)) }()
-		}
-		if cfg.Gateway.L4Listen != "" {
-			ln, err := egress.ListenTransparent(ctx, cfg.Gateway.L4Listen)
-			if err != nil {
-				return fmt.Errorf("gateway: %w (set gateway.l4Listen, run as root)", err)
-			}
-			go func() { errc <- wrap("gateway l4", gw.ServeL4(ctx, ln)) }()
-			// The same address over UDP: TPROXY hands UDP network-rule
-			// ports (and udp/443) to it.
-			pc, err := egress.ListenTransparentUDP(ctx, cfg.Gateway.L4Listen)
-			if err != nil {
-				return fmt.Errorf("gateway: %w (set gateway.l4Listen, run as root)", err)
-			}
-			go func() { errc <- wrap("gateway l4 udp", gw.ServeL4UDP(ctx, pc)) }()
-		}
-		for _, d := range pol.DNATListeners() {
-			if d.Proto == policy.ProtoUDP {
-				pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(d.Addr))
-				if err != nil {
-					return fmt.Errorf("gateway: UDP DNAT listen on %s: %w (is it an address of this host?)", d.Addr, err)
-				}
-				go func() { errc <- wrap("gateway dnat udp", gw.ServeDNATUDP(ctx, pc)) }()
-				continue
-			}
-			ln, err := net.Listen("tcp", d.Addr.String())
-			if err != nil {
-				return fmt.Errorf("gateway: DNAT listen on %s: %w (is it an address of this host?)", d.Addr, err)
-			}
-			go func() { errc <- wrap("gateway dnat", gw.ServeDNAT(ctx, ln)) }()
-		}
-		comps = append(comps, component{"gateway", gw.Shutdown})
+			gw.SetPolicy(p) // new flows get it; established tunnels stay
+			return nil
+		}})
 	}
 
 	if cfg.Admin.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.Admin.Listen)
-		if err != nil {
-			return fmt.Errorf("admin: listen on %s: %w (set admin.listen)", cfg.Admin.Listen, err)
-		}
-		go func() { errc <- wrap("admin", adm.Serve(ln)) }()
-		comps = append(comps, component{"admin", adm.Shutdown})
+		us = append(us, unit{name: "admin", c: adm})
 	}
-	if len(comps) == 0 {
-		return errors.New("nothing to run: no section of the config sets a listen address")
-	}
-	log.Info("airlock started", "config", describeConfig(cfgPath))
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	var changed <-chan struct{} // nil (never ready) without a file to watch
-	if cfgPath != "" && watch > 0 {
-		changed = watchFile(ctx, cfgPath, watch)
-	}
-
-	var runErr error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info("shutting down", "grace", grace.String())
-			break loop
-		case err := <-errc:
-			runErr = err
-			break loop
-		case <-hup:
-			reload(cfgPath, cfg, log, level, regSrv, gw, dns)
-		case _, ok := <-changed:
-			if !ok {
-				changed = nil
-				continue
-			}
-			log.Info("config file changed; reloading", "config", describeConfig(cfgPath))
-			reload(cfgPath, cfg, log, level, regSrv, gw, dns)
-		}
-	}
-	adm.SetReady("airlock", "shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	for i := len(comps) - 1; i >= 0; i-- {
-		if err := comps[i].shutdown(sctx); err != nil {
-			log.Warn("shutdown did not drain in time", "component", comps[i].name, "err", err)
-		}
-	}
-	return runErr
+	return us, nil
 }
 
 // registryStore is the plain local store, or, with cache rules, the
-// pull-through cache in front of it (which also resolves ?ns= requests).
-func registryStore(ctx context.Context, cc *cache.Config, bs *blobstore.Store, log *slog.Logger, reg prometheus.Registerer) (registry.Store, registry.Resolver, http.Handler, error) {
+// pull-through cache in front of it (which also resolves ?ns= requests),
+// its inventory handler and its background jobs (not started).
+func registryStore(cc *cache.Config, bs *blobstore.Store, log *slog.Logger, reg prometheus.Registerer) (registry.Store, registry.Resolver, http.Handler, *cache.Jobs, error) {
 	local := registry.NewLocalStore(bs)
 	if len(cc.CacheRules) == 0 {
-		return local, nil, nil, nil
+		return local, nil, nil, nil, nil
 	}
 	creds, err := cc.Credentials(os.LookupEnv)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("registry.credentialSets: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("registry.credentialSets: %w", err)
 	}
 	up, err := upstream.New(upstream.Options{
 		Endpoints:   cc.Upstreams,
@@ -293,14 +261,13 @@ func registryStore(ctx context.Context, cc *cache.Config, bs *blobstore.Store, l
 		Metrics:         upstream.NewMetrics(reg),
 	})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("registry.upstreams: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("registry.upstreams: %w", err)
 	}
 	cs, err := cache.New(cc, cache.Deps{Local: local, Blobs: bs, Upstream: cache.FromClient(up), Logger: log.With("component", "cache"), Registry: reg})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	go cs.Run(ctx)
-	return cs, cs, cs.InventoryHandler(), nil
+	return cs, cs, cs.InventoryHandler(), cs.Jobs(), nil
 }
 
 // compilePolicy builds the policy and logs its warnings (tag entries skipped
@@ -316,15 +283,9 @@ func compilePolicy(cfg *config.File, log *slog.Logger) (*policy.Policy, error) {
 	return pol, nil
 }
 
-func wrap(name string, err error) error {
-	if err == nil {
-		return fmt.Errorf("%s stopped", name)
-	}
-	return fmt.Errorf("%s: %w", name, err)
-}
-
-// reload applies a re-read config file; on any error the running config stays.
-func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.LevelVar, regSrv *registry.Server, gw *egress.Server, dns *dnsserver.Server) {
+// reload applies a re-read config file to every unit that reloads; on any
+// error the running config stays (of that unit and the ones after it).
+func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.LevelVar, us []unit) {
 	next, err := config.Load(cfgPath)
 	if err != nil {
 		log.Error("reload: config invalid, keeping the running config", "config", describeConfig(cfgPath), "err", err.Error())
@@ -333,24 +294,8 @@ func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.
 	if next.Registry.Listen != running.Registry.Listen || next.Registry.Storage.Path != running.Registry.Storage.Path || next.Admin.Listen != running.Admin.Listen {
 		log.Warn("reload: listen addresses and storage paths change only on restart")
 	}
-	if regSrv != nil {
-		if err := regSrv.Reload(&next.Registry.Config); err != nil {
-			log.Error("reload: registry kept its running config", "err", err)
-			return
-		}
-	}
-	if gw != nil || dns != nil {
-		pol, err := compilePolicy(next, log)
-		if err != nil {
-			log.Error("reload: policy invalid, the gateway and DNS keep the running policy", "err", err)
-			return
-		}
-		if gw != nil {
-			gw.SetPolicy(pol) // new flows get it; established tunnels stay
-		}
-		if dns != nil {
-			dns.SetPolicy(pol)
-		}
+	if !reloadAll(us, &nextConfig{File: next, log: log}, log) {
+		return
 	}
 	if err := level.UnmarshalText([]byte(next.Log.Level)); err == nil {
 		log.Info("reloaded", "config", describeConfig(cfgPath), "log_level", next.Log.Level)

@@ -3,12 +3,16 @@
 // should be serving is). It owns no component state; readiness checks are
 // functions injected by main.
 //
+// Lifecycle: New does no I/O; Start binds admin.listen and serves in the
+// background; Shutdown drains until its context ends.
+//
 // Concurrency: SetReady and the handlers may be called from any goroutine.
 package admin
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,6 +40,8 @@ func (c *Config) Validate(report func(path, msg string)) {}
 type Server struct {
 	gatherer prometheus.Gatherer
 	log      *slog.Logger
+	listen   string     // Config.Listen, bound by Start
+	failed   chan error // Start's serving error, when it ends before Shutdown
 
 	mu       sync.Mutex
 	notReady map[string]string // component → reason
@@ -51,12 +57,14 @@ func (s *Server) Handle(pattern string, h http.Handler) {
 	s.extra[pattern] = h
 }
 
-// New returns a server exposing the metrics of g.
-func New(g prometheus.Gatherer, log *slog.Logger) *Server {
+// New returns a server exposing the metrics of g, to be bound on
+// cfg.Listen by Start. It does no I/O.
+func New(cfg Config, g prometheus.Gatherer, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{gatherer: g, log: log, notReady: map[string]string{}, extra: map[string]http.Handler{}}
+	return &Server{gatherer: g, log: log, listen: cfg.Listen, failed: make(chan error, 1),
+		notReady: map[string]string{}, extra: map[string]http.Handler{}}
 }
 
 // SetReady marks a component ready (reason "") or not ready with a reason.
@@ -102,18 +110,48 @@ func (s *Server) Handler() http.Handler {
 
 // Serve answers on ln until Shutdown; nil after a clean shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	return serveUntilShutdown(s.prepare(ln), ln)
+}
+
+// Start binds Config.Listen and returns once it is bound; the endpoints are
+// then served in the background until Shutdown. An error that ends serving
+// before Shutdown is delivered on Failed.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.listen)
+	if err != nil {
+		return fmt.Errorf("admin: listen on %s: %w (set admin.listen)", s.listen, err)
+	}
+	srv := s.prepare(ln) // before returning: a Shutdown from now on stops it
+	go func() {
+		if err := serveUntilShutdown(srv, ln); err != nil {
+			s.failed <- fmt.Errorf("admin: %w", err)
+		}
+	}()
+	return nil
+}
+
+// Failed receives the error that ended serving before Shutdown (at most
+// one); nothing after a clean Shutdown.
+func (s *Server) Failed() <-chan error { return s.failed }
+
+// prepare builds the HTTP server for ln and makes it the one Shutdown stops.
+func (s *Server) prepare(ln net.Listener) *http.Server {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
 	s.srv = srv
 	s.mu.Unlock()
 	s.log.Info("admin listening", "addr", ln.Addr().String())
+	return srv
+}
+
+func serveUntilShutdown(srv *http.Server, ln net.Listener) error {
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
 }
 
-// Shutdown stops the server.
+// Shutdown stops accepting and waits for requests in flight until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	srv := s.srv

@@ -23,7 +23,7 @@ func TestEndpoints(t *testing.T) {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "airlock_test_total", Help: "x"})
 	reg.MustRegister(c)
 	c.Add(3)
-	s := New(reg, nil)
+	s := New(Config{}, reg, nil)
 	h := s.Handler()
 
 	if code, body := get(t, h, "/metrics"); code != 200 || !strings.Contains(body, "airlock_test_total 3") {
