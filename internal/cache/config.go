@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/airlockdev/airlock/internal/netclass"
 	"github.com/airlockdev/airlock/internal/upstream"
 )
 
@@ -16,25 +15,19 @@ const (
 	DefaultTagTTL          = 5 * time.Minute
 )
 
-// Config is the cache part of the registry section of airlock.yaml.
+// Config is the cache part of the registry section of airlock.yaml: its
+// own keys (cacheRules, upstreamTimeout, tagTTL, quota) and, inlined, the
+// upstream client's (upstream.Config). config.RegistrySection puts it
+// beside registry.Config; each key has one owner.
 type Config struct {
 	// CacheRules map target namespaces of this registry to upstream
 	// repositories. Empty: a plain registry.
 	CacheRules []Rule `yaml:"cacheRules"`
-	// CredentialSets name environment variables with upstream credentials.
-	CredentialSets []upstream.CredentialSet `yaml:"credentialSets"`
-	// Upstreams override where an upstream host is fetched from (tests,
-	// mirrors of mirrors, a corporate CA).
-	Upstreams map[string]upstream.Endpoint `yaml:"upstreams"`
-	// UpstreamAllowedInternalRanges are internal or special address ranges
-	// (CIDRs without host bits, or single addresses; the classes of
-	// internal/netclass) that the upstream client may connect to through a
-	// redirect, a token realm or an upstream without an upstreams entry:
-	// an on-premises token service or blob store. Empty (default): those
-	// connections reach public addresses only; an upstreams entry's own
-	// host:port may be any address either way. Parsed once, when the
-	// config is decoded (netclass.AllowedRange).
-	UpstreamAllowedInternalRanges netclass.AllowedRanges `yaml:"upstreamAllowedInternalRanges"`
+	// Config is the upstream client's keys of the section
+	// (credentialSets, upstreams, upstreamAllowedInternalRanges): their
+	// types and validation are upstream's; cacheRules refer to its
+	// credential sets by name.
+	upstream.Config `yaml:",inline"`
 	// UpstreamTimeout bounds a cold miss with the upstream unreachable,
 	// retries included, and the longest an upstream may stall mid-blob.
 	// Default 10s.
@@ -55,8 +48,7 @@ func (c *Config) SetDefaults() {
 
 // Validate reports every problem with a path relative to the registry section.
 func (c *Config) Validate(report func(path, msg string)) {
-	upstream.ValidateCredentialSets(c.CredentialSets, func(p, msg string) { report("credentialSets"+p, msg) })
-	upstream.ValidateUpstreams(c.Upstreams, func(p, msg string) { report("upstreams"+p, msg) })
+	c.Config.Validate(report)
 	compileRules(c.CacheRules, c.credentialSetNames(), report)
 	if c.UpstreamTimeout <= 0 {
 		report("upstreamTimeout", fmt.Sprintf("must be positive, got %s", c.UpstreamTimeout))

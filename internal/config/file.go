@@ -70,9 +70,12 @@ func (c *LogConfig) Validate(report func(path, msg string)) {
 	}
 }
 
-// RegistrySection is the registry section: the registry's own keys and the
-// pull-through cache's (cacheRules, upstreams …) side by side in one map,
-// each owned by its package.
+// RegistrySection is the registry section: the registry's own keys
+// (registry.Config), the pull-through cache's (cache.Config: cacheRules,
+// upstreamTimeout, tagTTL, quota) and the upstream client's (upstream.Config,
+// inlined by cache.Config: credentialSets, upstreams,
+// upstreamAllowedInternalRanges) side by side in one map. Each key has one
+// owner, the package that defines its type and validates it.
 type RegistrySection struct {
 	registry.Config `yaml:",inline"`
 	Cache           cache.Config `yaml:",inline"`

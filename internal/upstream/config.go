@@ -6,8 +6,39 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/airlockdev/airlock/internal/netclass"
 	"github.com/airlockdev/airlock/internal/oci"
 )
+
+// Config is the upstream client's part of the registry section of
+// airlock.yaml, inlined there by cache.Config (the YAML keys sit beside
+// cacheRules). This package owns these keys' types and validation.
+type Config struct {
+	// CredentialSets name environment variables with upstream
+	// credentials; cacheRules[].credentialSet refers to them by name.
+	CredentialSets []CredentialSet `yaml:"credentialSets"`
+	// Upstreams override where an upstream host is fetched from (tests,
+	// mirrors of mirrors, a corporate CA), keyed by host[:port].
+	Upstreams map[string]Endpoint `yaml:"upstreams"`
+	// UpstreamAllowedInternalRanges are internal or special address ranges
+	// (CIDRs without host bits, or single addresses; the classes of
+	// internal/netclass) that the client may connect to through a
+	// redirect, a token realm or an upstream without an upstreams entry:
+	// an on-premises token service or blob store. Empty (default): those
+	// connections reach public addresses only; an upstreams entry's own
+	// host:port may be any address either way. Parsed once, when the
+	// config is decoded (netclass.AllowedRange); Options.AllowedInternal
+	// takes its Prefixes.
+	UpstreamAllowedInternalRanges netclass.AllowedRanges `yaml:"upstreamAllowedInternalRanges"`
+}
+
+// Validate reports every problem with a path relative to the registry
+// section ("credentialSets[0].name", `upstreams["host"].url`). The ranges
+// were checked when they were decoded.
+func (c *Config) Validate(report func(path, msg string)) {
+	validateCredentialSets(c.CredentialSets, func(p, msg string) { report("credentialSets"+p, msg) })
+	validateUpstreams(c.Upstreams, func(p, msg string) { report("upstreams"+p, msg) })
+}
 
 // Endpoint is one entry of registry.upstreams, keyed by the upstream host
 // name as cache rules name it (e.g. mcr.microsoft.com, docker.io). It says
@@ -103,9 +134,9 @@ func (s CredentialSet) Validate(report func(path, msg string)) {
 	}
 }
 
-// ValidateUpstreams checks registry.upstreams: every key a host[:port],
+// validateUpstreams checks registry.upstreams: every key a host[:port],
 // every endpoint valid. Paths are relative to the map (`["host"].url`).
-func ValidateUpstreams(m map[string]Endpoint, report func(path, msg string)) {
+func validateUpstreams(m map[string]Endpoint, report func(path, msg string)) {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -126,9 +157,9 @@ func ValidateUpstreams(m map[string]Endpoint, report func(path, msg string)) {
 	}
 }
 
-// ValidateCredentialSets checks registry.credentialSets: each set valid,
+// validateCredentialSets checks registry.credentialSets: each set valid,
 // names unique. Paths are relative to the list ("[0].name").
-func ValidateCredentialSets(sets []CredentialSet, report func(path, msg string)) {
+func validateCredentialSets(sets []CredentialSet, report func(path, msg string)) {
 	seen := map[string]int{}
 	for i, s := range sets {
 		p := "[" + strconv.Itoa(i) + "]"

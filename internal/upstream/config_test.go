@@ -37,7 +37,7 @@ func TestValidateUpstreams(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var paths []string
-			ValidateUpstreams(tt.in, func(path, msg string) {
+			validateUpstreams(tt.in, func(path, msg string) {
 				if msg == "" {
 					t.Errorf("empty message for %s", path)
 				}
@@ -52,7 +52,7 @@ func TestValidateUpstreams(t *testing.T) {
 
 func TestValidateCredentialSets(t *testing.T) {
 	got := collect(func(r func(string, string)) {
-		ValidateCredentialSets([]CredentialSet{
+		validateCredentialSets([]CredentialSet{
 			{Name: "hub", UsernameEnv: "HUB_USER", PasswordEnv: "HUB_TOKEN"},
 			{Name: "hub", UsernameEnv: "X", PasswordEnv: "Y"},
 			{Name: "", UsernameEnv: "1BAD", PasswordEnv: ""},

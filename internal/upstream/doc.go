@@ -5,11 +5,13 @@
 //
 // # What it owns
 //
-//   - The upstream part of the registry configuration: Endpoint
+//   - The upstream part of the registry configuration, Config (inlined
+//     in the registry section by cache.Config): Endpoint
 //     (registry.upstreams: where a host is really fetched from, extra CA
 //     roots), CredentialSet (registry.credentialSets: environment variables
-//     holding credentials) and their validation (Endpoint.Validate,
-//     CredentialSet.Validate, ValidateUpstreams, ValidateCredentialSets).
+//     holding credentials), registry.upstreamAllowedInternalRanges, and
+//     their validation (Config.Validate, Endpoint.Validate,
+//     CredentialSet.Validate).
 //   - Nothing of host naming: what a registry host[:port] is, its
 //     canonical form (Docker Hub's three names are docker.io, served by
 //     registry-1.docker.io) and library/ for single-component names are
