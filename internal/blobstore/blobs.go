@@ -15,17 +15,14 @@ func (s *Store) Stat(d oci.Digest) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	fi, err := os.Stat(s.blobPath(d))
+	info, err := s.drv.Stat(blobName(d))
 	if err != nil {
 		if isNotExist(err) {
 			return 0, fmt.Errorf("stat blob %s: %w", d, ErrBlobUnknown)
 		}
 		return 0, fmt.Errorf("stat blob %s: %w", d, err)
 	}
-	if !fi.Mode().IsRegular() {
-		return 0, fmt.Errorf("stat blob %s: not a regular file", d)
-	}
-	return fi.Size(), nil
+	return info.Size, nil
 }
 
 // Open opens blob d for reading and returns it with its size; the caller

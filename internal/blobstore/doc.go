@@ -1,8 +1,17 @@
 // Package blobstore is airlock's on-disk storage for the OCI registry and
 // the pull-through cache: content-addressed blobs, resumable uploads, the
 // per-repository index (manifest revisions, tags, blob links, referrers)
-// and garbage collection. It does no HTTP; internal/registry maps its
-// sentinel errors (ErrBlobUnknown, ErrManifestUnknown, …) to OCI codes.
+// and garbage collection. It does no HTTP. Its sentinel errors and its
+// ManifestRecord are those of the storage contract (internal/storage), which
+// internal/registry maps to OCI codes.
+//
+// Below the store is a byte-level Driver (driver.go): named objects with
+// stat, get, ranged get, put, list, delete and a writer whose bytes appear
+// under a name only on Commit, after the caller verified them. The
+// filesystem implements it (fsDriver, over the same durable helpers the
+// store uses); object storage implements it next and passes the same
+// driver test. Blob stats and evictions go through it; the rest of the
+// store still works on files directly.
 //
 // # Layout
 //

@@ -64,11 +64,16 @@ func mkdirAllDurable(dir string) error {
 // directory is then fsynced (if durable). Readers see the old or the new
 // content, never a mix; a crash leaves only a temp file that Open removes.
 func (s *Store) writeFileAtomic(path string, data []byte, mtime time.Time, durable bool) error {
+	return writeFileAtomic(s.tmpDir(), path, data, mtime, durable)
+}
+
+// writeFileAtomic is Store.writeFileAtomic with its temp file in tmpDir.
+func writeFileAtomic(tmpDir, path string, data []byte, mtime time.Time, durable bool) error {
 	dir := filepath.Dir(path)
 	if err := mkdirAllDurable(dir); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(s.tmpDir(), "meta-*")
+	f, err := os.CreateTemp(tmpDir, "meta-*")
 	if err != nil {
 		return err
 	}

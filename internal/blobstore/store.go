@@ -100,6 +100,10 @@ type Store struct {
 
 	bufs sync.Pool // *[]byte copy buffers
 
+	// drv is the byte-level storage under the store (driver.go); the
+	// filesystem today. Blob stats and evictions go through it.
+	drv Driver
+
 	// tmp is this Store's own directory under root/tmp, locked by tmpLock
 	// for as long as the Store is open (see tmp.go).
 	tmp       string
@@ -143,6 +147,7 @@ func Open(root string, opt Options) (*Store, error) {
 		s.uploadTTL = DefaultUploadTTL
 	}
 	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
+	s.drv = &fsDriver{root: abs, tmp: s.tmpDir}
 
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)

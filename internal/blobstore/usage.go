@@ -111,7 +111,7 @@ func (s *Store) Evict(repo string, d oci.Digest) (int64, error) {
 	if err != nil {
 		return 0, nil
 	}
-	if err := removeDurable(s.blobPath(d)); err != nil && !isNotExist(err) {
+	if err := s.drv.Delete(blobName(d)); err != nil && !isNotExist(err) {
 		return 0, fmt.Errorf("evict %s: %w", d, err)
 	}
 	s.bumpGen()
