@@ -67,6 +67,10 @@
 // is an atomic pointer swapped by SetPolicy, read once per query; the
 // cache, the fast-path table, the forwarders' health, the sampler and
 // Observations each have their own mutex and are never held across I/O.
-// Configuration is immutable after New. Shutdown stops both listeners and
-// waits for queries in flight.
+// Configuration is immutable after New, which does no I/O. Start binds
+// dns.listen (UDP and TCP) and returns once both serve; Shutdown stops both
+// listeners and waits for queries in flight until its context ends (airlock
+// serve passes --grace); Failed reports a serving error that came before
+// Shutdown. Serve(ctx, pc, ln) is the blocking form on sockets the caller
+// opened: ctx ending stops it without a drain.
 package dnsserver

@@ -33,8 +33,11 @@
 // established tunnels are never re-decided. Shutdown closes the
 // listeners, waits for tracked flows until its context ends, then closes
 // every tracked connection and kicks the relay engine so that parked
-// tunnels see the close. New does no I/O; there is no package-level
-// mutable state.
+// tunnels see the close. New does no I/O; Start (start.go) binds every
+// configured listener (proxy, transparent, l4 TCP and UDP, one per DNAT
+// rule address) and returns once all are bound, or closes them and fails
+// naming the one that could not be; Failed reports a listener's error that
+// came before Shutdown. There is no package-level mutable state.
 //
 // UDP (udp.go): the L4 listener's UDP socket (TPROXY, original
 // destination from IP_ORIGDSTADDR / IPV6_ORIGDSTADDR) and the UDP DNAT

@@ -15,6 +15,13 @@
 // into a response that holds the blob's last byte; a range short of the
 // end waits for the verification (blobrange.go).
 //
+// Lifecycle: New does no I/O; Start loads the TLS key pair, binds
+// registry.listen and returns once it is bound, serving (and purging idle
+// uploads) in the background; Shutdown stops accepting and drains requests
+// in flight until its context ends; Failed reports a serving error that
+// came before Shutdown. Serve(ctx, ln) is the blocking form on a listener
+// the caller opened.
+//
 // Concurrency: a Server is safe for concurrent use. Reload swaps the auth
 // settings and TLS certificate atomically; requests in flight keep the
 // settings they started with.
