@@ -7,7 +7,8 @@
 // comparisons elsewhere are plain string equality on a canonical form:
 // lowercase ASCII, no trailing dot, RFC 1035/1123 label rules. Parse refuses
 // anything an address parser could read as an IPv4 literal, so an IP never
-// passes for a name.
+// passes for a name. ParseHost is Parse for RFC 1123 host names (no '_',
+// no trailing dot): oci's registry hosts and the config's listen hosts.
 //
 // Pattern follows Azure Firewall's application-rule semantics for target
 // FQDNs: "name" matches that name only; "*.suffix" matches every name with

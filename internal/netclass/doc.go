@@ -10,7 +10,9 @@
 // registry's upstream client (endpoints, redirects, token realms). A
 // component that lets an operator open internal ranges
 // (gateway.allowedInternalRanges, registry.upstreamAllowedInternalRanges)
-// passes them to Allowed.
+// passes them to Allowed. Those lists are AllowedRanges, parsed once when
+// the config is decoded (AllowedRange.UnmarshalText, ParseRange's rules);
+// components get their Prefixes and never parse them again.
 //
 // It is a leaf: it imports only net/netip and holds no mutable state, so
 // it is safe for concurrent use.

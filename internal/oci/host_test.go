@@ -1,6 +1,9 @@
 package oci
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseRegistryHost(t *testing.T) {
 	tests := map[string]bool{
@@ -54,4 +57,25 @@ func TestDockerHubCanonical(t *testing.T) {
 			t.Errorf("NormalizeRepo(%q, %q) = %q, want %q", tt.host, tt.repo, got, tt.wantRepo)
 		}
 	}
+}
+
+// FuzzParseRegistryHost: the host comes from untrusted input (?ns=, image
+// references, config). An accepted host never carries a path, query,
+// userinfo or whitespace, and its canonical form is a fixed point.
+func FuzzParseRegistryHost(f *testing.F) {
+	for _, s := range []string{"docker.io", "Index.Docker.IO", "127.0.0.1:5000", "[::1]:443", "a_b.c", "r.example.", "a.b:05", "[fe80::1%eth0]"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := ParseRegistryHost(s)
+		if err != nil {
+			return
+		}
+		if strings.ContainsAny(h, "/?#@ \t\r\n%\\") {
+			t.Fatalf("ParseRegistryHost(%q) = %q, accepted a URL delimiter", s, h)
+		}
+		if again, err := ParseRegistryHost(h); err != nil || again != h {
+			t.Fatalf("ParseRegistryHost(%q) = %q, then %q, %v: canonical form is not a fixed point", s, h, again, err)
+		}
+	})
 }
