@@ -23,6 +23,7 @@ import (
 	"github.com/airlockdev/airlock/internal/egress"
 	"github.com/airlockdev/airlock/internal/policy"
 	"github.com/airlockdev/airlock/internal/registry"
+	"github.com/airlockdev/airlock/internal/storage"
 	"github.com/airlockdev/airlock/internal/upstream"
 )
 
@@ -241,7 +242,7 @@ func buildUnits(cfg *config.File, adm *admin.Server, log *slog.Logger, reg *prom
 // registryStore is the plain local store, or, with cache rules, the
 // pull-through cache in front of it (which also resolves ?ns= requests),
 // its inventory handler and its background jobs (not started).
-func registryStore(cc *cache.Config, bs *blobstore.Store, log *slog.Logger, reg prometheus.Registerer) (registry.Store, registry.Resolver, http.Handler, *cache.Jobs, error) {
+func registryStore(cc *cache.Config, bs *blobstore.Store, log *slog.Logger, reg prometheus.Registerer) (storage.Store, registry.Resolver, http.Handler, *cache.Jobs, error) {
 	local := registry.NewLocalStore(bs)
 	if len(cc.CacheRules) == 0 {
 		return local, nil, nil, nil, nil

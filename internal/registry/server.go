@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/airlockdev/airlock/internal/storage"
 )
 
 // Resolver maps a mirror-style request (containerd's ?ns=HOST query) to the
@@ -25,7 +27,9 @@ type Resolver interface {
 
 // Deps are the registry's collaborators, injected by main.
 type Deps struct {
-	Store Store
+	// Store is the storage contract the API serves from; its errors are
+	// mapped to OCI wire errors in toOCI.
+	Store storage.Store
 	// Resolver handles ?ns=; nil: the parameter is ignored (a plain
 	// registry serves its own repository of that name).
 	Resolver Resolver
@@ -41,7 +45,7 @@ const PurgeInterval = 10 * time.Minute
 
 // Server is the OCI distribution HTTP server.
 type Server struct {
-	store   Store
+	store   storage.Store
 	resolve Resolver
 	log     *slog.Logger
 	metrics *Metrics
