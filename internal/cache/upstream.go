@@ -31,9 +31,9 @@ func (a clientAdapter) Referrers(ctx context.Context, host, repo string, subject
 	return a.c.Referrers(ctx, host, repo, subject, "")
 }
 
-// Credentials resolves the credential sets the rules use into per-host
-// credentials for the upstream client, reading the environment through
-// lookupEnv. A variable that is not set, or two rules for one host with
+// Credentials resolves the credential sets the rules use into credentials
+// per canonical host (oci.CanonicalRegistryHost) for the upstream client,
+// reading the environment through lookupEnv. A variable that is not set, or two rules for one host with
 // different sets, is an error naming the rule and variable (never a value).
 func (c *Config) Credentials(lookupEnv func(string) (string, bool)) (map[string]upstream.Credential, error) {
 	sets := map[string]upstream.CredentialSet{}
@@ -50,6 +50,9 @@ func (c *Config) Credentials(lookupEnv func(string) (string, bool)) (map[string]
 		if problem != "" {
 			return nil, fmt.Errorf("cache rule %q: %s", r.Name, problem)
 		}
+		// Keyed as the upstream client keys credentials: Docker Hub's
+		// three names are one host.
+		host = oci.CanonicalRegistryHost(host)
 		if prev, ok := byHost[host]; ok && prev != r.CredentialSet {
 			return nil, fmt.Errorf("cache rule %q uses credential set %q for %s, another rule uses %q: one host takes one set", r.Name, r.CredentialSet, host, prev)
 		}

@@ -165,7 +165,11 @@ func New(opt Options) (*Client, error) {
 		c.m = NewMetrics(nil)
 	}
 	for h, cr := range opt.Credentials {
-		c.creds[oci.CanonicalRegistryHost(h)] = cr
+		k := oci.CanonicalRegistryHost(h)
+		if prev, dup := c.creds[k]; dup && prev != cr {
+			return nil, fmt.Errorf("upstream credentials: two different credentials for %s (host names are case-insensitive; docker.io, index.docker.io and registry-1.docker.io are one host)", k)
+		}
+		c.creds[k] = cr
 	}
 	c.guard = &guard{resolver: opt.Resolver, dial: opt.DialContext, trusted: map[string]bool{}, allowed: opt.AllowedInternal}
 	if c.guard.resolver == nil {

@@ -108,3 +108,17 @@ func TestNewRejectsBadEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// Credentials are keyed by the canonical host: Docker Hub's names share
+// one entry, so two different credentials for them are refused rather
+// than one picked at random.
+func TestNewCredentialsByCanonicalHost(t *testing.T) {
+	same := Credential{Username: "u", Password: "p"}
+	if _, err := New(Options{Credentials: map[string]Credential{"docker.io": same, "Index.Docker.io": same}}); err != nil {
+		t.Errorf("New(one credential under two Docker Hub names) = %v, want nil", err)
+	}
+	_, err := New(Options{Credentials: map[string]Credential{"docker.io": same, "registry-1.docker.io": {Username: "v", Password: "q"}}})
+	if err == nil || !strings.Contains(err.Error(), "two different credentials for docker.io") {
+		t.Errorf("New(two credentials for Docker Hub) = %v, want an error naming docker.io", err)
+	}
+}
