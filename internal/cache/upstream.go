@@ -33,8 +33,9 @@ func (a clientAdapter) Referrers(ctx context.Context, host, repo string, subject
 
 // Credentials resolves the credential sets the rules use into credentials
 // per canonical host (oci.CanonicalRegistryHost) for the upstream client,
-// reading the environment through lookupEnv. A variable that is not set, or two rules for one host with
-// different sets, is an error naming the rule and variable (never a value).
+// reading the environment through lookupEnv. A variable that is not set,
+// or two rules for one host with different sets, is an error naming the
+// rule and variable (never a value).
 func (c *Config) Credentials(lookupEnv func(string) (string, bool)) (map[string]upstream.Credential, error) {
 	sets := map[string]upstream.CredentialSet{}
 	for _, s := range c.CredentialSets {
