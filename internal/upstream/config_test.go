@@ -44,7 +44,7 @@ func TestValidateUpstreams(t *testing.T) {
 				paths = append(paths, path)
 			})
 			if diff := cmp.Diff(tt.paths, paths); diff != "" {
-				t.Errorf("ValidateUpstreams paths (-want +got):\n%s", diff)
+				t.Errorf("validateUpstreams paths (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -65,7 +65,7 @@ func TestValidateCredentialSets(t *testing.T) {
 		`[2].passwordEnv: must name an environment variable`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("ValidateCredentialSets (-want +got):\n%s", diff)
+		t.Errorf("validateCredentialSets (-want +got):\n%s", diff)
 	}
 }
 
