@@ -10,7 +10,7 @@ E2E_FLAGS ?= -count=1 -timeout 12m
 FUZZTIME  ?= 10s
 
 .DEFAULT_GOAL := help
-.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e fuzz bench bench-registry bench-cache bench-gateway bench-dns clean
+.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e fuzz bench bench-registry bench-cache bench-gateway bench-dns diagrams clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,12 @@ bench-gateway: ## CONNECT tunnels: airlock vs haproxy, squid, tinyproxy (through
 
 bench-dns: ## DNS: airlock vs unbound with dnsperf, cached, half-load p99, misses
 	bench/dns.sh
+
+diagrams: ## regenerate docs/diagrams: packages.dot from the imports, every .dot rendered to SVG (graphviz)
+	$(GO) test -count=1 ./internal -run TestPackageDiagram -update-diagram >/dev/null || true
+	@command -v dot >/dev/null || { echo "diagrams: needs graphviz (apt-get install graphviz)"; exit 1; }
+	for f in docs/diagrams/*.dot; do dot -Tsvg "$$f" -o "$${f%.dot}.svg"; done
+	$(GO) test -count=1 ./internal -run TestPackageDiagram
 
 clean: ## remove bin/
 	rm -rf bin
