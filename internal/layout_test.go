@@ -45,6 +45,11 @@ var rank = map[string]int{
 	// the storage contract below registry and cache, and its conformance suite (imported by tests only)
 	"internal/storage":             1,
 	"internal/storage/storagetest": 2,
+
+	// test kits under internal/testkit: only tests import them (the layout
+	// test allows tests anything); ranked above cmd/airlock so that no
+	// non-test package can import them
+	"internal/testkit/netnstest": 6, // throwaway network namespaces, code run inside one, rig commands
 }
 
 func TestImportDirection(t *testing.T) {

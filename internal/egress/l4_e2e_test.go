@@ -20,6 +20,7 @@ import (
 	"github.com/airlockdev/airlock/internal/hostfw"
 	"github.com/airlockdev/airlock/internal/netclass"
 	"github.com/airlockdev/airlock/internal/policy"
+	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
 const e2eL4HelperEnv = "AIRLOCK_EGRESS_E2E_L4"
@@ -99,7 +100,7 @@ func TestE2EL4Helper(t *testing.T) {
 // l4Peers starts the "internet" side: TCP and UDP echo servers.
 func l4Peers(t *testing.T, inet string) {
 	for _, addr := range []string{"198.19.0.10:2222", "198.19.0.11:2222", "198.19.0.10:2223", "[fdaa:99::10]:2222"} {
-		inNetns(t, inet, func() {
+		netnstest.Do(t, inet, func() {
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				t.Fatalf("listen %s: %v", addr, err)
@@ -117,7 +118,7 @@ func l4Peers(t *testing.T, inet string) {
 		})
 	}
 	for _, addr := range []string{"198.19.0.10:123", "198.19.0.11:123", "198.19.0.10:124", "198.19.0.10:443", "169.254.169.254:123", "[fdaa:99::10]:123", "[fdaa:99::11]:123"} {
-		inNetns(t, inet, func() { udpEcho(t, addr) })
+		netnstest.Do(t, inet, func() { udpEcho(t, addr) })
 	}
 }
 
@@ -142,7 +143,7 @@ func TestE2EL4(t *testing.T) {
 	for _, mode := range []Mode{ModeEnforce, ModeReport} {
 		t.Run(string(mode), func(t *testing.T) {
 			tp := e2eTopology(t)
-			inNetns(t, tp.gw, func() {
+			netnstest.Do(t, tp.gw, func() {
 				if err := InstallRules(context.Background(), hostfw.Exec{}, rules); err != nil {
 					t.Errorf("install rules in gw: %v", err)
 				}
@@ -162,7 +163,7 @@ func testL4(t *testing.T, tp topology, mode Mode, logs *os.File) {
 	tcpEcho := func(src, dst string) (string, error) {
 		var reply string
 		var err error
-		inNetns(t, tp.node, func() {
+		netnstest.Do(t, tp.node, func() {
 			d := net.Dialer{Timeout: 2 * time.Second}
 			if src != "" {
 				d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
@@ -183,7 +184,7 @@ func testL4(t *testing.T, tp topology, mode Mode, logs *os.File) {
 	udpEchoFrom := func(src, dst string) (string, error) {
 		var reply string
 		var err error
-		inNetns(t, tp.node, func() {
+		netnstest.Do(t, tp.node, func() {
 			d := netip.MustParseAddrPort(dst)
 			network := "udp4"
 			if d.Addr().Is6() {

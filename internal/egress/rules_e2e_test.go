@@ -6,14 +6,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/airlockdev/airlock/internal/hostfw"
-	"golang.org/x/sys/unix"
+	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
 // TestE2ERulesetApplies installs the ruleset twice into a fresh network
@@ -29,38 +29,27 @@ func TestE2ERulesetApplies(t *testing.T) {
 	var b [4]byte
 	rand.Read(b[:])
 	ns := "alxu-rules-" + hex.EncodeToString(b[:])
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
+	netnstest.Exec(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 
 	// Apply from this process, inside the namespace: nft inherits it.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET)
-
 	in := RulesInput{TransparentPort: 15001, DNSPort: 53}
-	for i := 0; i < 2; i++ {
-		if err := InstallRules(context.Background(), hostfw.Exec{}, in); err != nil {
-			t.Fatalf("apply #%d: %v", i+1, err)
+	var applyErr, listErr error
+	var out []byte
+	netnstest.Do(t, ns, func() {
+		for i := 0; i < 2; i++ {
+			if err := InstallRules(context.Background(), hostfw.Exec{}, in); err != nil {
+				applyErr = fmt.Errorf("apply #%d: %w", i+1, err)
+				return
+			}
 		}
+		out, listErr = exec.Command("nft", "list", "table", "inet", RulesTable).CombinedOutput()
+	})
+	if applyErr != nil {
+		t.Fatal(applyErr)
 	}
-	out, err := exec.Command("nft", "list", "table", "inet", RulesTable).CombinedOutput()
-	if err != nil {
-		t.Fatalf("nft list: %v: %s", err, out)
+	if listErr != nil {
+		t.Fatalf("nft list: %v: %s", listErr, out)
 	}
 	for _, want := range []string{"redirect to :15001", "th dport 53", "hook forward priority filter; policy drop;", "fib daddr type local return"} {
 		if !strings.Contains(string(out), want) {

@@ -16,15 +16,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/airlockdev/airlock/internal/netclass"
 	"github.com/airlockdev/airlock/internal/policy"
+	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
 // The e2e test builds node → gw → inet in throwaway network namespaces:
@@ -82,36 +80,6 @@ func TestE2EGatewayHelper(t *testing.T) {
 	srv.ServeTransparent(context.Background(), ln) // until killed
 }
 
-func run(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-// inNetns runs fn on an OS thread switched into the named namespace. The
-// thread is thrown away afterwards (the goroutine exits locked).
-func inNetns(t *testing.T, ns string, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			t.Errorf("open netns %s: %v", ns, err)
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			t.Errorf("setns %s: %v", ns, err)
-			return
-		}
-		fn()
-	}()
-	<-done
-}
-
 // TestE2ETransparent: a node whose tcp/80,443 the gateway host redirects
 // to the transparent listener, and which can also use the explicit proxy.
 // An allowed FQDN works both ways and over IPv6; a denied FQDN, an IP
@@ -156,7 +124,7 @@ func testTransparentE2E(t *testing.T, mode Mode) {
 		{"198.19.0.10:443", "allowed"}, {"198.19.0.11:443", "denied"}, {"198.19.0.10:8443", "allowed on 8443"},
 		{"169.254.169.254:443", "metadata"}, {"[fdaa:99::10]:443", "allowed6"},
 	} {
-		inNetns(t, inet, func() {
+		netnstest.Do(t, inet, func() {
 			ln, err := net.Listen("tcp", h.addr)
 			if err != nil {
 				t.Fatalf("listen %s in %s: %v", h.addr, inet, err)
@@ -179,7 +147,7 @@ func testTransparentE2E(t *testing.T, mode Mode) {
 	get := func(dst, sni string) (string, error) {
 		var c net.Conn
 		var err error
-		inNetns(t, node, func() { c, err = net.DialTimeout("tcp", dst, 5*time.Second) })
+		netnstest.Do(t, node, func() { c, err = net.DialTimeout("tcp", dst, 5*time.Second) })
 		if err != nil {
 			return "", err
 		}
@@ -189,7 +157,7 @@ func testTransparentE2E(t *testing.T, mode Mode) {
 	viaProxy := func(target, sni string) (string, error) {
 		var c net.Conn
 		var err error
-		inNetns(t, node, func() { c, err = net.DialTimeout("tcp", "198.18.1.1:3128", 5*time.Second) })
+		netnstest.Do(t, node, func() { c, err = net.DialTimeout("tcp", "198.18.1.1:3128", 5*time.Second) })
 		if err != nil {
 			return "", err
 		}
@@ -325,38 +293,36 @@ func e2eTopology(t *testing.T) topology {
 	node, gwns, inet := "alxu-node-"+sfx, "alxu-gw-"+sfx, "alxu-inet-"+sfx
 	n0, g0, g1, i0 := "alxu"+sfx+"n0", "alxu"+sfx+"g0", "alxu"+sfx+"g1", "alxu"+sfx+"i0"
 	for _, ns := range []string{node, gwns, inet} {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		netnstest.Add(t, ns)
 	}
-	run(t, "ip", "link", "add", n0, "netns", node, "type", "veth", "peer", "name", g0, "netns", gwns)
-	run(t, "ip", "link", "add", g1, "netns", gwns, "type", "veth", "peer", "name", i0, "netns", inet)
-	run(t, "ip", "-n", node, "addr", "add", "198.18.1.2/24", "dev", n0)
-	run(t, "ip", "-n", node, "addr", "add", "198.18.1.3/24", "dev", n0)
-	run(t, "ip", "-n", node, "-6", "addr", "add", "fdaa:1::2/64", "dev", n0, "nodad")
-	run(t, "ip", "-n", node, "link", "set", n0, "up")
-	run(t, "ip", "-n", node, "route", "add", "default", "via", "198.18.1.1")
-	run(t, "ip", "-n", node, "-6", "route", "add", "default", "via", "fdaa:1::1")
-	run(t, "ip", "-n", gwns, "addr", "add", "198.18.1.1/24", "dev", g0)
-	run(t, "ip", "-n", gwns, "addr", "add", "198.18.2.1/24", "dev", g1)
-	run(t, "ip", "-n", gwns, "-6", "addr", "add", "fdaa:1::1/64", "dev", g0, "nodad")
-	run(t, "ip", "-n", gwns, "-6", "addr", "add", "fdaa:2::1/64", "dev", g1, "nodad")
-	run(t, "ip", "-n", gwns, "link", "set", g0, "up")
-	run(t, "ip", "-n", gwns, "link", "set", g1, "up")
-	run(t, "ip", "-n", gwns, "route", "add", "default", "via", "198.18.2.2")
-	run(t, "ip", "-n", gwns, "-6", "route", "add", "default", "via", "fdaa:2::2")
-	run(t, "ip", "netns", "exec", gwns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
-	run(t, "ip", "-n", inet, "addr", "add", "198.18.2.2/24", "dev", i0)
-	run(t, "ip", "-n", inet, "-6", "addr", "add", "fdaa:2::2/64", "dev", i0, "nodad")
-	run(t, "ip", "-n", inet, "link", "set", i0, "up")
+	netnstest.Exec(t, "ip", "link", "add", n0, "netns", node, "type", "veth", "peer", "name", g0, "netns", gwns)
+	netnstest.Exec(t, "ip", "link", "add", g1, "netns", gwns, "type", "veth", "peer", "name", i0, "netns", inet)
+	netnstest.Exec(t, "ip", "-n", node, "addr", "add", "198.18.1.2/24", "dev", n0)
+	netnstest.Exec(t, "ip", "-n", node, "addr", "add", "198.18.1.3/24", "dev", n0)
+	netnstest.Exec(t, "ip", "-n", node, "-6", "addr", "add", "fdaa:1::2/64", "dev", n0, "nodad")
+	netnstest.Exec(t, "ip", "-n", node, "link", "set", n0, "up")
+	netnstest.Exec(t, "ip", "-n", node, "route", "add", "default", "via", "198.18.1.1")
+	netnstest.Exec(t, "ip", "-n", node, "-6", "route", "add", "default", "via", "fdaa:1::1")
+	netnstest.Exec(t, "ip", "-n", gwns, "addr", "add", "198.18.1.1/24", "dev", g0)
+	netnstest.Exec(t, "ip", "-n", gwns, "addr", "add", "198.18.2.1/24", "dev", g1)
+	netnstest.Exec(t, "ip", "-n", gwns, "-6", "addr", "add", "fdaa:1::1/64", "dev", g0, "nodad")
+	netnstest.Exec(t, "ip", "-n", gwns, "-6", "addr", "add", "fdaa:2::1/64", "dev", g1, "nodad")
+	netnstest.Exec(t, "ip", "-n", gwns, "link", "set", g0, "up")
+	netnstest.Exec(t, "ip", "-n", gwns, "link", "set", g1, "up")
+	netnstest.Exec(t, "ip", "-n", gwns, "route", "add", "default", "via", "198.18.2.2")
+	netnstest.Exec(t, "ip", "-n", gwns, "-6", "route", "add", "default", "via", "fdaa:2::2")
+	netnstest.Exec(t, "ip", "netns", "exec", gwns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	netnstest.Exec(t, "ip", "-n", inet, "addr", "add", "198.18.2.2/24", "dev", i0)
+	netnstest.Exec(t, "ip", "-n", inet, "-6", "addr", "add", "fdaa:2::2/64", "dev", i0, "nodad")
+	netnstest.Exec(t, "ip", "-n", inet, "link", "set", i0, "up")
 	for _, a := range []string{"198.19.0.10/32", "198.19.0.11/32", "169.254.169.254/32"} {
-		run(t, "ip", "-n", inet, "addr", "add", a, "dev", "lo")
+		netnstest.Exec(t, "ip", "-n", inet, "addr", "add", a, "dev", "lo")
 	}
 	for _, a := range []string{"fdaa:99::10/128", "fdaa:99::11/128"} {
-		run(t, "ip", "-n", inet, "-6", "addr", "add", a, "dev", "lo", "nodad")
+		netnstest.Exec(t, "ip", "-n", inet, "-6", "addr", "add", a, "dev", "lo", "nodad")
 	}
-	run(t, "ip", "-n", inet, "route", "add", "198.18.1.0/24", "via", "198.18.2.1")
-	run(t, "ip", "-n", inet, "-6", "route", "add", "fdaa:1::/64", "via", "fdaa:2::1")
+	netnstest.Exec(t, "ip", "-n", inet, "route", "add", "198.18.1.0/24", "via", "198.18.2.1")
+	netnstest.Exec(t, "ip", "-n", inet, "-6", "route", "add", "fdaa:1::/64", "via", "fdaa:2::1")
 	return topology{node: node, gw: gwns, inet: inet, g0: g0}
 }
 

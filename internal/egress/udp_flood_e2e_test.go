@@ -27,6 +27,7 @@ import (
 	"github.com/airlockdev/airlock/internal/hostfw"
 	"github.com/airlockdev/airlock/internal/netclass"
 	"github.com/airlockdev/airlock/internal/policy"
+	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
 // The UDP flood test (issue #10 point 5): one client floods the gateway's
@@ -159,8 +160,9 @@ func startFloodGateway(t *testing.T, ns string) *floodGateway {
 		t.Fatal(err)
 	}
 	// Pdeathsig fires when the thread that forked the child ends, and Go
-	// ends the thread of a goroutine that exits locked (inNetns does):
-	// the helper is started from a thread kept locked until it stopped.
+	// ends the thread of a goroutine that exits locked (netnstest.Run's
+	// does when it cannot switch back): the helper is started from a
+	// thread kept locked until it stopped.
 	started := make(chan error, 1)
 	release := make(chan struct{})
 	go func() {
@@ -249,7 +251,7 @@ type flooder struct {
 func newFlooder(t *testing.T, ns, src string, ports int, dst netip.AddrPort) *flooder {
 	t.Helper()
 	f := &flooder{dst: dst}
-	inNetns(t, ns, func() {
+	netnstest.Do(t, ns, func() {
 		for range ports {
 			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(src)})
 			if err != nil {
@@ -322,9 +324,9 @@ func TestE2EUDPFlood(t *testing.T) {
 	rules := RulesInput{TransparentPort: 15001, L4Port: 15002, L4Ports: p.NetworkPorts()}
 	tp := e2eTopology(t)
 	for _, a := range []string{"198.18.1.4/24", "198.18.1.5/24", "198.18.1.6/24", "198.18.1.7/24"} {
-		run(t, "ip", "-n", tp.node, "addr", "add", a, "dev", "alxu"+strings.TrimPrefix(tp.node, "alxu-node-")+"n0")
+		netnstest.Exec(t, "ip", "-n", tp.node, "addr", "add", a, "dev", "alxu"+strings.TrimPrefix(tp.node, "alxu-node-")+"n0")
 	}
-	inNetns(t, tp.gw, func() {
+	netnstest.Do(t, tp.gw, func() {
 		if err := InstallRules(context.Background(), hostfw.Exec{}, rules); err != nil {
 			t.Errorf("install rules in gw: %v", err)
 		}
@@ -332,7 +334,7 @@ func TestE2EUDPFlood(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	inNetns(t, tp.inet, func() { udpEcho(t, "198.19.0.10:123") })
+	netnstest.Do(t, tp.inet, func() { udpEcho(t, "198.19.0.10:123") })
 
 	scenarios := []floodScenario{
 		{name: "l4 denied udp/443 from one source", attackers: []string{"198.18.1.3"}, floodDst: "198.19.0.10:443", askDst: "198.19.0.10:123"},
@@ -398,7 +400,7 @@ func floodAndAsk(t *testing.T, node string, sc floodScenario) (answered, sent in
 	for i := range victimAsks {
 		next := time.Now().Add(victimEvery)
 		var c *net.UDPConn
-		inNetns(t, node, func() {
+		netnstest.Do(t, node, func() {
 			var err error
 			if c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(victimAddress)}); err != nil {
 				t.Errorf("victim socket: %v", err)

@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -28,33 +27,22 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sys/unix"
+
+	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
 // nsDial dials from inside network namespace ns (the socket is made on a
 // thread switched into it, and stays there).
 func nsDial(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			return nil, err
+		var c net.Conn
+		var err error
+		if nerr := netnstest.Run(ns, func() {
+			c, err = (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, addr)
+		}); nerr != nil {
+			return nil, nerr
 		}
-		defer orig.Close()
-		target, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			return nil, err
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			return nil, err
-		}
-		defer func() {
-			if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-				panic(err)
-			}
-		}()
-		return (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, addr)
+		return c, err
 	}
 }
 
@@ -125,9 +113,7 @@ func TestE2ENodeContainerdPullsThroughAirlock(t *testing.T) {
 	var b [3]byte
 	rand.Read(b[:])
 	ns := "alxn-c-" + hex.EncodeToString(b[:])
-	sh(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	netnstest.Add(t, ns)
 
 	airlockBin := os.Getenv("AIRLOCK_BIN")
 	if airlockBin == "" {

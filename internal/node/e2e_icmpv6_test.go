@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
 // The off-link target of the ICMPv6 probes: on gw's loopback, routed from
@@ -60,12 +62,11 @@ func newICMP6Catcher(t *testing.T, ns string) *icmp6Catcher {
 	rand.Read(b[:])
 	c := &icmp6Catcher{marker: []byte("alxn-icmp6-" + hex.EncodeToString(b[:]) + "/"), got: map[string][]uint8{}, signal: make(chan struct{}, 64)}
 	var fd int
-	inNetns(t, ns, func() {
-		var err error
-		if fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6); err != nil {
-			t.Fatalf("raw ICMPv6 socket in %s: %v", ns, err)
-		}
-	})
+	var err error
+	netnstest.Do(t, ns, func() { fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6) })
+	if err != nil {
+		t.Fatalf("raw ICMPv6 socket in %s: %v", ns, err)
+	}
 	t.Cleanup(func() { unix.Shutdown(fd, unix.SHUT_RDWR); unix.Close(fd) })
 	go func() {
 		buf := make([]byte, 2048)
@@ -223,7 +224,7 @@ func TestE2ENodeICMPv6OffLink(t *testing.T) {
 
 	// The rule of the old ruleset, in both base chains.
 	for _, c := range []string{"output", "forward"} {
-		sh(t, "ip", "netns", "exec", tp.node, "nft", "insert", "rule", "inet", Table, c,
+		netnstest.Exec(t, "ip", "netns", "exec", tp.node, "nft", "insert", "rule", "inet", Table, c,
 			"icmpv6", "type", "{", "nd-neighbor-solicit,", "nd-neighbor-advert,", "nd-router-solicit", "}", "accept")
 	}
 	want := []uint8{133, 135, 136}

@@ -12,13 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/airlockdev/airlock/internal/hostfw"
-	"golang.org/x/sys/unix"
+	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
 // nsRunner runs every command inside network namespace ns.
@@ -41,13 +40,6 @@ type topo struct {
 	pod, node, gw string
 }
 
-func sh(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
 func newTopo(t *testing.T) *topo {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -63,12 +55,10 @@ func newTopo(t *testing.T) *topo {
 	id := hex.EncodeToString(b[:])
 	tp := &topo{pod: "alxn-p-" + id, node: "alxn-n-" + id, gw: "alxn-g-" + id}
 	for _, ns := range []string{tp.pod, tp.node, tp.gw} {
-		sh(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		netnstest.Add(t, ns)
 	}
-	sh(t, "ip", "link", "add", "p0", "netns", tp.pod, "type", "veth", "peer", "name", "n1", "netns", tp.node)
-	sh(t, "ip", "link", "add", "n0", "netns", tp.node, "type", "veth", "peer", "name", "g0", "netns", tp.gw)
+	netnstest.Exec(t, "ip", "link", "add", "p0", "netns", tp.pod, "type", "veth", "peer", "name", "n1", "netns", tp.node)
+	netnstest.Exec(t, "ip", "link", "add", "n0", "netns", tp.node, "type", "veth", "peer", "name", "g0", "netns", tp.gw)
 	for _, c := range [][]string{
 		{"-n", tp.pod, "addr", "add", "198.18.65.2/24", "dev", "p0"},
 		{"-n", tp.pod, "link", "set", "p0", "up"},
@@ -96,18 +86,17 @@ func newTopo(t *testing.T) *topo {
 		{"-n", tp.gw, "route", "add", "198.18.65.0/24", "via", "198.18.61.2"},
 		{"-n", tp.gw, "-6", "route", "add", "fdaa:65::/64", "via", "fdaa:61::2"},
 	} {
-		sh(t, append([]string{"ip"}, c...)...)
+		netnstest.Exec(t, append([]string{"ip"}, c...)...)
 	}
-	sh(t, "ip", "netns", "exec", tp.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	sh(t, "ip", "netns", "exec", tp.node, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	netnstest.Exec(t, "ip", "netns", "exec", tp.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	netnstest.Exec(t, "ip", "netns", "exec", tp.node, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 	for _, port := range []string{"5000", "443"} {
 		var ln net.Listener
-		inNetns(t, tp.gw, func() {
-			var err error
-			if ln, err = net.Listen("tcp", ":"+port); err != nil {
-				t.Fatal(err)
-			}
-		})
+		var err error
+		netnstest.Do(t, tp.gw, func() { ln, err = net.Listen("tcp", ":"+port) })
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() { ln.Close() })
 		go func() {
 			for {
@@ -122,37 +111,11 @@ func newTopo(t *testing.T) *topo {
 	return tp
 }
 
-// inNetns runs f on a thread switched into network namespace ns.
-func inNetns(t *testing.T, ns string, f func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			panic(err) // the thread would stay in the wrong namespace
-		}
-	}()
-	f()
-}
-
 // connects reports whether a TCP connect from ns to addr succeeds.
 func connects(t *testing.T, ns, addr string) bool {
 	t.Helper()
 	var err error
-	inNetns(t, ns, func() {
+	netnstest.Do(t, ns, func() {
 		var c net.Conn
 		c, err = net.DialTimeout("tcp", addr, 700*time.Millisecond)
 		if err == nil {
@@ -196,7 +159,7 @@ func reference(t *testing.T, text string) string {
 	var b [3]byte
 	rand.Read(b[:])
 	ns := "alxn-r-" + hex.EncodeToString(b[:])
-	sh(t, "ip", "netns", "add", ns)
+	netnstest.Exec(t, "ip", "netns", "add", ns)
 	defer exec.Command("ip", "netns", "del", ns).Run()
 	if _, err := (nsRunner{ns}).Run(context.Background(), text, "nft", "-f", "-"); err != nil {
 		t.Fatal(err)
@@ -295,7 +258,7 @@ func TestE2ENodeBlock(t *testing.T) {
 	checkReach(t, "after failed applies", []reach{{tp.pod, "198.18.64.10:443", false}})
 
 	// Behind airlock's back: the whole ruleset flushed, a file deleted.
-	sh(t, "ip", "netns", "exec", tp.node, "nft", "flush", "ruleset")
+	netnstest.Exec(t, "ip", "netns", "exec", tp.node, "nft", "flush", "ruleset")
 	os.Remove(filepath.Join(root, "etc/containerd/certs.d/mcr.microsoft.com/hosts.toml"))
 	st, err := n.Status(ctx)
 	if err != nil || len(st.Drift) != 2 {

@@ -27,7 +27,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/miekg/dns"
-	"golang.org/x/sys/unix"
+
+	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
 // The e2e test builds two throwaway network namespaces:
@@ -50,14 +51,6 @@ const (
 	nsInet = "alxv-inet"
 )
 
-func sh(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 func nft(t *testing.T, ruleset string) {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", nsNode, "nft", "-f", "-")
@@ -67,54 +60,28 @@ func nft(t *testing.T, ruleset string) {
 	}
 }
 
-// inNS runs f on a thread inside the namespace; sockets f opens stay
-// there. The thread is never unlocked, so it is discarded afterwards.
-func inNS(t *testing.T, ns string, f func() error) {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := os.Open(filepath.Join("/run/netns", ns))
-		if err != nil {
-			done <- err
-			return
-		}
-		defer fd.Close()
-		if err := unix.Setns(int(fd.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- err
-			return
-		}
-		done <- f()
-	}()
-	if err := <-done; err != nil {
-		t.Fatalf("in netns %s: %v", ns, err)
-	}
-}
-
 func topology(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: network namespaces and nftables")
 	}
 	for _, ns := range []string{nsNode, nsInet} {
 		exec.Command("ip", "netns", "del", ns).Run() // a previous run's leftovers
-		sh(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		netnstest.Add(t, ns)
 	}
-	sh(t, "ip", "link", "add", "alxv-n0", "netns", nsNode, "type", "veth", "peer", "name", "alxv-i0", "netns", nsInet)
-	sh(t, "ip", "-n", nsNode, "addr", "add", "198.18.1.2/24", "dev", "alxv-n0")
-	sh(t, "ip", "-n", nsNode, "-6", "addr", "add", "fdaa:1::2/64", "dev", "alxv-n0", "nodad")
-	sh(t, "ip", "-n", nsNode, "link", "set", "alxv-n0", "up")
-	sh(t, "ip", "-n", nsNode, "route", "add", "default", "via", "198.18.1.1")
-	sh(t, "ip", "-n", nsNode, "-6", "route", "add", "default", "via", "fdaa:1::1")
-	sh(t, "ip", "-n", nsInet, "addr", "add", "198.18.1.1/24", "dev", "alxv-i0")
-	sh(t, "ip", "-n", nsInet, "-6", "addr", "add", "fdaa:1::1/64", "dev", "alxv-i0", "nodad")
-	sh(t, "ip", "-n", nsInet, "link", "set", "alxv-i0", "up")
+	netnstest.Exec(t, "ip", "link", "add", "alxv-n0", "netns", nsNode, "type", "veth", "peer", "name", "alxv-i0", "netns", nsInet)
+	netnstest.Exec(t, "ip", "-n", nsNode, "addr", "add", "198.18.1.2/24", "dev", "alxv-n0")
+	netnstest.Exec(t, "ip", "-n", nsNode, "-6", "addr", "add", "fdaa:1::2/64", "dev", "alxv-n0", "nodad")
+	netnstest.Exec(t, "ip", "-n", nsNode, "link", "set", "alxv-n0", "up")
+	netnstest.Exec(t, "ip", "-n", nsNode, "route", "add", "default", "via", "198.18.1.1")
+	netnstest.Exec(t, "ip", "-n", nsNode, "-6", "route", "add", "default", "via", "fdaa:1::1")
+	netnstest.Exec(t, "ip", "-n", nsInet, "addr", "add", "198.18.1.1/24", "dev", "alxv-i0")
+	netnstest.Exec(t, "ip", "-n", nsInet, "-6", "addr", "add", "fdaa:1::1/64", "dev", "alxv-i0", "nodad")
+	netnstest.Exec(t, "ip", "-n", nsInet, "link", "set", "alxv-i0", "up")
 	for _, a := range []string{"198.19.0.10/32", "198.19.0.20/32", "198.19.0.30/32", "198.19.0.53/32", "198.19.0.254/32"} {
-		sh(t, "ip", "-n", nsInet, "addr", "add", a, "dev", "lo")
+		netnstest.Exec(t, "ip", "-n", nsInet, "addr", "add", a, "dev", "lo")
 	}
-	sh(t, "ip", "-n", nsInet, "-6", "addr", "add", "fdaa:99::10/128", "dev", "lo")
-	sh(t, "ip", "-n", nsInet, "-6", "addr", "add", "fdaa:99::66/128", "dev", "lo")
+	netnstest.Exec(t, "ip", "-n", nsInet, "-6", "addr", "add", "fdaa:99::10/128", "dev", "lo")
+	netnstest.Exec(t, "ip", "-n", nsInet, "-6", "addr", "add", "fdaa:99::66/128", "dev", "lo")
 }
 
 // reflectIn runs the ICMPv6 reflector in ns until the test ends, on a
@@ -214,7 +181,7 @@ func serveIn(t *testing.T) {
 		}
 		w.WriteMsg(m)
 	})
-	inNS(t, nsInet, func() error {
+	netnstest.Do(t, nsInet, func() {
 		serveHTTP(tls.NewListener(tcp("198.19.0.10:443"), &tls.Config{Certificates: []tls.Certificate{denied}}), doh)
 		serveHTTP(tls.NewListener(tcp("[fdaa:99::10]:443"), &tls.Config{Certificates: []tls.Certificate{denied}}), doh)
 		serveHTTP(tcp("198.19.0.10:80"), doh)
@@ -233,11 +200,9 @@ func serveIn(t *testing.T) {
 			}
 		}()
 		startDNS(t, udp("198.19.0.53:53"), tcp("198.19.0.53:53"), records)
-		return nil
 	})
-	inNS(t, nsNode, func() error {
+	netnstest.Do(t, nsNode, func() {
 		startDNS(t, udp("127.0.0.1:53"), nil, nodeDNS)
-		return nil
 	})
 	t.Cleanup(func() {
 		for _, ln := range lns {

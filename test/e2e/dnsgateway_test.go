@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
 // TestE2EServeDNSGatewayFQDNNetworkRule runs DNS and the gateway in one
@@ -128,7 +130,7 @@ func udpProbe(t testing.TB, ns, dst string, wait time.Duration) string {
 	t.Helper()
 	var c net.Conn
 	var err error
-	inNetns(t, ns, func() { c, err = net.Dial("udp", dst) })
+	netnstest.Do(t, ns, func() { c, err = net.Dial("udp", dst) })
 	if err != nil {
 		t.Fatalf("udp dial %s in %s: %v", dst, ns, err)
 	}
@@ -155,7 +157,7 @@ func lookupA(t testing.TB, ns, server, name string) []string {
 	m.SetQuestion(name, dns.TypeA)
 	var resp *dns.Msg
 	var err error
-	inNetns(t, ns, func() {
+	netnstest.Do(t, ns, func() {
 		c := &dns.Client{Timeout: 2 * time.Second}
 		resp, _, err = c.Exchange(m, server)
 	})

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
 // inetOffLink6 is verify.targets.offLinkIPv6 on the isolation rig: an
@@ -39,7 +41,7 @@ func newICMPv6Witness(t *testing.T, ns string) *icmpv6Witness {
 	w := &icmpv6Witness{got: map[string][]int{}}
 	var fd int
 	var err error
-	inNetns(t, ns, func() { fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6) })
+	netnstest.Do(t, ns, func() { fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6) })
 	if err != nil {
 		t.Fatalf("raw ICMPv6 socket in %s: %v", ns, err)
 	}
@@ -130,7 +132,7 @@ table inet airlock_node {
 func TestE2EIsolatedICMPv6AndLinkLocal(t *testing.T) {
 	skipUnlessAirlock(t)
 	r := newIsolationRig(t)
-	mustRun(t, "ip", "-n", r.inet, "addr", "add", inetOffLink6+"/128", "dev", "lo", "nodad")
+	netnstest.Exec(t, "ip", "-n", r.inet, "addr", "add", inetOffLink6+"/128", "dev", "lo", "nodad")
 	webIn(t, r.inet, inetMetadata, "metadata")
 	witness := newICMPv6Witness(t, r.inet)
 
@@ -196,7 +198,7 @@ verify:
 	// detection, so a probe's answer is not held up behind that.
 	for _, ns := range []string{r.node, r.pod} {
 		var err error
-		inNetns(t, ns, func() {
+		netnstest.Do(t, ns, func() {
 			var c net.Conn
 			if c, err = net.DialTimeout("tcp", "["+inetOffLink6+"]:9", 10*time.Second); err == nil {
 				c.Close()
@@ -212,7 +214,7 @@ verify:
 	t.Run("pre-fix ruleset: verify reports the leaks", func(t *testing.T) {
 		cmd := []string{"ip", "netns", "exec", r.node, "nft", "-f", filepath.Join(r.dir, "pre-fix.nft")}
 		writeFile(t, cmd[len(cmd)-1], preFixRuleset)
-		mustRun(t, cmd...)
+		netnstest.Exec(t, cmd...)
 		witness.take()
 		code, rows := verifyRows(t, false)
 		if l := leakedRows(rows); code != 1 || !slices.Equal(l, ndRows) {

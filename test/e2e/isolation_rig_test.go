@@ -19,13 +19,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
 // The isolation rig is four throwaway network namespaces in a line, the
@@ -82,13 +81,11 @@ func newIsolationRig(t *testing.T) *isolationRig {
 	}
 	p0, n1, n0, g0, g1, i0 := "alx"+sfx+"p0", "alx"+sfx+"n1", "alx"+sfx+"n0", r.gwNodeIf, "alx"+sfx+"g1", "alx"+sfx+"i0"
 	for _, ns := range []string{r.pod, r.node, r.gw, r.inet} {
-		mustRun(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		mustRun(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		netnstest.Add(t, ns)
 	}
-	mustRun(t, "ip", "link", "add", p0, "netns", r.pod, "type", "veth", "peer", "name", n1, "netns", r.node)
-	mustRun(t, "ip", "link", "add", n0, "netns", r.node, "type", "veth", "peer", "name", g0, "netns", r.gw)
-	mustRun(t, "ip", "link", "add", g1, "netns", r.gw, "type", "veth", "peer", "name", i0, "netns", r.inet)
+	netnstest.Exec(t, "ip", "link", "add", p0, "netns", r.pod, "type", "veth", "peer", "name", n1, "netns", r.node)
+	netnstest.Exec(t, "ip", "link", "add", n0, "netns", r.node, "type", "veth", "peer", "name", g0, "netns", r.gw)
+	netnstest.Exec(t, "ip", "link", "add", g1, "netns", r.gw, "type", "veth", "peer", "name", i0, "netns", r.inet)
 	type link struct{ ns, dev, v4, v6 string }
 	for _, l := range []link{
 		{r.pod, p0, rigPodAddr + "/24", "fdaa:20::2/64"},
@@ -98,19 +95,19 @@ func newIsolationRig(t *testing.T) *isolationRig {
 		{r.gw, g1, rigGwInet + "/24", "fdaa:22::1/64"},
 		{r.inet, i0, "198.18.22.2/24", "fdaa:22::2/64"},
 	} {
-		mustRun(t, "ip", "-n", l.ns, "addr", "add", l.v4, "dev", l.dev)
-		mustRun(t, "ip", "-n", l.ns, "addr", "add", l.v6, "dev", l.dev, "nodad")
-		mustRun(t, "ip", "-n", l.ns, "link", "set", l.dev, "up")
+		netnstest.Exec(t, "ip", "-n", l.ns, "addr", "add", l.v4, "dev", l.dev)
+		netnstest.Exec(t, "ip", "-n", l.ns, "addr", "add", l.v6, "dev", l.dev, "nodad")
+		netnstest.Exec(t, "ip", "-n", l.ns, "link", "set", l.dev, "up")
 	}
 	for _, a := range []string{inetAllowed, inetDenied, inetRegistry, inetResolver, inetNTP, inetNTP2, inetMetadata} {
-		mustRun(t, "ip", "-n", r.inet, "addr", "add", a+"/32", "dev", "lo")
+		netnstest.Exec(t, "ip", "-n", r.inet, "addr", "add", a+"/32", "dev", "lo")
 	}
 	for _, a := range []string{inetAllowed6, inetDenied6} {
-		mustRun(t, "ip", "-n", r.inet, "addr", "add", a+"/128", "dev", "lo", "nodad")
+		netnstest.Exec(t, "ip", "-n", r.inet, "addr", "add", a+"/128", "dev", "lo", "nodad")
 	}
 	for _, ns := range []string{r.node, r.gw} {
-		mustRun(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-		mustRun(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+		netnstest.Exec(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+		netnstest.Exec(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 	}
 	routes := [][]string{
 		{r.pod, "default", "via", "198.18.20.1"},
@@ -132,53 +129,9 @@ func newIsolationRig(t *testing.T) *isolationRig {
 			rest = rest[1:]
 		}
 		args = append(args, "route", "add")
-		mustRun(t, append(args, rest...)...)
+		netnstest.Exec(t, append(args, rest...)...)
 	}
 	return r
-}
-
-func mustRun(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// inNetns runs fn on an OS thread switched into namespace ns. Sockets fn
-// creates belong to ns for their whole life, whichever goroutine uses them
-// later. The thread is switched back afterwards; only if that fails is it
-// thrown away (the goroutine exits locked). Threads must survive: a thread
-// that dies takes the processes it forked with Pdeathsig along.
-func inNetns(t testing.TB, ns string, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			t.Errorf("open own netns: %v", err)
-			return
-		}
-		defer orig.Close()
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			t.Errorf("open netns %s: %v", ns, err)
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			t.Errorf("setns %s: %v", ns, err)
-			return
-		}
-		fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	<-done
 }
 
 // listenIn opens a listener in namespace ns.
@@ -186,7 +139,7 @@ func listenIn(t testing.TB, ns, network, addr string) net.Listener {
 	t.Helper()
 	var ln net.Listener
 	var err error
-	inNetns(t, ns, func() { ln, err = net.Listen(network, addr) })
+	netnstest.Do(t, ns, func() { ln, err = net.Listen(network, addr) })
 	if err != nil {
 		t.Fatalf("listen %s %s in %s: %v", network, addr, ns, err)
 	}
@@ -199,7 +152,7 @@ func udpEchoIn(t testing.TB, ns, addr, id string) {
 	t.Helper()
 	var pc net.PacketConn
 	var err error
-	inNetns(t, ns, func() { pc, err = net.ListenPacket("udp", addr) })
+	netnstest.Do(t, ns, func() { pc, err = net.ListenPacket("udp", addr) })
 	if err != nil {
 		t.Fatalf("udp listen %s in %s: %v", addr, ns, err)
 	}
@@ -283,7 +236,7 @@ func startUnboundIn(t testing.TB, ns, addr string, localData []string) {
 	t.Cleanup(func() { p.stop(5 * time.Second) })
 	var ready bool
 	for range 100 {
-		inNetns(t, ns, func() {
+		netnstest.Do(t, ns, func() {
 			c, err := net.DialTimeout("tcp", addr+":53", 100*time.Millisecond)
 			if err == nil {
 				c.Close()
@@ -319,7 +272,7 @@ func startAirlockIn(t testing.TB, ns, cfgPath, admin string) *process {
 		ok := false
 		// net/http dials on goroutines of its own, outside ns: one raw
 		// request on a connection made here.
-		inNetns(t, ns, func() {
+		netnstest.Do(t, ns, func() {
 			c, err := net.DialTimeout("tcp", admin, time.Second)
 			if err != nil {
 				return

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
 // isolated is the whole system of issue 6 on the isolation rig: inet holds
@@ -143,7 +145,7 @@ func moveRegistryInto(t testing.TB, r *registry, ns, addr string) {
 	t.Cleanup(func() { p.stop(5 * time.Second) })
 	err := waitFor(p, 20*time.Second, func() bool {
 		ok := false
-		inNetns(t, ns, func() {
+		netnstest.Do(t, ns, func() {
 			if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 				c.Close()
 				ok = true
@@ -300,7 +302,7 @@ func TestE2EIsolatedNodeBlock(t *testing.T) {
 
 	t.Run("one channel opened: verify flags exactly it", func(t *testing.T) {
 		table := nodeTable(t, s)
-		mustRun(t, "ip", "netns", "exec", s.node, "nft", "insert", "rule", "inet", table, "output", "udp", "dport", "443", "accept")
+		netnstest.Exec(t, "ip", "netns", "exec", s.node, "nft", "insert", "rule", "inet", table, "output", "udp", "dport", "443", "accept")
 		code, rows := s.runVerify(t, false)
 		l := leaked(rows)
 		if code != 1 || len(l) != 1 || !strings.Contains(strings.ToLower(l[0]), "udp") {
@@ -309,7 +311,7 @@ func TestE2EIsolatedNodeBlock(t *testing.T) {
 	})
 
 	t.Run("isolation removed: verify reports the leaks", func(t *testing.T) {
-		mustRun(t, "ip", "netns", "exec", s.node, "nft", "delete", "table", "inet", nodeTable(t, s))
+		netnstest.Exec(t, "ip", "netns", "exec", s.node, "nft", "delete", "table", "inet", nodeTable(t, s))
 		code, rows := s.runVerify(t, false)
 		if l := leaked(rows); code != 1 || len(l) < 3 {
 			t.Errorf("verify without the node's rules: exit %d, leaks %v; want exit 1 and the open channels", code, l)
@@ -329,7 +331,7 @@ func TestE2EIsolatedNodeBlock(t *testing.T) {
 // nodeTable is the name of airlock's nftables table in the node.
 func nodeTable(t testing.TB, s *isolated) string {
 	t.Helper()
-	out := mustRun(t, "ip", "netns", "exec", s.node, "nft", "list", "tables")
+	out := netnstest.Exec(t, "ip", "netns", "exec", s.node, "nft", "list", "tables")
 	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
 		if len(f) == 3 && f[1] == "inet" && strings.HasPrefix(f[2], "airlock") {
@@ -399,7 +401,7 @@ func httpsGet(t testing.TB, ns, ip, name string) string {
 	t.Helper()
 	var raw net.Conn
 	var err error
-	inNetns(t, ns, func() { raw, err = net.DialTimeout("tcp", net.JoinHostPort(ip, "443"), 3*time.Second) })
+	netnstest.Do(t, ns, func() { raw, err = net.DialTimeout("tcp", net.JoinHostPort(ip, "443"), 3*time.Second) })
 	if err != nil {
 		return ""
 	}
