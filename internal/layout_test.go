@@ -50,6 +50,7 @@ var rank = map[string]int{
 	// test allows tests anything); ranked above cmd/airlock so that no
 	// non-test package can import them
 	"internal/testkit/netnstest": 6, // throwaway network namespaces, code run inside one, rig commands
+	"internal/testkit/logcap":    6, // slog JSON records captured for assertions
 }
 
 func TestImportDirection(t *testing.T) {

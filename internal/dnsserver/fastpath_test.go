@@ -232,7 +232,7 @@ func TestFastPathReplay(t *testing.T) {
 		t.Errorf("fast path entries = %d, want 4 (cdn, www/1232, nx, Www/512)", n)
 	}
 	var hits int
-	for _, r := range e.logs.records(t) {
+	for _, r := range e.logs.Records(t) {
 		if r["qname"] == "cdn.allowed.test" && r["cache"] == "hit" && r["verdict"] == "allow" {
 			hits++
 		}

@@ -1,11 +1,8 @@
 package dnsserver
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -17,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/airlockdev/airlock/internal/policy"
+	"github.com/airlockdev/airlock/internal/testkit/logcap"
 )
 
 // testPolicy allows *.allowed.test, allowed.test, ntp.test (network rule),
@@ -139,44 +137,11 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// logBuf collects JSON log records.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// records returns the decision records logged so far.
-func (l *logBuf) records(t *testing.T) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if m["msg"] == "dns decision" {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // env is a running server with its upstream(s).
 type env struct {
 	srv   *Server
 	addr  string
-	logs  *logBuf
+	logs  *logcap.Capture // decision records
 	clock *clock
 }
 
@@ -184,9 +149,9 @@ type env struct {
 // modifier) on loopback and stops it at the end of the test.
 func start(t *testing.T, cfg Config, deps Deps) *env {
 	t.Helper()
-	e := &env{logs: &logBuf{}, clock: newClock()}
+	e := &env{logs: logcap.New("dns decision"), clock: newClock()}
 	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.NewJSONHandler(e.logs, nil))
+		deps.Logger = e.logs.Logger()
 	}
 	if deps.Now == nil {
 		deps.Now = e.clock.Now

@@ -108,7 +108,7 @@ func TestAnswers(t *testing.T) {
 			if tt.want == nil && tt.wantAddr == nil && len(r.Answer) != 0 {
 				t.Errorf("%s answer = %v, want none", tt.qname, r.Answer)
 			}
-			recs := e.logs.records(t)
+			recs := e.logs.Records(t)
 			last := recs[len(recs)-1]
 			if last["reason"] != tt.reason {
 				t.Errorf("%s record reason = %v, want %s (record %v)", tt.qname, last["reason"], tt.reason, last)
@@ -132,7 +132,7 @@ func TestDeniedRecordAndRefused(t *testing.T) {
 	if r := e.ask(t, "www.allowed.test", dns.TypeA, false, 0); r.Rcode != dns.RcodeSuccess {
 		t.Errorf("www.allowed.test rcode = %s, want NOERROR", dns.RcodeToString[r.Rcode])
 	}
-	recs := e.logs.records(t)
+	recs := e.logs.Records(t)
 	if len(recs) != 1 {
 		t.Fatalf("records = %d (%v), want 1 (denied only, logAllowed none)", len(recs), recs)
 	}
@@ -170,7 +170,7 @@ func TestHTTPSRecordsStripped(t *testing.T) {
 	if diff := cmp.Diff([]string{"A"}, types(r)); diff != "" {
 		t.Errorf("ANY any.allowed.test types (-want +got):\n%s", diff)
 	}
-	recs := e.logs.records(t)
+	recs := e.logs.Records(t)
 	if got := fmt.Sprint(recs[len(recs)-1]["stripped"]); got != "[HTTPS]" {
 		t.Errorf("record stripped = %s, want [HTTPS]", got)
 	}

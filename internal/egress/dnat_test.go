@@ -51,7 +51,7 @@ func TestDNAT(t *testing.T) {
 	c.Close()
 
 	var allowed, denied int
-	for _, r := range g.logs.waitRecords(t, 2) {
+	for _, r := range g.logs.Wait(t, 2) {
 		switch {
 		case r["verdict"] == "allow" && r["rule"] == "api" && r["listener"] == "dnat" && r["upstream"] == backend.String():
 			allowed++

@@ -2,13 +2,10 @@ package egress
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -19,6 +16,7 @@ import (
 	"time"
 
 	"github.com/airlockdev/airlock/internal/policy"
+	"github.com/airlockdev/airlock/internal/testkit/logcap"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -33,61 +31,12 @@ func (r fakeResolver) LookupNetIP(_ context.Context, network, host string) ([]ne
 	return addrs, nil
 }
 
-// logBuf collects JSON log lines safely from many goroutines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// records returns the decision records logged so far.
-func (l *logBuf) records(t testing.TB) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if m["msg"] == recordMsg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// waitRecords waits until n decision records were logged.
-func (l *logBuf) waitRecords(t testing.TB, n int) []map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		r := l.records(t)
-		if len(r) >= n || time.Now().After(deadline) {
-			if len(r) != n {
-				t.Fatalf("decision records = %d, want %d:\n%s", len(r), n, l.b.String())
-			}
-			return r
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // gw is a gateway under test on loopback.
 type gw struct {
 	srv   *Server
 	proxy string // explicit proxy address
 	trans string // transparent listener address
-	logs  *logBuf
+	logs  *logcap.Capture
 	m     *Metrics
 }
 
@@ -117,13 +66,13 @@ func startGateway(t *testing.T, o gwOptions) *gw {
 	if err != nil {
 		t.Fatalf("policy.Compile: %v", err)
 	}
-	logs := &logBuf{}
+	logs := logcap.New(recordMsg)
 	m := NewMetrics(nil)
 	cfg := o.cfg
 	cfg.SetDefaults()
 	srv, err := New(&cfg, Deps{
 		Policy: p, Resolver: o.resolver, Metrics: m, OriginalDst: o.origDst, Names: o.names,
-		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+		Logger: logs.Logger(),
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)

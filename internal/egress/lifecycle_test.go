@@ -105,7 +105,7 @@ func TestShutdownDrains(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Shutdown did not return after the last tunnel ended")
 	}
-	if rec := g.logs.waitRecords(t, 1)[0]; rec["bytes_up"].(float64) == 0 {
+	if rec := g.logs.Wait(t, 1)[0]; rec["bytes_up"].(float64) == 0 {
 		t.Errorf("drained flow record = %v, want bytes counted", rec)
 	}
 }
@@ -127,5 +127,5 @@ func TestShutdownDeadlineClosesTunnels(t *testing.T) {
 	if _, err := io.ReadAll(br); err != nil {
 		t.Errorf("client read after forced shutdown: %v, want EOF", err)
 	}
-	g.logs.waitRecords(t, 1)
+	g.logs.Wait(t, 1)
 }

@@ -58,7 +58,7 @@ func TestFQDNNetworkRuleUsesDNSObservations(t *testing.T) {
 	}
 	// Records are written when flows end, so count rather than order them.
 	allowed, denied := 0, 0
-	for _, r := range g.logs.waitRecords(t, 3) {
+	for _, r := range g.logs.Wait(t, 3) {
 		switch {
 		case r["verdict"] == "allow" && r["rule"] == "ntp" && r["dst"] == up.String():
 			allowed++

@@ -68,7 +68,7 @@ func TestConnect(t *testing.T) {
 			} else if !strings.Contains(body, tc.reason) {
 				t.Errorf("CONNECT %s body = %q, want the reason %s", tc.target, body, tc.reason)
 			}
-			r := g.logs.waitRecords(t, 1)[0]
+			r := g.logs.Wait(t, 1)[0]
 			if r["reason"] != tc.reason || r["verdict"] != tc.verdict {
 				t.Errorf("record verdict/reason = %v/%v, want %s/%s; record %v", r["verdict"], r["reason"], tc.verdict, tc.reason, r)
 			}
@@ -90,7 +90,7 @@ func TestConnectRecord(t *testing.T) {
 	c.(*net.TCPConn).CloseWrite()
 	io.Copy(io.Discard, br)
 	c.Close()
-	r := g.logs.waitRecords(t, 1)[0]
+	r := g.logs.Wait(t, 1)[0]
 	for _, k := range []string{"time", "src", "duration_ms"} {
 		if _, ok := r[k]; !ok {
 			t.Errorf("record has no %s: %v", k, r)
@@ -107,7 +107,7 @@ func TestConnectRecord(t *testing.T) {
 	if diff := cmp.Diff(want, r); diff != "" {
 		t.Errorf("decision record (-want +got):\n%s", diff)
 	}
-	if got := g.logs.records(t); len(got) != 1 {
+	if got := g.logs.Records(t); len(got) != 1 {
 		t.Errorf("records after the flow = %d, want exactly 1", len(got))
 	}
 }
@@ -156,7 +156,7 @@ func TestAbsoluteFormHTTP(t *testing.T) {
 	// The allowed flow's record may come after the denied one's: it is
 	// written once its handler is done, after the client saw the answer.
 	var rec map[string]any
-	for _, r := range g.logs.waitRecords(t, 2) {
+	for _, r := range g.logs.Wait(t, 2) {
 		if r["name"] == "allowed.test" {
 			rec = r
 		}
@@ -186,7 +186,7 @@ func TestProxyMalformed(t *testing.T) {
 			t.Errorf("proxy(%q) = %v, %v; want 400", req, resp, err)
 		}
 	}
-	for _, r := range g.logs.waitRecords(t, 4) {
+	for _, r := range g.logs.Wait(t, 4) {
 		if r["reason"] != "malformed" {
 			t.Errorf("record reason = %v, want malformed", r["reason"])
 		}

@@ -129,7 +129,7 @@ func TestTransparent(t *testing.T) {
 			t.Errorf("slow ClientHello cut after %v, want about the 300ms head timeout", d)
 		}
 	})
-	recs := g.logs.waitRecords(t, 6)
+	recs := g.logs.Wait(t, 6)
 	for i, r := range recs {
 		str := func(k string) string { s, _ := r[k].(string); return s }
 		w, ok := want[str("src")]
@@ -156,7 +156,7 @@ func TestTransparent(t *testing.T) {
 		if got := m.GetCounter().GetValue(); got != 1 {
 			t.Errorf("refused{why=loop} = %v, want 1", got)
 		}
-		if n := len(g.logs.records(t)); n != 6 {
+		if n := len(g.logs.Records(t)); n != 6 {
 			t.Errorf("decision records = %d, want still 6 (a refused loop is not a flow)", n)
 		}
 	})
@@ -182,7 +182,7 @@ func TestTransparentReportMode(t *testing.T) {
 			t.Errorf("report mode GET with SNI %q = %q, %v; want I am denied", sni, body, err)
 		}
 	}
-	for _, r := range g.logs.waitRecords(t, 2) {
+	for _, r := range g.logs.Wait(t, 2) {
 		if r["verdict"] != "deny" || r["would_deny"] != true || r["upstream"] != denied.String() {
 			t.Errorf("report record = %v, want verdict deny, would_deny, upstream %s", r, denied)
 		}

@@ -123,7 +123,7 @@ func TestRelayBulkBothWays(t *testing.T) {
 		t.Fatalf("echo = %d bytes, want %d (equal: false)", len(got), len(want))
 	}
 	c.Close()
-	r := g.logs.waitRecords(t, 1)[0]
+	r := g.logs.Wait(t, 1)[0]
 	if r["bytes_up"] != float64(size) || r["bytes_down"] != float64(len(want)) {
 		t.Errorf("record bytes up/down = %v/%v, want %d/%d", r["bytes_up"], r["bytes_down"], size, len(want))
 	}
@@ -159,7 +159,7 @@ func TestRelayHalfClose(t *testing.T) {
 	if err != nil || string(got) != "got 5" {
 		t.Errorf("answer after half-close = %q, %v; want %q", got, err, "got 5")
 	}
-	r := g.logs.waitRecords(t, 1)[0]
+	r := g.logs.Wait(t, 1)[0]
 	if r["bytes_up"] != float64(5) || r["bytes_down"] != float64(5) {
 		t.Errorf("record bytes up/down = %v/%v, want 5/5", r["bytes_up"], r["bytes_down"])
 	}
@@ -195,7 +195,7 @@ func TestRelayUpstreamReset(t *testing.T) {
 	if _, err := io.ReadAll(br); errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("client read after the upstream reset: %v, want EOF or reset", err)
 	}
-	r := g.logs.waitRecords(t, 1)[0]
+	r := g.logs.Wait(t, 1)[0]
 	if r["bytes_up"] != float64(4) {
 		t.Errorf("record bytes_up = %v, want 4", r["bytes_up"])
 	}
@@ -227,7 +227,7 @@ func TestShutdownDeadlineEndsPolledTunnels(t *testing.T) {
 	if _, err := io.ReadAll(br); err != nil {
 		t.Errorf("client read after forced shutdown: %v, want EOF", err)
 	}
-	r := g.logs.waitRecords(t, 1)[0]
+	r := g.logs.Wait(t, 1)[0]
 	if r["bytes_up"] == float64(0) {
 		t.Errorf("record = %v, want bytes counted", r)
 	}

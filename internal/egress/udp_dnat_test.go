@@ -120,7 +120,7 @@ func TestUDPDNAT(t *testing.T) {
 		}
 	}
 
-	recs := g.logs.waitRecords(t, 2)
+	recs := g.logs.Wait(t, 2)
 	var allowed, denied int
 	for _, r := range recs {
 		switch {
@@ -173,7 +173,7 @@ func TestUDPFlowLimit(t *testing.T) {
 	if got := testutil.ToFloat64(g.m.UDPDropped.WithLabelValues(udpDropSourceLimit)); got != 1 {
 		t.Errorf("dropped{source_limit} = %v, want 1", got)
 	}
-	g.logs.waitRecords(t, 2) // both flows went idle
+	g.logs.Wait(t, 2) // both flows went idle
 	if got, err := udpAsk(clients[2], g.listen, "y", 2*time.Second); err != nil || got != "echo:y" {
 		t.Errorf("after the flows ended: %q, %v; want echo:y", got, err)
 	}
@@ -199,7 +199,7 @@ func TestUDPShutdown(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Shutdown took %s with idle timeout 1h, want prompt", d)
 	}
-	if n := len(g.logs.records(t)); n != 5 {
+	if n := len(g.logs.Records(t)); n != 5 {
 		t.Errorf("records after Shutdown = %d, want 5", n)
 	}
 	select {
@@ -237,7 +237,7 @@ func TestL4UDPLoop(t *testing.T) {
 	if got := testutil.ToFloat64(g.m.UDPDropped.WithLabelValues("loop")); got != 1 {
 		t.Errorf("dropped{loop} = %v, want 1", got)
 	}
-	if n := len(g.logs.records(t)); n != 0 {
+	if n := len(g.logs.Records(t)); n != 0 {
 		t.Errorf("records = %d, want 0", n)
 	}
 }

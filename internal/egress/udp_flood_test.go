@@ -59,7 +59,7 @@ func TestUDPFloodDenied(t *testing.T) {
 		t.Errorf("udp flows gauge = %v, want 16 (127.0.0.1's; the denies hold none)", got)
 	}
 	// One deny for the client and destination, whatever the source port.
-	if recs := g.logs.waitRecords(t, 1); recs[0]["verdict"] != "deny" {
+	if recs := g.logs.Wait(t, 1); recs[0]["verdict"] != "deny" {
 		t.Errorf("record = %v, want the deny of 127.0.0.3", recs[0])
 	}
 	if got := testutil.ToFloat64(g.m.UDPDropped.WithLabelValues(udpDropDenied)); got != 127 {
@@ -94,7 +94,7 @@ func TestUDPEvictionRecord(t *testing.T) {
 			t.Errorf("udpAsk from %s = %q, %v; want echo:x", src, got, err)
 		}
 	}
-	recs := g.logs.waitRecords(t, 1)
+	recs := g.logs.Wait(t, 1)
 	r := recs[0]
 	if src, _ := r["src"].(string); !strings.HasPrefix(src, "127.0.0.2:") || r["verdict"] != "allow" ||
 		r["error"] != "udp flow ended to make room for a new one (table_full)" || r["bytes_down"] != float64(6) {
