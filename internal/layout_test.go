@@ -28,6 +28,8 @@ var rank = map[string]int{
 	"internal/blobstore": 2, // storage on disk; reports internal/storage's errors and records
 	"internal/policy":    2,
 	"internal/upstream":  2,
+	"internal/ociclient": 1, // the plain OCI pull client (manifests, blobs, digest checks) shared by warm and verify
+	"internal/warm":      2, // the `airlock cache warm` client: pulls a list through airlock's own registry
 	"internal/registry":  3, // servers
 	"internal/cache":     3,
 	"internal/egress":    3,
@@ -51,6 +53,7 @@ var rank = map[string]int{
 	// non-test package can import them
 	"internal/testkit/netnstest": 6, // throwaway network namespaces, code run inside one, rig commands
 	"internal/testkit/logcap":    6, // slog JSON records captured for assertions
+	"internal/testkit/dnstest":   6, // miekg/dns servers for tests: any handler, or a zone map (Zone)
 }
 
 func TestImportDirection(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/airlockdev/airlock/internal/testkit/dnstest"
 )
 
 // verifyPeers starts loopback peers for `airlock verify`: a DNS server
@@ -28,7 +30,7 @@ func startVerifyPeers(t *testing.T) verifyPeers {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+	dnstest.Serve(t, pc, nil, dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(q)
 		if q.Question[0].Name == "allowed.test." && q.Question[0].Qtype == dns.TypeA {
@@ -38,9 +40,7 @@ func startVerifyPeers(t *testing.T) verifyPeers {
 			m.Rcode = dns.RcodeNameError
 		}
 		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
+	}))
 	p.dns = pc.LocalAddr().String()
 
 	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))

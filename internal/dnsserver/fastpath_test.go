@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/airlockdev/airlock/internal/policy"
+	"github.com/airlockdev/airlock/internal/testkit/dnstest"
 )
 
 func packQuery(t testing.TB, name string, qtype uint16, edns uint16, mod func(*dns.Msg)) []byte {
@@ -192,8 +193,8 @@ func unpack(t *testing.T, b []byte) *dns.Msg {
 // gives at the same time (TCP never takes the fast path), with the query's
 // ID, TTLs counted down, counted and logged as a cache hit.
 func TestFastPathReplay(t *testing.T) {
-	up := newUpstream(t, baseZone())
-	e := start(t, defaults(up.addr), Deps{})
+	up := dnstest.NewZone(t, baseZone())
+	e := start(t, defaults(up.Addr), Deps{})
 	for _, tt := range []struct {
 		name  string
 		qtype uint16
@@ -245,8 +246,8 @@ func TestFastPathReplay(t *testing.T) {
 // TestFastPathTTLAndExpiry: the TTL counts down second by second, and once
 // the cache entry expires the forwarder is asked again.
 func TestFastPathTTLAndExpiry(t *testing.T) {
-	up := newUpstream(t, baseZone())
-	e := start(t, defaults(up.addr), Deps{})
+	up := dnstest.NewZone(t, baseZone())
+	e := start(t, defaults(up.Addr), Deps{})
 	q := packQuery(t, "www.allowed.test.", dns.TypeA, 0, nil)
 	ttl := func() uint32 {
 		m := unpack(t, askRaw(t, e.addr, nil, q))
@@ -266,14 +267,14 @@ func TestFastPathTTLAndExpiry(t *testing.T) {
 			t.Errorf("TTL after +%v = %d, want %d", step.add, got, step.want)
 		}
 	}
-	if n := up.queries.Load(); n != 1 {
+	if n := up.Queries.Load(); n != 1 {
 		t.Errorf("upstream queries = %d, want 1", n)
 	}
 	e.clock.Add(time.Second) // 300 s after storing: expired
 	if got := ttl(); got != 300 {
 		t.Errorf("TTL after expiry = %d, want 300 (asked again)", got)
 	}
-	if n := up.queries.Load(); n != 2 {
+	if n := up.Queries.Load(); n != 2 {
 		t.Errorf("upstream queries after expiry = %d, want 2", n)
 	}
 	if h, m := testutil.ToFloat64(e.srv.metrics.CacheHits), testutil.ToFloat64(e.srv.metrics.CacheMisses); h != 6 || m != 2 {
@@ -288,8 +289,8 @@ func TestFastPathTTLAndExpiry(t *testing.T) {
 // TestFastPathObservations: a replayed answer records its addresses again
 // before it is sent (here after the store had dropped them for room).
 func TestFastPathObservations(t *testing.T) {
-	up := newUpstream(t, baseZone())
-	cfg := defaults(up.addr)
+	up := dnstest.NewZone(t, baseZone())
+	cfg := defaults(up.Addr)
 	cfg.ObservationEntries = 1
 	e := start(t, cfg, Deps{})
 	obs := e.srv.Observations()
@@ -324,7 +325,7 @@ func TestFastPathObservations(t *testing.T) {
 func TestFastPathPolicy(t *testing.T) {
 	zone := baseZone()
 	zone["src.test./A"] = []string{"src.test. 300 IN A 1.2.3.20"}
-	up := newUpstream(t, zone)
+	up := dnstest.NewZone(t, zone)
 	p, err := policy.Compile(policy.Config{RuleCollectionGroups: []policy.RuleCollectionGroup{{
 		Name: "g", Priority: 100,
 		RuleCollections: []policy.RuleCollection{
@@ -336,7 +337,7 @@ func TestFastPathPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := start(t, defaults(up.addr), Deps{Policy: p})
+	e := start(t, defaults(up.Addr), Deps{Policy: p})
 	q := packQuery(t, "src.test.", dns.TypeA, 0, nil)
 	one := &net.UDPAddr{IP: net.ParseIP("127.0.0.1")}
 	two := &net.UDPAddr{IP: net.ParseIP("127.0.0.2")}
@@ -388,8 +389,8 @@ func mustKey(t *testing.T, src *net.UDPAddr, pkt []byte) []byte {
 
 // TestReplayAllocs: a replayed answer allocates nothing.
 func TestReplayAllocs(t *testing.T) {
-	up := newUpstream(t, baseZone())
-	cfg := defaults(up.addr)
+	up := dnstest.NewZone(t, baseZone())
+	cfg := defaults(up.Addr)
 	cfg.LogAllowed = LogNone
 	e := start(t, cfg, Deps{})
 	q := packQuery(t, "cdn.allowed.test.", dns.TypeA, 0, nil)
@@ -441,10 +442,10 @@ func FuzzFastKey(f *testing.F) {
 // leave from the address the query was sent to, or a connected client
 // would not take them.
 func TestWildcardListen(t *testing.T) {
-	up := newUpstream(t, baseZone())
+	up := dnstest.NewZone(t, baseZone())
 	for _, listen := range []string{"0.0.0.0:0", "[::]:0"} {
 		t.Run(listen, func(t *testing.T) {
-			cfg := defaults(up.addr)
+			cfg := defaults(up.Addr)
 			cfg.Listen = listen
 			srv, err := New(cfg, Deps{Policy: testPolicy(t)})
 			if err != nil {

@@ -2,12 +2,8 @@ package dnsserver
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/netip"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,82 +35,6 @@ func testPolicy(t testing.TB) *policy.Policy {
 		t.Fatalf("policy.Compile: %v", err)
 	}
 	return p
-}
-
-// upstream is a fake forwarder on loopback (UDP and TCP on one port). Its
-// zone maps "name./TYPE" to records in zone-file syntax.
-type upstream struct {
-	addr    string
-	mu      sync.Mutex
-	zone    map[string][]string
-	queries atomic.Int64
-	stop    func()
-}
-
-func newUpstream(t *testing.T, zone map[string][]string) *upstream {
-	t.Helper()
-	u := &upstream{zone: zone}
-	pc, ln, err := listenBoth("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.addr = pc.LocalAddr().String()
-	h := dns.HandlerFunc(u.serve)
-	us := &dns.Server{PacketConn: pc, Handler: h}
-	ts := &dns.Server{Listener: ln, Handler: h}
-	for _, s := range []*dns.Server{us, ts} {
-		ready := make(chan struct{})
-		s.NotifyStartedFunc = func() { close(ready) }
-		go s.ActivateAndServe()
-		<-ready
-	}
-	var once sync.Once
-	u.stop = func() {
-		once.Do(func() {
-			us.Shutdown()
-			ts.Shutdown()
-		})
-	}
-	t.Cleanup(u.stop)
-	return u
-}
-
-func (u *upstream) set(key string, rrs ...string) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.zone[key] = rrs
-}
-
-func (u *upstream) serve(w dns.ResponseWriter, r *dns.Msg) {
-	u.queries.Add(1)
-	m := new(dns.Msg)
-	m.SetReply(r)
-	q := r.Question[0]
-	key := strings.ToLower(q.Name) + "/" + dns.Type(q.Qtype).String()
-	u.mu.Lock()
-	rrs, ok := u.zone[key]
-	u.mu.Unlock()
-	if !ok {
-		m.Rcode = dns.RcodeNameError
-		soa, _ := dns.NewRR("test. 600 IN SOA ns.test. h.test. 1 3600 600 86400 120")
-		m.Ns = []dns.RR{soa}
-	}
-	for _, s := range rrs {
-		rr, err := dns.NewRR(s)
-		if err != nil {
-			panic(fmt.Sprintf("bad test record %q: %v", s, err))
-		}
-		m.Answer = append(m.Answer, rr)
-	}
-	size := dns.MinMsgSize
-	if o := r.IsEdns0(); o != nil {
-		size = int(o.UDPSize())
-		m.SetEdns0(o.UDPSize(), false)
-	}
-	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
-		m.Truncate(size)
-	}
-	w.WriteMsg(m)
 }
 
 // clock is an injectable clock.

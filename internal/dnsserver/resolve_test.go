@@ -3,16 +3,18 @@ package dnsserver
 import (
 	"context"
 	"testing"
+
+	"github.com/airlockdev/airlock/internal/testkit/dnstest"
 )
 
 // The gateway's lookups go through private zones and the same cache and
 // forwarders as nodes' queries.
 func TestLookupNetIP(t *testing.T) {
-	up := newUpstream(t, map[string][]string{
+	up := dnstest.NewZone(t, map[string][]string{
 		"www.allowed.test./A":    {"www.allowed.test. 300 IN CNAME edge.cdn.test.", "edge.cdn.test. 60 IN A 1.2.3.4"},
 		"www.allowed.test./AAAA": {"www.allowed.test. 300 IN AAAA 2001:db8::4"},
 	})
-	cfg := defaults(up.addr)
+	cfg := defaults(up.Addr)
 	cfg.PrivateZones = privateZones()
 	e := start(t, cfg, Deps{})
 	ctx := context.Background()
@@ -31,9 +33,9 @@ func TestLookupNetIP(t *testing.T) {
 			t.Errorf("LookupNetIP(%q) = %v, %v; want %v", tt.host, got, err, tt.want)
 		}
 	}
-	before := up.queries.Load()
-	if _, err := e.srv.LookupNetIP(ctx, "ip", "www.allowed.test"); err != nil || up.queries.Load() != before {
-		t.Errorf("second lookup asked the forwarder again (%d → %d queries), err %v; want a cache hit", before, up.queries.Load(), err)
+	before := up.Queries.Load()
+	if _, err := e.srv.LookupNetIP(ctx, "ip", "www.allowed.test"); err != nil || up.Queries.Load() != before {
+		t.Errorf("second lookup asked the forwarder again (%d → %d queries), err %v; want a cache hit", before, up.Queries.Load(), err)
 	}
 	if _, err := e.srv.LookupNetIP(ctx, "ip", "nothing.test"); err == nil {
 		t.Error("LookupNetIP of a name the forwarder does not know succeeded")

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/airlockdev/airlock/internal/dnsname"
+	"github.com/airlockdev/airlock/internal/testkit/dnstest"
 )
 
 func baseZone() map[string][]string {
@@ -45,8 +46,8 @@ func privateZones() []ZoneConfig {
 }
 
 func TestAnswers(t *testing.T) {
-	up := newUpstream(t, baseZone())
-	cfg := defaults(up.addr)
+	up := dnstest.NewZone(t, baseZone())
+	cfg := defaults(up.Addr)
 	cfg.AllowNames = []string{"*.cluster.local", "deny.allowed.test", "use-application-dns.net"}
 	cfg.PrivateZones = privateZones()
 	e := start(t, cfg, Deps{})
@@ -121,8 +122,8 @@ func TestAnswers(t *testing.T) {
 }
 
 func TestDeniedRecordAndRefused(t *testing.T) {
-	up := newUpstream(t, baseZone())
-	cfg := defaults(up.addr)
+	up := dnstest.NewZone(t, baseZone())
+	cfg := defaults(up.Addr)
 	cfg.BlockedRcode = "REFUSED"
 	cfg.LogAllowed = LogNone
 	e := start(t, cfg, Deps{})
@@ -142,14 +143,14 @@ func TestDeniedRecordAndRefused(t *testing.T) {
 			t.Errorf("record[%s] = %v, want %v", k, recs[0][k], v)
 		}
 	}
-	if up.queries.Load() != 1 {
-		t.Errorf("upstream queries = %d, want 1 (denied names are never forwarded)", up.queries.Load())
+	if up.Queries.Load() != 1 {
+		t.Errorf("upstream queries = %d, want 1 (denied names are never forwarded)", up.Queries.Load())
 	}
 }
 
 func TestAllowIPv6AndInternalRanges(t *testing.T) {
-	up := newUpstream(t, baseZone())
-	e := start(t, defaults(up.addr), Deps{AllowIPv6: true, AllowedInternalRanges: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	up := dnstest.NewZone(t, baseZone())
+	e := start(t, defaults(up.Addr), Deps{AllowIPv6: true, AllowedInternalRanges: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if got := addrs(e.ask(t, "www.allowed.test", dns.TypeAAAA, false, 0)); !slices.Equal(got, []string{"2600::1"}) {
 		t.Errorf("AAAA www.allowed.test with allowIPv6 = %v, want [2600::1]", got)
 	}
@@ -162,8 +163,8 @@ func TestAllowIPv6AndInternalRanges(t *testing.T) {
 }
 
 func TestHTTPSRecordsStripped(t *testing.T) {
-	up := newUpstream(t, baseZone())
-	cfg := defaults(up.addr)
+	up := dnstest.NewZone(t, baseZone())
+	cfg := defaults(up.Addr)
 	cfg.AllowQueryTypes = append(cfg.AllowQueryTypes, "ANY")
 	e := start(t, cfg, Deps{})
 	r := e.ask(t, "any.allowed.test", dns.TypeANY, false, 1232)
@@ -183,8 +184,8 @@ func TestTruncationAndTCP(t *testing.T) {
 		big = append(big, fmt.Sprintf("big.allowed.test. 300 IN A 1.2.%d.%d", i/200+3, i%200+1))
 	}
 	zone["big.allowed.test./A"] = big
-	up := newUpstream(t, zone)
-	e := start(t, defaults(up.addr), Deps{})
+	up := dnstest.NewZone(t, zone)
+	e := start(t, defaults(up.Addr), Deps{})
 
 	r := e.ask(t, "big.allowed.test", dns.TypeA, false, 0)
 	if !r.Truncated || len(r.Answer) >= 60 {
@@ -209,8 +210,8 @@ func TestUpstreamTruncatedRetriedOverTCP(t *testing.T) {
 		big = append(big, fmt.Sprintf("huge.allowed.test. 300 IN A 1.2.%d.%d", i/200+3, i%200+1))
 	}
 	zone["huge.allowed.test./A"] = big // > 4096 bytes: the upstream truncates over UDP
-	up := newUpstream(t, zone)
-	e := start(t, defaults(up.addr), Deps{})
+	up := dnstest.NewZone(t, zone)
+	e := start(t, defaults(up.Addr), Deps{})
 	r := e.ask(t, "huge.allowed.test", dns.TypeA, true, 0)
 	if len(r.Answer) != 300 {
 		t.Errorf("TCP huge.allowed.test answers = %d, want 300 (forwarder retried over TCP)", len(r.Answer))
@@ -224,8 +225,8 @@ func TestFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dead.Close()
-	up := newUpstream(t, baseZone())
-	cfg := defaults(dead.LocalAddr().String(), up.addr)
+	up := dnstest.NewZone(t, baseZone())
+	cfg := defaults(dead.LocalAddr().String(), up.Addr)
 	cfg.ForwarderTimeout = 200 * time.Millisecond
 	e := start(t, cfg, Deps{})
 	start := time.Now()
@@ -246,8 +247,8 @@ func TestFailover(t *testing.T) {
 }
 
 func TestStaleThenServfail(t *testing.T) {
-	up := newUpstream(t, map[string][]string{"www.allowed.test./A": {"www.allowed.test. 60 IN A 1.2.3.4"}})
-	cfg := defaults(up.addr)
+	up := dnstest.NewZone(t, map[string][]string{"www.allowed.test./A": {"www.allowed.test. 60 IN A 1.2.3.4"}})
+	cfg := defaults(up.Addr)
 	cfg.ForwarderTimeout = 200 * time.Millisecond
 	cfg.StaleFor = 10 * time.Minute
 	reg := prometheus.NewRegistry()
@@ -258,10 +259,10 @@ func TestStaleThenServfail(t *testing.T) {
 	}
 	e.clock.Add(30 * time.Second)
 	r := e.ask(t, "www.allowed.test", dns.TypeA, false, 0)
-	if up.queries.Load() != 1 || r.Answer[0].Header().Ttl != 30 {
-		t.Errorf("cached answer: upstream queries = %d, TTL = %d; want 1 and 30", up.queries.Load(), r.Answer[0].Header().Ttl)
+	if up.Queries.Load() != 1 || r.Answer[0].Header().Ttl != 30 {
+		t.Errorf("cached answer: upstream queries = %d, TTL = %d; want 1 and 30", up.Queries.Load(), r.Answer[0].Header().Ttl)
 	}
-	up.stop()
+	up.Stop()
 	e.clock.Add(5 * time.Minute) // expired, within staleFor
 	r = e.ask(t, "www.allowed.test", dns.TypeA, false, 0)
 	if got := addrs(r); r.Rcode != dns.RcodeSuccess || !slices.Equal(got, []string{"1.2.3.4"}) {
@@ -283,19 +284,19 @@ func TestStaleThenServfail(t *testing.T) {
 }
 
 func TestCache(t *testing.T) {
-	up := newUpstream(t, baseZone())
-	e := start(t, defaults(up.addr), Deps{})
+	up := dnstest.NewZone(t, baseZone())
+	e := start(t, defaults(up.Addr), Deps{})
 	for range 3 {
 		e.ask(t, "www.allowed.test", dns.TypeA, false, 0)
 		e.ask(t, "nx.allowed.test", dns.TypeA, false, 0) // NXDOMAIN with SOA min 120
 	}
-	if n := up.queries.Load(); n != 2 {
+	if n := up.Queries.Load(); n != 2 {
 		t.Errorf("upstream queries after 3× two names = %d, want 2 (positive and negative cached)", n)
 	}
 	e.clock.Add(121 * time.Second) // the negative entry expired; the positive (300 s) not
 	e.ask(t, "www.allowed.test", dns.TypeA, false, 0)
 	e.ask(t, "nx.allowed.test", dns.TypeA, false, 0)
-	if n := up.queries.Load(); n != 3 {
+	if n := up.Queries.Load(); n != 3 {
 		t.Errorf("upstream queries after the negative TTL = %d, want 3", n)
 	}
 	if h, m := testutil.ToFloat64(e.srv.metrics.CacheHits), testutil.ToFloat64(e.srv.metrics.CacheMisses); h != 5 || m != 3 {
@@ -361,8 +362,8 @@ func splitBar(s string) []string {
 }
 
 func TestObservations(t *testing.T) {
-	up := newUpstream(t, baseZone())
-	cfg := defaults(up.addr)
+	up := dnstest.NewZone(t, baseZone())
+	cfg := defaults(up.Addr)
 	cfg.ObservationGrace = time.Minute
 	e := start(t, cfg, Deps{})
 	obs := e.srv.Observations()
@@ -436,8 +437,8 @@ func TestObservationsBounded(t *testing.T) {
 }
 
 func TestSetPolicy(t *testing.T) {
-	up := newUpstream(t, baseZone())
-	e := start(t, defaults(up.addr), Deps{})
+	up := dnstest.NewZone(t, baseZone())
+	e := start(t, defaults(up.Addr), Deps{})
 	if r := e.ask(t, "www.allowed.test", dns.TypeA, false, 0); r.Rcode != dns.RcodeSuccess {
 		t.Fatalf("before reload: rcode %s, want NOERROR", dns.RcodeToString[r.Rcode])
 	}
@@ -468,8 +469,8 @@ func TestSampler(t *testing.T) {
 }
 
 func TestMalformed(t *testing.T) {
-	up := newUpstream(t, baseZone())
-	e := start(t, defaults(up.addr), Deps{})
+	up := dnstest.NewZone(t, baseZone())
+	e := start(t, defaults(up.Addr), Deps{})
 	two := new(dns.Msg)
 	two.SetQuestion("www.allowed.test.", dns.TypeA)
 	two.Question = append(two.Question, dns.Question{Name: "ntp.test.", Qtype: dns.TypeA, Qclass: dns.ClassINET})
@@ -495,8 +496,8 @@ func TestMalformed(t *testing.T) {
 			}
 		})
 	}
-	if up.queries.Load() != 0 {
-		t.Errorf("upstream queries = %d, want 0", up.queries.Load())
+	if up.Queries.Load() != 0 {
+		t.Errorf("upstream queries = %d, want 0", up.Queries.Load())
 	}
 }
 
@@ -504,8 +505,8 @@ func TestMalformed(t *testing.T) {
 // reason, so it can be told from an outside resolver's NXDOMAIN; allowed
 // answers and answers without EDNS0 carry none.
 func TestDeniedCarriesExtendedError(t *testing.T) {
-	up := newUpstream(t, baseZone())
-	e := start(t, defaults(up.addr), Deps{})
+	up := dnstest.NewZone(t, baseZone())
+	e := start(t, defaults(up.Addr), Deps{})
 	ede := func(m *dns.Msg) *dns.EDNS0_EDE {
 		if opt := m.IsEdns0(); opt != nil {
 			for _, o := range opt.Option {

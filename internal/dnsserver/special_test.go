@@ -8,6 +8,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/airlockdev/airlock/internal/netclass"
+	"github.com/airlockdev/airlock/internal/testkit/dnstest"
 )
 
 // rebindingEnv serves one allowed name per address (aN.allowed.test, A or
@@ -26,8 +27,8 @@ func rebindingEnv(t *testing.T, addrs []netip.Addr) (*env, func(i int) (string, 
 		n, qt := name(i)
 		zone[n+"./"+dns.Type(qt).String()] = []string{fmt.Sprintf("%s. 300 IN %s %s", n, dns.Type(qt), a)}
 	}
-	up := newUpstream(t, zone)
-	return start(t, defaults(up.addr), Deps{AllowIPv6: true}), name
+	up := dnstest.NewZone(t, zone)
+	return start(t, defaults(up.Addr), Deps{AllowIPv6: true}), name
 }
 
 // An allowed public name answered with an address in any non-public range
@@ -93,8 +94,8 @@ func TestRebindingAgreesWithNetclass(t *testing.T) {
 		n := fmt.Sprintf("a%d.allowed.test", i)
 		zone[n+"./"+dns.Type(qt).String()] = []string{fmt.Sprintf("%s. 300 IN %s %s", n, dns.Type(qt), a)}
 	}
-	up := newUpstream(t, zone)
-	e := start(t, defaults(up.addr), Deps{AllowIPv6: true, AllowedInternalRanges: allowed})
+	up := dnstest.NewZone(t, zone)
+	e := start(t, defaults(up.Addr), Deps{AllowIPv6: true, AllowedInternalRanges: allowed})
 	for i, a := range samples {
 		qt := dns.TypeAAAA
 		if a.Is4() {

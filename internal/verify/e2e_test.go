@@ -28,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/miekg/dns"
 
+	"github.com/airlockdev/airlock/internal/testkit/dnstest"
 	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
@@ -199,10 +200,10 @@ func serveIn(t *testing.T) {
 				echo.WriteTo(buf[:n], from)
 			}
 		}()
-		startDNS(t, udp("198.19.0.53:53"), tcp("198.19.0.53:53"), records)
+		dnstest.Serve(t, udp("198.19.0.53:53"), tcp("198.19.0.53:53"), records)
 	})
 	netnstest.Do(t, nsNode, func() {
-		startDNS(t, udp("127.0.0.1:53"), nil, nodeDNS)
+		dnstest.Serve(t, udp("127.0.0.1:53"), nil, nodeDNS)
 	})
 	t.Cleanup(func() {
 		for _, ln := range lns {
@@ -212,17 +213,6 @@ func serveIn(t *testing.T) {
 			pc.Close()
 		}
 	})
-}
-
-func startDNS(t *testing.T, pc net.PacketConn, ln net.Listener, h dns.Handler) {
-	u := &dns.Server{PacketConn: pc, Handler: h}
-	go u.ActivateAndServe()
-	t.Cleanup(func() { u.Shutdown() })
-	if ln != nil {
-		s := &dns.Server{Listener: ln, Handler: h}
-		go s.ActivateAndServe()
-		t.Cleanup(func() { s.Shutdown() })
-	}
 }
 
 // pushImage stores an image in the mirror registry, dialling from

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/airlockdev/airlock/internal/testkit/dnstest"
 )
 
 // testCert makes a self-signed certificate for name.
@@ -205,11 +207,7 @@ func serveDNS(t *testing.T, h dns.Handler) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
-	udp := &dns.Server{PacketConn: pc, Handler: h}
-	tcp := &dns.Server{Listener: tl, Handler: h}
-	go udp.ActivateAndServe()
-	go tcp.ActivateAndServe()
-	t.Cleanup(func() { udp.Shutdown(); tcp.Shutdown() })
+	dnstest.Serve(t, pc, tl, h)
 	return netip.MustParseAddrPort(addr.String())
 }
 
