@@ -161,8 +161,8 @@ func startFloodGateway(t *testing.T, ns string) *floodGateway {
 	}
 	// Pdeathsig fires when the thread that forked the child ends, and Go
 	// ends the thread of a goroutine that exits locked (netnstest.Run's
-	// does when it cannot switch back): the helper is started from a
-	// thread kept locked until it stopped.
+	// goroutine does when it cannot switch back): the helper is started
+	// from a thread kept locked until it stopped.
 	started := make(chan error, 1)
 	release := make(chan struct{})
 	go func() {
