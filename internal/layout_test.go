@@ -49,9 +49,10 @@ var rank = map[string]int{
 	// test kits under internal/testkit: only tests import them (the layout
 	// test allows tests anything); ranked above cmd/airlock so that no
 	// non-test package can import them
-	"internal/testkit/netnstest": 6, // throwaway network namespaces, code run inside one, rig commands
-	"internal/testkit/logcap":    6, // slog JSON records captured for assertions
-	"internal/testkit/dnstest":   6, // miekg/dns servers for tests: any handler, or a zone map (Zone)
+	"internal/testkit/netnstest":   6, // throwaway network namespaces, code run inside one, rig commands
+	"internal/testkit/logcap":      6, // slog JSON records captured for assertions
+	"internal/testkit/dnstest":     6, // miekg/dns servers for tests: any handler, or a zone map (Zone)
+	"internal/testkit/ociupstream": 6, // fake OCI upstreams: blob GETs redirected to a fake metadata service
 }
 
 func TestImportDirection(t *testing.T) {

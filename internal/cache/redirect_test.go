@@ -6,24 +6,17 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
 	"github.com/airlockdev/airlock/internal/registry"
+	"github.com/airlockdev/airlock/internal/testkit/ociupstream"
 	"github.com/airlockdev/airlock/internal/upstream"
 )
-
-// metadataBody is what a fake cloud metadata service answers: 1,581
-// bytes, the size the security review saw reach curl.
-var metadataBody = []byte(`{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"ASIAFAKEFAKEFAKE","SecretAccessKey":"` +
-	strings.Repeat("s", 1581-122) + `","Token":"t","Expiration":"2030"}`)
 
 // loopbackOnly dials only loopback IP literals: nothing a test does can
 // leave the machine or look a name up.
@@ -63,34 +56,14 @@ func rawGet(t *testing.T, addr, path string) (int, []byte) {
 // The anonymous client must get an error and no byte, the metadata
 // service no request, and the cache must commit nothing.
 func TestBlobRedirectToInternalAddressNeverReachesClient(t *testing.T) {
-	if len(metadataBody) != 1581 {
-		t.Fatalf("metadata body is %d bytes, want 1581", len(metadataBody))
+	if n := len(ociupstream.MetadataBody()); n != 1581 {
+		t.Fatalf("metadata body is %d bytes, want 1581", n)
 	}
 	// The fake metadata service promises more than it sends and then
 	// waits, so that whatever it sent is streamed onwards before any
 	// digest check could run: the review's worst case.
-	var metaHits atomic.Int32
-	release := make(chan struct{})
-	meta := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		metaHits.Add(1)
-		w.Header().Set("Content-Length", "4096")
-		w.Write(metadataBody)
-		w.(http.Flusher).Flush()
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	t.Cleanup(meta.Close)
-	t.Cleanup(func() { close(release) })
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/blobs/") {
-			http.Redirect(w, r, meta.URL+"/latest/meta-data/iam/security-credentials/node", http.StatusTemporaryRedirect)
-			return
-		}
-		http.NotFound(w, r)
-	}))
-	t.Cleanup(up.Close)
+	meta := ociupstream.NewMetadata(t)
+	up := ociupstream.RedirectBlobs(t, meta.URL)
 
 	client, err := upstream.New(upstream.Options{
 		Endpoints:   map[string]upstream.Endpoint{"mcr.microsoft.com": {URL: up.URL}},
@@ -127,7 +100,7 @@ func TestBlobRedirectToInternalAddressNeverReachesClient(t *testing.T) {
 	if leaked := bytes.Contains(body, []byte("SecretAccessKey")) || bytes.Contains(body, []byte("sssssss")); leaked || status < 400 {
 		t.Errorf("anonymous client received status %d and %d body bytes (metadata bytes among them: %v), want an error and no metadata byte", status, len(body), leaked)
 	}
-	if n := metaHits.Load(); n != 0 {
+	if n := meta.Hits(); n != 0 {
 		t.Errorf("metadata service saw %d requests, want 0", n)
 	}
 	if _, err := bs.BlobLinked("aks/app", d); err == nil {

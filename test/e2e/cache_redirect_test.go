@@ -7,14 +7,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
+
+	"github.com/airlockdev/airlock/internal/testkit/ociupstream"
 )
 
 // The outside review's reproduction with the built binary and curl: the
@@ -29,32 +28,13 @@ func TestCacheRedirectToInternalAddressRefused(t *testing.T) {
 	if err != nil {
 		t.Fatalf("curl is not installed: %v", err)
 	}
-	secret := []byte(`{"Code":"Success","AccessKeyId":"ASIAFAKEFAKEFAKE","SecretAccessKey":"` + strings.Repeat("s", 1581-72) + `"}`)
-	if len(secret) != 1581 {
-		t.Fatalf("metadata body is %d bytes, want 1581", len(secret))
+	if n := len(ociupstream.MetadataBody()); n != 1581 {
+		t.Fatalf("metadata body is %d bytes, want 1581", n)
 	}
-	var metaHits atomic.Int32
-	release := make(chan struct{})
-	meta := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		metaHits.Add(1)
-		w.Header().Set("Content-Length", "4096") // more than is sent: the bytes stream on before any digest check
-		w.Write(secret)
-		w.(http.Flusher).Flush()
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer meta.Close()
-	defer close(release)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/blobs/") {
-			http.Redirect(w, r, meta.URL+"/latest/meta-data/iam/security-credentials/node", http.StatusTemporaryRedirect)
-			return
-		}
-		http.NotFound(w, r)
-	}))
-	defer up.Close()
+	// a metadata service that sends less than it promises and holds on,
+	// so the bytes stream on before any digest check
+	meta := ociupstream.NewMetadata(t)
+	up := ociupstream.RedirectBlobs(t, meta.URL)
 
 	r := startCacheAirlock(t, cacheOptions{upstream: up.URL})
 	sum := sha256.Sum256([]byte("the layer a manifest names"))
@@ -77,7 +57,7 @@ func TestCacheRedirectToInternalAddressRefused(t *testing.T) {
 		t.Errorf("curl got status %d and %d bytes, metadata bytes among them %v; want an error status and none",
 			code, size, bytes.Contains(body, []byte("sssss")))
 	}
-	if n := metaHits.Load(); n != 0 {
+	if n := meta.Hits(); n != 0 {
 		t.Errorf("metadata service saw %d requests, want 0", n)
 	}
 	if !r.airlockLogContains(t, "refusing to connect to "+strings.TrimPrefix(meta.URL, "http://")) {
