@@ -28,6 +28,8 @@ var rank = map[string]int{
 	"internal/blobstore": 2, // storage on disk; reports internal/storage's errors and records
 	"internal/policy":    2,
 	"internal/upstream":  2,
+	"internal/ociclient": 1, // the plain OCI pull client (manifests, blobs, digest checks) shared by warm and verify
+	"internal/warm":      2, // the `airlock cache warm` client: pulls a list through airlock's own registry
 	"internal/registry":  3, // servers
 	"internal/cache":     3,
 	"internal/egress":    3,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/airlockdev/airlock/internal/cache"
 	"github.com/airlockdev/airlock/internal/config"
+	"github.com/airlockdev/airlock/internal/warm"
 )
 
 const cacheWarmSummary = "pre-pull a list of images through the running registry's cache"
@@ -57,7 +58,7 @@ func runCacheWarm(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "airlock cache warm: %v\n", err)
 		return exitUsage
 	}
-	refs, err := cache.ParseWarmList(f)
+	refs, err := warm.ParseList(f)
 	f.Close()
 	if err != nil {
 		fmt.Fprintf(stderr, "airlock cache warm: %s: %v\n", fs.Arg(0), err)
@@ -72,14 +73,14 @@ func runCacheWarm(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	live := false
 	if out, ok := stdout.(*os.File); ok {
-		live = cache.IsTerminal(out)
+		live = isTerminal(out)
 	}
-	disp := cache.NewProgressDisplay(stdout, live)
+	disp := newProgressDisplay(stdout, live)
 	dctx, dstop := context.WithCancel(ctx)
 	drawn := make(chan struct{})
 	go func() { disp.Run(dctx); close(drawn) }()
 	start := time.Now()
-	results := cache.Warm(ctx, refs, cache.WarmOptions{
+	results := warm.Run(ctx, refs, warm.Options{
 		Base: base, Client: client, Username: *user, Password: os.Getenv("AIRLOCK_PASSWORD"),
 		Platform: *platform, Concurrency: *conc, Progress: disp.Event,
 	})
@@ -95,7 +96,7 @@ func runCacheWarm(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stdout, "warmed %d of %d images: %d blobs, %s from %s in %s\n",
-		len(results)-failed, len(results), blobs, cache.FormatBytes(bytes), base, time.Since(start).Round(time.Millisecond))
+		len(results)-failed, len(results), blobs, formatBytes(bytes), base, time.Since(start).Round(time.Millisecond))
 	if failed > 0 {
 		for _, r := range results {
 			if r.Err != nil {
@@ -211,7 +212,7 @@ func runCacheLs(args []string, stdout, stderr io.Writer) int {
 		if tags == "" {
 			tags = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.Repository, r.Upstream, tags, r.Blobs, cache.FormatBytes(r.Bytes), age(now, r.LastUsed))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.Repository, r.Upstream, tags, r.Blobs, formatBytes(r.Bytes), age(now, r.LastUsed))
 	}
 	tw.Flush()
 	return exitOK

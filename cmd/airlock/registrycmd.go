@@ -12,7 +12,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/airlockdev/airlock/internal/blobstore"
-	"github.com/airlockdev/airlock/internal/cache"
 	"github.com/airlockdev/airlock/internal/config"
 )
 
@@ -86,7 +85,7 @@ func runRegistryGC(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stdout, "%s %d blobs (%s) and %d repository links; scanned %d repositories, %d manifests\n",
-		verb, len(rep.Blobs), cache.FormatBytes(rep.Bytes), rep.Links, rep.Repositories, rep.Manifests)
+		verb, len(rep.Blobs), formatBytes(rep.Bytes), rep.Links, rep.Repositories, rep.Manifests)
 	if users > 0 {
 		fmt.Fprintf(stdout, "other processes using this storage: %d (their temp files and uploads were left alone)\n", users)
 	}

@@ -2,13 +2,10 @@ package verify
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/ociclient"
 )
 
 // imageRef is an image reference split the way containerd does.
@@ -203,55 +201,23 @@ func (b *battery) fetchFromMirror(ctx context.Context, dir string, h hostEntry, 
 		return "", err
 	}
 	defer client.CloseIdleConnections()
-	get := func(method, kind, what string) (*http.Response, string, error) {
-		u := *base
-		u.Path = path.Join(base.Path, ref.Repo, kind, what)
-		u.RawQuery = url.Values{"ns": {ref.Host}}.Encode()
-		req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
-		if err != nil {
-			return nil, "", err
+	hdr := http.Header{"User-Agent": {"airlock-verify"}}
+	for k, vs := range h.Header {
+		for _, v := range vs {
+			hdr.Add(k, v)
 		}
-		req.Header.Set("Accept", oci.ManifestAccept)
-		req.Header.Set("User-Agent", "airlock-verify")
-		for k, vs := range h.Header {
-			for _, v := range vs {
-				req.Header.Add(k, v)
-			}
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, u.String(), err
-		}
-		if resp.StatusCode != http.StatusOK {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			resp.Body.Close()
-			return nil, u.String(), fmt.Errorf("%s %s: HTTP %s %s", method, u.String(), resp.Status, strings.TrimSpace(string(body)))
-		}
-		return resp, u.String(), nil
 	}
+	oc := &ociclient.Client{API: base, HTTP: client, Namespace: ref.Host, Header: hdr}
 	fetchManifest := func(what string) (manifest, string, string, error) {
-		resp, where, err := get(http.MethodGet, "manifests", what)
+		got, err := oc.Manifest(ctx, ref.Repo, what)
 		if err != nil {
-			return manifest{}, "", where, err
+			return manifest{}, "", got.URL, err
 		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		m, err := parseManifest(got.Body)
 		if err != nil {
-			return manifest{}, "", where, fmt.Errorf("reading %s: %w", where, err)
+			return m, string(got.Digest), got.URL, fmt.Errorf("%s: %w", got.URL, err)
 		}
-		sum := sha256.Sum256(body)
-		dg := "sha256:" + hex.EncodeToString(sum[:])
-		if strings.HasPrefix(what, "sha256:") && dg != what {
-			return manifest{}, "", where, fmt.Errorf("%s: the body's digest is %s", where, dg)
-		}
-		if hd := resp.Header.Get("Docker-Content-Digest"); hd != "" && hd != dg {
-			return manifest{}, "", where, fmt.Errorf("%s: Docker-Content-Digest %s but the body's digest is %s", where, hd, dg)
-		}
-		m, err := parseManifest(body)
-		if err != nil {
-			return m, dg, where, fmt.Errorf("%s: %w", where, err)
-		}
-		return m, dg, where, nil
+		return m, string(got.Digest), got.URL, nil
 	}
 	m, dg, where, err := fetchManifest(ref.Ref)
 	if err != nil {
@@ -266,11 +232,10 @@ func (b *battery) fetchFromMirror(ctx context.Context, dir string, h hostEntry, 
 			return "", fmt.Errorf("%s: an index inside an index", where)
 		}
 	}
-	resp, _, err := get(http.MethodHead, "blobs", configDigest(m))
+	resp, err := oc.HeadBlob(ctx, ref.Repo, oci.Digest(configDigest(m)))
 	if err != nil {
 		return "", err
 	}
-	resp.Body.Close()
 	return fmt.Sprintf("manifest %s (%s), config %s (HEAD %s, %d bytes) from %s", shortDigest(top), shortDigest(dg), shortDigest(configDigest(m)), resp.Status, resp.ContentLength, base.Redacted()), nil
 }
 

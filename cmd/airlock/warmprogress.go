@@ -1,21 +1,23 @@
-package cache
+package main
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/warm"
 )
 
-// ProgressDisplay renders WarmEvents: on a terminal, a live block redrawn in
+// progressDisplay renders warm.Events: on a terminal, a live block redrawn in
 // place (one line per image, one per blob in flight); otherwise one line per
 // finished blob and image, for logs.
-type ProgressDisplay struct {
+type progressDisplay struct {
 	w    io.Writer
 	live bool
 
@@ -36,13 +38,13 @@ type imageProgress struct {
 	started time.Time
 }
 
-// NewProgressDisplay writes to w; live selects the redrawn display.
-func NewProgressDisplay(w io.Writer, live bool) *ProgressDisplay {
-	return &ProgressDisplay{w: w, live: live, images: map[string]*imageProgress{}}
+// newProgressDisplay writes to w; live selects the redrawn display.
+func newProgressDisplay(w io.Writer, live bool) *progressDisplay {
+	return &progressDisplay{w: w, live: live, images: map[string]*imageProgress{}}
 }
 
 // Event records one event (safe from several goroutines).
-func (p *ProgressDisplay) Event(e WarmEvent) {
+func (p *progressDisplay) Event(e warm.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	im, ok := p.images[e.Image]
@@ -73,12 +75,12 @@ func (p *ProgressDisplay) Event(e WarmEvent) {
 			case e.Shared:
 				status = "ok (fetched for another image)"
 			}
-			fmt.Fprintf(p.w, "%s  %s  %s  %s\n", e.Image, short(e.Blob), FormatBytes(e.Done), status)
+			fmt.Fprintf(p.w, "%s  %s  %s  %s\n", e.Image, shortBlob(e.Blob), formatBytes(e.Done), status)
 		}
 	case "image-done":
 		im.state = "done"
 		if !p.live {
-			fmt.Fprintf(p.w, "%s  done: %d blobs, %s in %s\n", e.Image, im.done, FormatBytes(im.bytes), time.Since(im.started).Round(time.Millisecond))
+			fmt.Fprintf(p.w, "%s  done: %d blobs, %s in %s\n", e.Image, im.done, formatBytes(im.bytes), time.Since(im.started).Round(time.Millisecond))
 		}
 	case "image-failed":
 		im.state, im.err = "failed", e.Err
@@ -89,7 +91,7 @@ func (p *ProgressDisplay) Event(e WarmEvent) {
 }
 
 // Run redraws the live display until ctx ends, then draws it a last time.
-func (p *ProgressDisplay) Run(ctx context.Context) {
+func (p *progressDisplay) Run(ctx context.Context) {
 	if !p.live {
 		<-ctx.Done()
 		return
@@ -107,7 +109,7 @@ func (p *ProgressDisplay) Run(ctx context.Context) {
 	}
 }
 
-func (p *ProgressDisplay) draw() {
+func (p *progressDisplay) draw() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var b strings.Builder
@@ -122,9 +124,9 @@ func (p *ProgressDisplay) draw() {
 		case "resolving":
 			status = "resolving manifests"
 		case "pulling":
-			status = fmt.Sprintf("%d/%d blobs  %s", im.done, im.blobs, FormatBytes(im.bytes+activeBytes(im)))
+			status = fmt.Sprintf("%d/%d blobs  %s", im.done, im.blobs, formatBytes(im.bytes+activeBytes(im)))
 		case "done":
-			status = fmt.Sprintf("done  %d blobs  %s", im.done, FormatBytes(im.bytes))
+			status = fmt.Sprintf("done  %d blobs  %s", im.done, formatBytes(im.bytes))
 		case "failed":
 			status = "FAILED: " + firstLine(im.err)
 		}
@@ -137,7 +139,7 @@ func (p *ProgressDisplay) draw() {
 		sort.Slice(digests, func(i, j int) bool { return digests[i] < digests[j] })
 		for _, d := range digests {
 			a := im.active[d]
-			fmt.Fprintf(&b, "\x1b[2K    %s  %s / %s\n", short(d), FormatBytes(a[0]), FormatBytes(a[1]))
+			fmt.Fprintf(&b, "\x1b[2K    %s  %s / %s\n", shortBlob(d), formatBytes(a[0]), formatBytes(a[1]))
 			lines++
 		}
 	}
@@ -157,7 +159,7 @@ func activeBytes(im *imageProgress) int64 {
 	return n
 }
 
-func short(d oci.Digest) string {
+func shortBlob(d oci.Digest) string {
 	if len(d) > 19 {
 		return string(d[:19])
 	}
@@ -172,16 +174,8 @@ func firstLine(err error) string {
 	return s
 }
 
-// FormatBytes renders a byte count with binary units (512 B, 1.5 MiB).
-func FormatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+// isTerminal reports whether f is a terminal (for the live display).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
