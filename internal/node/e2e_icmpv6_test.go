@@ -61,13 +61,7 @@ func newICMP6Catcher(t *testing.T, ns string) *icmp6Catcher {
 	var b [6]byte
 	rand.Read(b[:])
 	c := &icmp6Catcher{marker: []byte("alxn-icmp6-" + hex.EncodeToString(b[:]) + "/"), got: map[string][]uint8{}, signal: make(chan struct{}, 64)}
-	var fd int
-	var err error
-	netnstest.Do(t, ns, func() { fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6) })
-	if err != nil {
-		t.Fatalf("raw ICMPv6 socket in %s: %v", ns, err)
-	}
-	t.Cleanup(func() { unix.Shutdown(fd, unix.SHUT_RDWR); unix.Close(fd) })
+	fd := netnstest.RawICMPv6(t, ns)
 	go func() {
 		buf := make([]byte, 2048)
 		for {

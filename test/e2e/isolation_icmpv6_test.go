@@ -39,13 +39,7 @@ type icmpv6Witness struct {
 func newICMPv6Witness(t *testing.T, ns string) *icmpv6Witness {
 	t.Helper()
 	w := &icmpv6Witness{got: map[string][]int{}}
-	var fd int
-	var err error
-	netnstest.Do(t, ns, func() { fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6) })
-	if err != nil {
-		t.Fatalf("raw ICMPv6 socket in %s: %v", ns, err)
-	}
-	t.Cleanup(func() { unix.Shutdown(fd, unix.SHUT_RDWR); unix.Close(fd) })
+	fd := netnstest.RawICMPv6(t, ns)
 	go func() {
 		buf := make([]byte, 2048)
 		for {

@@ -100,3 +100,18 @@ func Add(t testing.TB, name string) {
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
 	Exec(t, "ip", "-n", name, "link", "set", "lo", "up")
 }
+
+// RawICMPv6 opens a raw ICMPv6 socket in ns (it sees every ICMPv6 packet
+// the namespace receives) and closes it when the test ends. Read it with
+// unix.Recvfrom; the cleanup's shutdown ends a blocked read.
+func RawICMPv6(t testing.TB, ns string) int {
+	t.Helper()
+	var fd int
+	var err error
+	Do(t, ns, func() { fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6) })
+	if err != nil {
+		t.Fatalf("raw ICMPv6 socket in %s: %v", ns, err)
+	}
+	t.Cleanup(func() { unix.Shutdown(fd, unix.SHUT_RDWR); unix.Close(fd) })
+	return fd
+}
