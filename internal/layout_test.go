@@ -54,6 +54,7 @@ var rank = map[string]int{
 	"internal/testkit/netnstest":   6, // throwaway network namespaces, code run inside one, rig commands
 	"internal/testkit/logcap":      6, // slog JSON records captured for assertions
 	"internal/testkit/dnstest":     6, // miekg/dns servers for tests: any handler, or a zone map (Zone)
+	"internal/testkit/porttest":    6, // free loopback ports
 	"internal/testkit/ociupstream": 6, // fake OCI upstreams: blob GETs redirected to a fake metadata service
 }
 

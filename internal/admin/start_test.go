@@ -8,22 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airlockdev/airlock/internal/testkit/porttest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// freeAddr returns a loopback address nothing listens on (just now).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestStartServesUntilShutdown(t *testing.T) {
-	addr := freeAddr(t)
+	addr := porttest.FreeAddr(t)
 	s := New(Config{Listen: addr}, prometheus.NewRegistry(), nil)
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatalf("Start = %v, want nil", err)

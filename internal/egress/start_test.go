@@ -5,21 +5,12 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/airlockdev/airlock/internal/testkit/porttest"
 )
 
-// freeAddr returns a loopback address nothing listens on (just now).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestStartBindsThenShutdown(t *testing.T) {
-	cfg := Config{ProxyListen: freeAddr(t), TransparentListen: freeAddr(t)}
+	cfg := Config{ProxyListen: porttest.FreeAddr(t), TransparentListen: porttest.FreeAddr(t)}
 	cfg.SetDefaults()
 	s, err := New(&cfg, Deps{})
 	if err != nil {
@@ -53,7 +44,7 @@ func TestStartBusyPortClosesTheOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	cfg := Config{ProxyListen: freeAddr(t), TransparentListen: busy.Addr().String()}
+	cfg := Config{ProxyListen: porttest.FreeAddr(t), TransparentListen: busy.Addr().String()}
 	cfg.SetDefaults()
 	s, err := New(&cfg, Deps{})
 	if err != nil {

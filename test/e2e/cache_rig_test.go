@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlockdev/airlock/internal/testkit/porttest"
 )
 
 // The cache rule every cache test uses: the one network isolated AKS
@@ -50,7 +52,7 @@ func startCacheAirlock(t testing.TB, opts cacheOptions) *registry {
 	t.Helper()
 	bin := needAirlock(t)
 	r := newRegistry(t, kindAirlock, regOptions{anonymousPull: true, tls: opts.tls})
-	r.adminAddr = freeAddr(t)
+	r.adminAddr = porttest.FreeAddr(t)
 	r.bin = bin
 	r.writeCacheConfig(opts)
 	r.args = []string{"serve", "--config", r.configPath}

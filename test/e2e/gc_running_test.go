@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/airlockdev/airlock/internal/testkit/porttest"
 )
 
 // TestGCWhileServing starts and stops a second `airlock serve` on the
@@ -232,7 +234,7 @@ func startGCAirlock(t testing.TB, upstream, storage string) *registry {
 	if storage != "" {
 		r.storage = storage
 	}
-	r.adminAddr = freeAddr(t)
+	r.adminAddr = porttest.FreeAddr(t)
 	r.bin = bin
 	r.writeCacheConfig(cacheOptions{upstream: upstream})
 	users := fmt.Sprintf("  users:\n    - { name: ci, passwordHash: %q }\n", bcryptHash(t, r.password))

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlockdev/airlock/internal/testkit/porttest"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -73,7 +74,7 @@ func startAirlock(t testing.TB, opts regOptions) *registry {
 	t.Helper()
 	bin := needAirlock(t)
 	r := newRegistry(t, kindAirlock, opts)
-	r.adminAddr = freeAddr(t)
+	r.adminAddr = porttest.FreeAddr(t)
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\nlog: { format: json }\nadmin: { listen: %s }\nregistry:\n", r.adminAddr)
 	fmt.Fprintf(&b, "  listen: %s\n", r.addr)
@@ -129,7 +130,7 @@ func newRegistry(t testing.TB, kind string, opts regOptions) *registry {
 	r := &registry{
 		t: t, kind: kind, dir: dir,
 		storage: filepath.Join(dir, "storage"),
-		addr:    freeAddr(t),
+		addr:    porttest.FreeAddr(t),
 		scheme:  "http",
 	}
 	if opts.tls != nil {

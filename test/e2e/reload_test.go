@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlockdev/airlock/internal/testkit/porttest"
 )
 
 // TestServeReloadOnFileChange: `airlock serve` picks up a changed config
@@ -32,7 +34,7 @@ func TestServeReloadOnFileChange(t *testing.T) {
 			go func() { io.Copy(c, c); c.Close() }()
 		}
 	}()
-	proxy, admin := freeAddr(t), freeAddr(t)
+	proxy, admin := porttest.FreeAddr(t), porttest.FreeAddr(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "airlock.yaml")
 	write := func(action string) {
