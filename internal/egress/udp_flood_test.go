@@ -28,17 +28,20 @@ func floodFrom(t *testing.T, src string, ports int, dst netip.AddrPort) []*net.U
 }
 
 // askMany sends n requests to dst, each from a fresh socket on src (as an
-// NTP client does), and returns how many were answered.
+// NTP client does), and returns how many were answered. The sockets stay
+// open until all are asked, so each request has its own source port: a
+// closed socket's port could be handed out again and its request taken
+// by the earlier flow, one flow fewer than the test counts.
 func askMany(t *testing.T, src string, n int, dst netip.AddrPort) int {
 	t.Helper()
 	answered := 0
 	for i := range n {
 		c := udpFrom(t, src)
+		defer c.Close()
 		msg := fmt.Sprintf("ntp?%d", i)
 		if got, err := udpAsk(c, dst, msg, time.Second); err == nil && got == "echo:"+msg {
 			answered++
 		}
-		c.Close()
 	}
 	return answered
 }
