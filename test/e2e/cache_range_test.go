@@ -39,13 +39,7 @@ func TestCacheRangeOnMiss(t *testing.T) {
 	url := al.url("/v2/" + cacheTarget + "/" + repo + "/blobs/" + layer)
 	t.Logf("layer %s: %s, byte %d flipped when corrupt", shortDigest(layer), mib(int64(size)), mid)
 
-	type rng struct {
-		name       string
-		arg        string // curl -r
-		off, n     int
-		reachesEnd bool
-	}
-	ranges := []rng{
+	ranges := []rangeCase{
 		{name: "first 100 bytes", arg: "0-99", off: 0, n: 100},
 		{name: "100 bytes around the flipped one", arg: fmt.Sprintf("%d-%d", mid-50, mid+49), off: mid - 50, n: 100},
 		{name: "from byte 100 to the end", arg: "100-", off: 100, n: size - 100, reachesEnd: true},
@@ -56,16 +50,7 @@ func TestCacheRangeOnMiss(t *testing.T) {
 		up.corrupt(layer)
 		gets := up.gets(layer)
 		// All at once: the first starts the fill, the others join it.
-		res := make([]curlResult, len(ranges))
-		var wg sync.WaitGroup
-		for i, r := range ranges {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				res[i] = curlRange(t, url, r.arg)
-			}()
-		}
-		wg.Wait()
+		res := curlAll(t, url, ranges)
 		for i, r := range ranges {
 			c := res[i]
 			t.Logf("curl -r %s (%s): %s", r.arg, r.name, c)
@@ -90,16 +75,7 @@ func TestCacheRangeOnMiss(t *testing.T) {
 	t.Run("good upstream", func(t *testing.T) {
 		up.corrupt("")
 		gets := up.gets(layer)
-		res := make([]curlResult, len(ranges))
-		var wg sync.WaitGroup
-		for i, r := range ranges {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				res[i] = curlRange(t, url, r.arg)
-			}()
-		}
-		wg.Wait()
+		res := curlAll(t, url, ranges)
 		for i, r := range ranges {
 			c := res[i]
 			t.Logf("curl -r %s (%s): %s", r.arg, r.name, c)
@@ -118,6 +94,30 @@ func TestCacheRangeOnMiss(t *testing.T) {
 }
 
 // curlResult is what curl reported for one request.
+// rangeCase is one Range request of the test and what it covers.
+type rangeCase struct {
+	name       string
+	arg        string // curl -r
+	off, n     int
+	reachesEnd bool
+}
+
+// curlAll asks every range at once (the first starts the fill, the
+// others join it) and returns the results in the order of ranges.
+func curlAll(t *testing.T, url string, ranges []rangeCase) []curlResult {
+	res := make([]curlResult, len(ranges))
+	var wg sync.WaitGroup
+	for i, r := range ranges {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i] = curlRange(t, url, r.arg)
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
 type curlResult struct {
 	status int
 	body   []byte
