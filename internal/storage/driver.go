@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -93,6 +94,34 @@ var ErrStorageUnavailable = errors.New("storage unavailable")
 // with one cheap request; /readyz calls it.
 type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// Getter is implemented by drivers that read a whole small object in one
+// request (object storage: a GET without the stat Open(name, -1) needs).
+// An object larger than limit is an error; a missing one fs.ErrNotExist.
+type Getter interface {
+	Get(ctx context.Context, name string, limit int64) ([]byte, error)
+}
+
+// ReadSmall reads a whole object of at most limit bytes: in one request
+// when d is a Getter, else through Open.
+func ReadSmall(ctx context.Context, d Driver, name string, limit int64) ([]byte, error) {
+	if g, ok := d.(Getter); ok {
+		return g.Get(ctx, name, limit)
+	}
+	r, err := d.Open(ctx, name, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("object %s: larger than %d bytes", name, limit)
+	}
+	return b, nil
 }
 
 // Observer receives one record per request a driver sends to its storage:
