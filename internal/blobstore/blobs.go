@@ -1,12 +1,13 @@
 package blobstore
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/storage"
 )
 
 // Stat returns the size of blob d, or ErrBlobUnknown.
@@ -15,51 +16,81 @@ func (s *Store) Stat(d oci.Digest) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	info, err := s.drv.Stat(blobName(d))
+	info, err := s.statObj(blobName(d))
 	if err != nil {
 		if isNotExist(err) {
 			return 0, fmt.Errorf("stat blob %s: %w", d, ErrBlobUnknown)
 		}
 		return 0, fmt.Errorf("stat blob %s: %w", d, err)
 	}
+	s.sizes.Store(d, info.Size)
 	return info.Size, nil
 }
 
+// knownSize is the size of blob d if the store has seen it, else a Stat.
+// Content-addressed: a digest's size never changes.
+func (s *Store) knownSize(d oci.Digest) (int64, error) {
+	if v, ok := s.sizes.Load(d); ok {
+		return v.(int64), nil
+	}
+	return s.Stat(d)
+}
+
 // Open opens blob d for reading and returns it with its size; the caller
-// closes it (and typically serves it with http.ServeContent, which uses
-// sendfile). A blob removed by GC while open stays readable through the
-// returned file.
-func (s *Store) Open(d oci.Digest) (*os.File, int64, error) {
+// closes it (and typically serves it with http.ServeContent). On a file
+// system the reader is an *os.File (sendfile), and a blob removed by GC
+// while open stays readable through it. On object storage it reads lazily:
+// a whole read is one GET, a ranged read one ranged GET, and a blob of
+// known size costs no other request; a blob deleted meanwhile fails the
+// first Read with ErrBlobUnknown.
+func (s *Store) Open(d oci.Digest) (io.ReadSeekCloser, int64, error) {
 	d, err := checkDigest(d)
 	if err != nil {
 		return nil, 0, err
 	}
-	f, err := os.Open(s.blobPath(d))
+	size, err := s.knownSize(d)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open blob %s: %w", d, err)
+	}
+	r, err := s.drv.Open(s.ctx(), blobName(d), size)
 	if err != nil {
 		if isNotExist(err) {
+			s.sizes.Delete(d)
 			return nil, 0, fmt.Errorf("open blob %s: %w", d, ErrBlobUnknown)
 		}
 		return nil, 0, fmt.Errorf("open blob %s: %w", d, err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("open blob %s: %w", d, err)
+	if f, ok := r.(*os.File); ok {
+		return f, size, nil // sendfile; a missing file failed at Open
 	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, 0, fmt.Errorf("open blob %s: not a regular file", d)
+	return &blobReader{ReadSeekCloser: r, s: s, d: d}, size, nil
+}
+
+// blobReader maps a vanished object to ErrBlobUnknown.
+type blobReader struct {
+	io.ReadSeekCloser
+	s *Store
+	d oci.Digest
+}
+
+func (r *blobReader) Read(p []byte) (int, error) {
+	n, err := r.ReadSeekCloser.Read(p)
+	if err != nil && err != io.EOF && isNotExist(err) {
+		r.s.sizes.Delete(r.d)
+		err = fmt.Errorf("read blob %s: %w", r.d, ErrBlobUnknown)
 	}
-	return f, fi.Size(), nil
+	return n, err
 }
 
 // Put stores the bytes of r as blob d and returns their count. maxSize < 0
-// means no limit. The bytes go to a temp file that is verified against d,
-// fsynced and renamed into place (then the directory is fsynced), so the
-// blob appears whole or not at all. On ErrDigestMismatch, ErrTooLarge or a
-// read error nothing is left behind. If the blob already exists, r is still
-// read and verified (so the caller learns whether its bytes were right) but
-// nothing is written, and the blob's time is refreshed so GC's grace period
+// means no limit. The bytes go to a driver writer and become the object
+// only after they verified against d (file system: temp file, fsync,
+// rename; Azure: staged blocks, then the block list; S3: parts, then the
+// completion; small blobs: one PUT), so the blob appears whole or not at
+// all. On ErrDigestMismatch, ErrTooLarge or a read error nothing is
+// visible. If the blob already exists, r is still read and verified (so
+// the caller learns whether its bytes were right) but nothing is written;
+// on a file system the blob's time is refreshed so GC's grace period
 // protects it until the caller links it.
 func (s *Store) Put(d oci.Digest, r io.Reader, maxSize int64) (int64, error) {
 	d, err := checkDigest(d)
@@ -72,39 +103,66 @@ func (s *Store) Put(d oci.Digest, r io.Reader, maxSize int64) (int64, error) {
 			return 0, fmt.Errorf("put blob %s: %w", d, err)
 		}
 		if n != size {
-			// Same digest, different length: the stored file is damaged.
-			return 0, fmt.Errorf("put blob %s: stored file holds %d bytes, the content %d", d, size, n)
+			// Same digest, different length: the stored object is damaged.
+			return 0, fmt.Errorf("put blob %s: stored object holds %d bytes, the content %d", d, size, n)
 		}
 		return size, nil
 	}
-	tmp, n, err := s.writeTemp(d, r, maxSize)
+	w, err := s.drv.NewWriter(s.ctx(), blobName(d))
 	if err != nil {
 		return 0, fmt.Errorf("put blob %s: %w", d, err)
 	}
-	s.refRLock()
-	err = s.installBlobLocked(tmp, d)
-	s.refRUnlock()
+	v := oci.NewVerifier(d)
+	n, err := s.copyLimited(io.MultiWriter(w, v), r, maxSize)
+	if err == nil && !v.Verified() {
+		err = fmt.Errorf("%w: %d bytes read", ErrDigestMismatch, n)
+	}
 	if err != nil {
-		os.Remove(tmp)
+		w.Abort()
+		return 0, fmt.Errorf("put blob %s: %w", d, err)
+	}
+	if err := s.commitBlob(w, d, n); err != nil {
 		return 0, fmt.Errorf("put blob %s: %w", d, err)
 	}
 	return n, nil
 }
 
-// touchBlob refreshes the time of an existing blob and reports its size.
+// commitBlob commits a verified blob writer under the reference lock. A
+// commit that lost to a concurrent writer of the same digest wrote the
+// same bytes: it succeeds once the blob is there.
+func (s *Store) commitBlob(w storage.ObjectWriter, d oci.Digest, n int64) error {
+	s.refRLock()
+	defer s.refRUnlock()
+	err := w.Commit()
+	if errors.Is(err, storage.ErrCommitRaced) {
+		if size, serr := s.Stat(d); serr == nil && size == n {
+			err = nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	s.sizes.Store(d, n)
+	s.bumpGen()
+	return nil
+}
+
+// touchBlob reports the size of an existing blob and, on a file system,
+// refreshes its time.
 func (s *Store) touchBlob(d oci.Digest) (int64, bool) {
 	s.refRLock()
 	defer s.refRUnlock()
-	p := s.blobPath(d)
-	fi, err := os.Stat(p)
-	if err != nil || !fi.Mode().IsRegular() {
+	size, err := s.Stat(d)
+	if err != nil {
 		return 0, false
 	}
-	if err := s.touch(p); err != nil {
-		return 0, false // GC may have removed it a moment ago: write it again
+	if t, ok := s.drv.(toucher); ok {
+		if err := t.Touch(s.ctx(), blobName(d)); err != nil {
+			return 0, false // GC may have removed it a moment ago: write it again
+		}
 	}
 	s.bumpGen()
-	return fi.Size(), true
+	return size, true
 }
 
 // copyLimited copies r to w, reading at most maxSize+1 bytes when
@@ -138,81 +196,21 @@ func (s *Store) verifyStream(d oci.Digest, r io.Reader, maxSize int64) (int64, e
 	return n, nil
 }
 
-// writeTemp streams r into a new file in root/tmp, verifying against d, and
-// fsyncs it. On any error the temp file is removed.
-func (s *Store) writeTemp(d oci.Digest, r io.Reader, maxSize int64) (string, int64, error) {
-	f, err := os.CreateTemp(s.tmpDir(), "blob-*")
-	if err != nil {
-		return "", 0, err
-	}
-	tmp := f.Name()
-	fail := func(err error) (string, int64, error) {
-		f.Close()
-		os.Remove(tmp)
-		return "", 0, err
-	}
-	v := oci.NewVerifier(d)
-	n, err := s.copyLimited(io.MultiWriter(f, v), r, maxSize)
-	if err != nil {
-		return fail(err)
-	}
-	if !v.Verified() {
-		return fail(fmt.Errorf("%w: %d bytes read", ErrDigestMismatch, n))
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return "", 0, err
-	}
-	return tmp, n, nil
-}
-
-// installBlobLocked renames a verified, fsynced file into the blob tree and
-// fsyncs the directory. The caller holds refMu shared. Concurrent installs of
-// the same digest rename identical content over each other, which is safe.
-func (s *Store) installBlobLocked(src string, d oci.Digest) error {
-	dst := s.blobPath(d)
-	dir := filepath.Dir(dst)
-	if err := mkdirAllDurable(dir); err != nil {
-		return err
-	}
-	if err := s.touch(src); err != nil {
-		return err
-	}
-	if err := os.Rename(src, dst); err != nil {
-		return err
-	}
-	s.bumpGen()
-	return syncDir(dir)
-}
-
-// putBlobBytesLocked stores b (already verified against d) unless the blob
-// exists, in which case its time is refreshed. The caller holds refMu shared.
+// putBlobBytesLocked stores b (already verified against d) in one write
+// unless the blob exists, in which case its time is refreshed (file
+// system). The caller holds refMu shared.
 func (s *Store) putBlobBytesLocked(d oci.Digest, b []byte) error {
-	p := s.blobPath(d)
-	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(b)) {
+	if info, err := s.statObj(blobName(d)); err == nil && info.Size == int64(len(b)) {
 		s.bumpGen()
-		return s.touch(p)
+		if t, ok := s.drv.(toucher); ok {
+			return t.Touch(s.ctx(), blobName(d))
+		}
+		return nil
 	}
-	f, err := os.CreateTemp(s.tmpDir(), "blob-*")
-	if err != nil {
+	if err := s.putObj(blobName(d), b); err != nil {
 		return err
 	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = s.installBlobLocked(tmp, d)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	s.sizes.Store(d, int64(len(b)))
+	s.bumpGen()
+	return nil
 }

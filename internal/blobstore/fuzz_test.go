@@ -3,7 +3,6 @@ package blobstore
 import (
 	"bytes"
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,7 +31,7 @@ func FuzzUntrustedNames(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, repo, tag, id, digest string) {
 		if err := s.checkRepo(repo); err == nil {
-			rel, rerr := filepath.Rel(s.reposDir(), s.repoDir(repo))
+			rel, rerr := filepath.Rel(filepath.Join(s.root, dirRepos), s.repoDir(repo))
 			if rerr != nil || rel == "." || strings.HasPrefix(rel, "..") {
 				t.Fatalf("accepted name %q maps to %q outside repos/", repo, rel)
 			}
@@ -67,16 +66,20 @@ func FuzzUntrustedNames(f *testing.F) {
 	})
 }
 
-// FuzzUploadState feeds arbitrary bytes as an upload's state file (what a
-// crash, a full disk or another process may leave) next to a data file of
-// some length. Loading must answer an upload consistent with the files or
-// an error wrapping ErrUploadUnknown; it never panics and never grows the
-// data file.
+// FuzzUploadState feeds arbitrary bytes as an upload's state object (what
+// a crash, a full disk or another replica may leave) next to one part of
+// some length. Loading must answer an upload whose size its parts make up,
+// or an error wrapping ErrUploadUnknown; appending and committing it then
+// never panic, and a commit stores only a blob that hashes to its digest.
 func FuzzUploadState(f *testing.F) {
-	f.Add([]byte(`{"size":3,"updated":"2030-01-02T03:04:05Z"}`), uint16(5))
+	part := "p-0000000000000000-0a0b0c0d"
+	f.Add([]byte(`{"size":3,"parts":[{"name":"`+part+`","size":3}],"updated":"2030-01-02T03:04:05Z"}`), uint16(3))
+	f.Add([]byte(`{"size":5,"parts":[{"name":"`+part+`","size":5}]}`), uint16(3))
+	f.Add([]byte(`{"size":2,"parts":[{"name":"../../blobs/x","size":2}]}`), uint16(2))
 	f.Add([]byte(`{"size":-1}`), uint16(0))
 	f.Add([]byte(`{"size":9223372036854775807}`), uint16(1))
 	f.Add([]byte(`{"size":1e400}`), uint16(1))
+	f.Add([]byte(`{"size":0,"sha256":"AAAA"}`), uint16(0))
 	f.Add([]byte(`[]`), uint16(2))
 	f.Add([]byte{}, uint16(0))
 	s := openStore(f, filepath.Join(f.TempDir(), "root"), Options{})
@@ -89,32 +92,31 @@ func FuzzUploadState(f *testing.F) {
 		s.upMu.Lock()
 		delete(s.uploads, id) // as after a restart: the next Upload loads it
 		s.upMu.Unlock()
-		dir := s.uploadDir(id)
-		defer func() {
-			s.upMu.Lock()
-			delete(s.uploads, id)
-			s.removeUploadDirLocked(id)
-			s.upMu.Unlock()
-		}()
-		if err := writeFileForTest(filepath.Join(dir, uploadState), state); err != nil {
+		defer s.removeUploadObjects(id)
+		data := bytes.Repeat([]byte{'x'}, int(dataLen))
+		if err := s.putObj(uploadName(id)+"/"+uploadStateName, state); err != nil {
 			t.Fatal(err)
 		}
-		if err := writeFileForTest(filepath.Join(dir, uploadData), bytes.Repeat([]byte{'x'}, int(dataLen))); err != nil {
+		if err := s.putObj(uploadName(id)+"/"+part, data); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Upload(id)
 		if err != nil {
 			if !errors.Is(err, ErrUploadUnknown) {
-				t.Fatalf("Upload with state %q, %d data bytes = %v, want an error wrapping ErrUploadUnknown", state, dataLen, err)
+				t.Fatalf("Upload with state %q = %v, want an error wrapping ErrUploadUnknown", state, err)
 			}
 			return
 		}
-		if got.Size() < 0 || got.Size() > int64(dataLen) {
-			t.Fatalf("Upload with state %q, %d data bytes: Size() = %d", state, dataLen, got.Size())
+		if got.Size() < 0 {
+			t.Fatalf("Upload with state %q: Size() = %d", state, got.Size())
 		}
-		fi, err := os.Stat(filepath.Join(dir, uploadData))
-		if err != nil || fi.Size() != got.Size() {
-			t.Fatalf("data file after load: %v, %v; want %d bytes", fi, err, got.Size())
+		got.Append(got.Size(), bytes.NewReader([]byte("y")), -1)
+		want := oci.SHA256.FromBytes(append(data, 'y'))
+		if _, err := got.Commit("fuzz/upload", want); err == nil {
+			b := readBlob(t, s, want)
+			if oci.SHA256.FromBytes(b) != want {
+				t.Fatalf("committed blob does not hash to its digest (state %q)", state)
+			}
 		}
 	})
 }

@@ -137,21 +137,54 @@ type gcPlan struct {
 	sizes  map[oci.Digest]int64
 }
 
-// gcPlan marks and decides, touching nothing.
+// gcPlan marks and decides, touching nothing. It lists repos/ once and
+// blobs/ once.
 func (s *Store) gcPlan(ctx context.Context, grace time.Duration) (gcPlan, error) {
 	cutoff := s.now().Add(-grace)
 	p := gcPlan{sizes: map[oci.Digest]int64{}}
 	used := map[oci.Digest]bool{} // referenced or linked by some repository, after the link sweep
 
-	err := s.walkRepos(func(repo string) error {
+	type repoObjects struct {
+		revisions []oci.Digest
+		links     []ObjectInfo
+	}
+	repos := map[string]*repoObjects{}
+	err := s.list(dirRepos, func(o ObjectInfo) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		repo, ok := s.repoOf(o.Name)
+		if !ok {
+			return nil
+		}
+		r := repos[repo]
+		if r == nil {
+			r = &repoObjects{}
+			repos[repo] = r
+		}
+		if d, ok := digestUnder(revisionsName(repo), o.Name); ok {
+			r.revisions = append(r.revisions, d)
+		} else if _, ok := digestUnder(repoName(repo)+"/"+dirLayers, o.Name); ok {
+			r.links = append(r.links, o)
+		}
+		return nil
+	})
+	if err != nil {
+		return p, fmt.Errorf("list repositories: %w", err)
+	}
+	names := make([]string, 0, len(repos))
+	for name := range repos {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, repo := range names {
+		if err := ctx.Err(); err != nil {
+			return p, err
+		}
+		r := repos[repo]
 		marked := map[oci.Digest]bool{}
 		sure := true
-		counted := false
-		err := listDigests(filepath.Join(s.repoDir(repo), dirManifests, dirRevisions), func(d oci.Digest, _ os.FileInfo) error {
-			counted = true
+		for _, d := range r.revisions {
 			p.report.Manifests++
 			marked[d] = true
 			rev, err := s.readRevision(repo, d)
@@ -159,97 +192,81 @@ func (s *Store) gcPlan(ctx context.Context, grace time.Duration) (gcPlan, error)
 				s.log.Warn("gc: unreadable revision record", keyRepo, repo, keyDigest, d, keyErr, err)
 				p.report.Unparsable = append(p.report.Unparsable, repo+"@"+string(d))
 				sure = false
-				return nil
+				continue
 			}
-			if !s.markManifest(repo, d, rev.MediaType, marked, map[oci.Digest]bool{}, 0, &p.report) {
+			if !s.markManifest(repo, d, rev, marked, map[oci.Digest]bool{}, 0, &p.report) {
 				sure = false
 			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("mark %s: %w", repo, err)
 		}
-		err = listDigests(filepath.Join(s.repoDir(repo), dirLayers), func(d oci.Digest, fi os.FileInfo) error {
-			counted = true
-			if marked[d] || !sure || !fi.ModTime().Before(cutoff) {
+		linksPrefix := repoName(repo) + "/" + dirLayers
+		for _, o := range r.links {
+			d, _ := digestUnder(linksPrefix, o.Name)
+			if marked[d] || !sure || !o.ModTime.Before(cutoff) {
 				used[d] = true
-				return nil
+				continue
 			}
 			p.report.RemovedLinks = append(p.report.RemovedLinks, BlobLink{Repo: repo, Digest: d})
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("sweep links of %s: %w", repo, err)
 		}
 		for d := range marked {
 			used[d] = true
 		}
-		if counted {
+		if len(r.revisions)+len(r.links) > 0 {
 			p.report.Repositories++
+		}
+	}
+	p.report.Links = len(p.report.RemovedLinks)
+
+	err = s.list(dirBlobs, func(o ObjectInfo) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		d, ok := parseBlobName(o.Name)
+		if !ok {
+			return nil
+		}
+		switch {
+		case used[d]:
+			p.report.Kept++
+		case !o.ModTime.Before(cutoff):
+			p.report.Kept++
+			p.report.Protected++
+		default:
+			p.report.Blobs = append(p.report.Blobs, d)
+			p.report.Bytes += o.Size
+			p.sizes[d] = o.Size
 		}
 		return nil
 	})
 	if err != nil {
-		return p, err
-	}
-	p.report.Links = len(p.report.RemovedLinks)
-
-	for _, alg := range []oci.Algorithm{oci.SHA256, oci.SHA512} {
-		algDir := filepath.Join(s.root, dirBlobs, string(alg))
-		prefixes, err := os.ReadDir(algDir)
-		if err != nil {
-			return p, fmt.Errorf("list blobs: %w", err)
-		}
-		for _, pre := range prefixes {
-			if err := ctx.Err(); err != nil {
-				return p, err
-			}
-			if !pre.IsDir() || len(pre.Name()) != 2 {
-				continue
-			}
-			entries, err := os.ReadDir(filepath.Join(algDir, pre.Name()))
-			if err != nil {
-				return p, fmt.Errorf("list blobs: %w", err)
-			}
-			for _, e := range entries {
-				d, err := oci.ParseDigest(string(alg) + ":" + e.Name())
-				if err != nil || !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), pre.Name()) {
-					continue
-				}
-				fi, err := e.Info()
-				if err != nil {
-					if isNotExist(err) {
-						continue
-					}
-					return p, fmt.Errorf("list blobs: %w", err)
-				}
-				switch {
-				case used[d]:
-					p.report.Kept++
-				case !fi.ModTime().Before(cutoff):
-					p.report.Kept++
-					p.report.Protected++
-				default:
-					p.report.Blobs = append(p.report.Blobs, d)
-					p.report.Bytes += fi.Size()
-					p.sizes[d] = fi.Size()
-				}
-			}
-		}
+		return p, fmt.Errorf("list blobs: %w", err)
 	}
 	slices.Sort(p.report.Blobs)
 	return p, nil
 }
 
+// parseBlobName is the inverse of blobName.
+func parseBlobName(name string) (oci.Digest, bool) {
+	parts := strings.Split(name, "/")
+	if len(parts) != 4 || parts[0] != dirBlobs || len(parts[2]) != 2 || !strings.HasPrefix(parts[3], parts[2]) {
+		return "", false
+	}
+	d, err := oci.ParseDigest(parts[1] + ":" + parts[3])
+	return d, err == nil
+}
+
 // markManifest marks everything manifest d references, recursing into child
 // manifests. It reports false when some manifest could not be read or
 // parsed, in which case the repository's links must all be kept.
-func (s *Store) markManifest(repo string, d oci.Digest, mediaType string, marked, visited map[oci.Digest]bool, depth int, rep *GCReport) bool {
+func (s *Store) markManifest(repo string, d oci.Digest, rev revisionFile, marked, visited map[oci.Digest]bool, depth int, rep *GCReport) bool {
 	if visited[d] {
 		return true
 	}
 	visited[d] = true
-	body, err := readSmall(s.blobPath(d), oci.MaxManifestSize)
+	mediaType := rev.MediaType
+	body, err := rev.Body, error(nil)
+	if body == nil {
+		body, err = s.readSmall(blobName(d), oci.MaxManifestSize)
+	}
 	if err != nil {
 		if isNotExist(err) && depth > 0 {
 			return true // a child manifest never pushed: nothing to keep
@@ -271,7 +288,7 @@ func (s *Store) markManifest(repo string, d oci.Digest, mediaType string, marked
 	for _, ref := range m.References() {
 		marked[ref.Digest] = true
 		if oci.IsManifestMediaType(ref.MediaType) && depth < maxIndexDepth {
-			if !s.markManifest(repo, ref.Digest, ref.MediaType, marked, visited, depth+1, rep) {
+			if !s.markManifest(repo, ref.Digest, revisionFile{MediaType: ref.MediaType}, marked, visited, depth+1, rep) {
 				ok = false
 			}
 		}
@@ -282,7 +299,6 @@ func (s *Store) markManifest(repo string, d oci.Digest, mediaType string, marked
 // gcApply removes what the plan found and trims the report to what was
 // actually removed. The caller holds refLockExclusive.
 func (s *Store) gcApply(ctx context.Context, p *gcPlan) error {
-	dirs := map[string]bool{}
 	var errs []error
 	links, blobs := p.report.RemovedLinks, p.report.Blobs
 	p.report.RemovedLinks, p.report.Blobs, p.report.Bytes = nil, nil, 0
@@ -291,42 +307,63 @@ func (s *Store) gcApply(ctx context.Context, p *gcPlan) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		lp := s.linkPath(l.Repo, l.Digest)
-		if err := os.Remove(lp); err != nil && !isNotExist(err) {
+		if err := s.deleteObj(linkName(l.Repo, l.Digest)); err != nil && !isNotExist(err) {
 			errs = append(errs, err)
 			continue
 		}
 		p.report.RemovedLinks = append(p.report.RemovedLinks, l)
-		dirs[filepath.Dir(lp)] = true
 	}
 	for _, d := range blobs {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		bp := s.blobPath(d)
-		if err := os.Remove(bp); err != nil && !isNotExist(err) {
+		if err := s.deleteObj(blobName(d)); err != nil && !isNotExist(err) {
 			errs = append(errs, err)
 			continue
 		}
+		s.sizes.Delete(d)
 		p.report.Blobs = append(p.report.Blobs, d)
 		p.report.Bytes += p.sizes[d]
-		dirs[filepath.Dir(bp)] = true
 	}
-	for dir := range dirs {
-		if err := syncDir(dir); err != nil && !isNotExist(err) {
-			errs = append(errs, err)
+	if s.fsd != nil {
+		if err := s.pruneRepoDirs(); err != nil {
+			errs = append(errs, fmt.Errorf("prune empty repository directories: %w", err))
 		}
 	}
-	if err := s.pruneRepoDirs(); err != nil {
-		errs = append(errs, fmt.Errorf("prune empty repository directories: %w", err))
+	if err := s.reclaimStaged(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
+// reclaimStaged asks the storage to drop writes a crash left unfinished
+// (S3: multipart uploads older than the upload TTL). Azure drops
+// uncommitted blocks by itself after 7 days; the file system's temp files
+// go at Open and PurgeUploads.
+func (s *Store) reclaimStaged(ctx context.Context) error {
+	type stagedReclaimer interface {
+		AbortStaleUploads(ctx context.Context, olderThan time.Time) (int, error)
+	}
+	r, ok := s.drv.(stagedReclaimer)
+	if !ok {
+		return nil
+	}
+	n, err := r.AbortStaleUploads(ctx, s.now().Add(-s.uploadTTL))
+	if n > 0 {
+		s.log.Info("gc: aborted unfinished multipart uploads", keyCount, n)
+	}
+	if err != nil {
+		return fmt.Errorf("abort unfinished uploads: %w", err)
+	}
+	return nil
+}
+
 // pruneRepoDirs removes empty directories under root/repos, deepest first,
-// so deleted repositories leave nothing behind. The caller holds
-// refLockExclusive (every creator of these directories holds it shared).
+// so deleted repositories leave nothing behind (file system only: object
+// storage has no directories). The caller holds refLockExclusive (every
+// creator of these directories holds it shared).
 func (s *Store) pruneRepoDirs() error {
+	reposDir := filepath.Join(s.root, dirRepos)
 	var prune func(dir string) (bool, error)
 	prune = func(dir string) (bool, error) {
 		entries, err := os.ReadDir(dir)
@@ -347,7 +384,7 @@ func (s *Store) pruneRepoDirs() error {
 				empty = false
 			}
 		}
-		if !empty || dir == s.reposDir() {
+		if !empty || dir == reposDir {
 			return false, nil
 		}
 		if err := os.Remove(dir); err != nil {
@@ -355,6 +392,6 @@ func (s *Store) pruneRepoDirs() error {
 		}
 		return true, nil
 	}
-	_, err := prune(s.reposDir())
+	_, err := prune(reposDir)
 	return err
 }

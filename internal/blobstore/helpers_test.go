@@ -230,3 +230,25 @@ func (r *errReader) Read(p []byte) (int, error) {
 }
 
 func writeFileForTest(p string, b []byte) error { return os.WriteFile(p, b, 0o600) }
+
+// File paths of a file-system store's objects (tests poke at them).
+func (s *Store) blobPath(d oci.Digest) string {
+	return filepath.Join(s.root, filepath.FromSlash(blobName(d)))
+}
+func (s *Store) linkPath(repo string, d oci.Digest) string {
+	return filepath.Join(s.root, filepath.FromSlash(linkName(repo, d)))
+}
+func (s *Store) revisionPath(repo string, d oci.Digest) string {
+	return filepath.Join(s.root, filepath.FromSlash(revisionName(repo, d)))
+}
+func (s *Store) tagPath(repo, tag string) string {
+	return filepath.Join(s.root, filepath.FromSlash(tagName(repo, tag)))
+}
+func (s *Store) repoDir(repo string) string {
+	return filepath.Join(s.root, filepath.FromSlash(repoName(repo)))
+}
+func (s *Store) uploadsDir() string { return filepath.Join(s.root, dirUploads) }
+func (s *Store) uploadDir(id string) string {
+	return filepath.Join(s.root, filepath.FromSlash(uploadName(id)))
+}
+func (s *Store) reposDir() string { return filepath.Join(s.root, dirRepos) }

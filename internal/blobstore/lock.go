@@ -55,7 +55,11 @@ func tryLockFile(path string) (f *os.File, busy bool, err error) {
 	return f, false, nil
 }
 
-// refLock is the cross-process half of the reference lock. Within a process
+// refLock is the cross-process half of the reference lock on a file
+// system root; on object storage there is none (a nil *refLock, whose
+// methods do nothing).
+//
+// On a file system: the cross-process half of the reference lock. Within a process
 // the Store's refMu orders operations; across processes every Store holds a
 // shared flock on root/lock while any of its reference-creating operations
 // runs (counted, so the flock is taken by the first and released by the
@@ -90,6 +94,9 @@ func openRefLock(root string) (*refLock, error) {
 // another process's GC holds the lock exclusively. The operation is counted
 // even when the flock fails, so rUnlock stays balanced.
 func (l *refLock) rLock() error {
+	if l == nil {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.shared++
@@ -101,6 +108,9 @@ func (l *refLock) rLock() error {
 
 // rUnlock ends one operation's hold; the last one releases the flock.
 func (l *refLock) rUnlock() error {
+	if l == nil {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.shared--
@@ -113,6 +123,9 @@ func (l *refLock) rUnlock() error {
 // token reads the reference token: a random value every reference-creating
 // operation of any process rewrites while it holds the shared lock.
 func (l *refLock) token() (uint64, error) {
+	if l == nil {
+		return 0, nil
+	}
 	var b [tokenSize]byte
 	if _, err := l.f.ReadAt(b[:], 0); err != nil {
 		return 0, fmt.Errorf("read reference token: %w", err)
@@ -123,6 +136,9 @@ func (l *refLock) token() (uint64, error) {
 // newToken writes a fresh random token (no fsync: only live processes
 // compare it, and they share the page cache).
 func (l *refLock) newToken() error {
+	if l == nil {
+		return nil
+	}
 	var b [tokenSize]byte
 	binary.LittleEndian.PutUint64(b[:], rand.Uint64())
 	_, err := l.f.WriteAt(b[:], 0)
@@ -136,14 +152,14 @@ func (l *refLock) newToken() error {
 func (s *Store) refRLock() {
 	s.refMu.RLock()
 	if err := s.xref.rLock(); err != nil {
-		s.log.Warn("shared reference lock failed; a GC in another process may not see this write", keyPath, s.xref.f.Name(), keyErr, err)
+		s.log.Warn("shared reference lock failed; a GC in another process may not see this write", keyErr, err)
 	}
 }
 
 // refRUnlock leaves what refRLock entered.
 func (s *Store) refRUnlock() {
 	if err := s.xref.rUnlock(); err != nil {
-		s.log.Warn("release shared reference lock", keyPath, s.xref.f.Name(), keyErr, err)
+		s.log.Warn("release shared reference lock", keyErr, err)
 	}
 	s.refMu.RUnlock()
 }
@@ -153,6 +169,9 @@ func (s *Store) refRUnlock() {
 // flock), then root/lock exclusively.
 func (s *Store) refLockExclusive() error {
 	s.refMu.Lock()
+	if s.xref == nil {
+		return nil // object storage: no cross-process lock (see doc.go)
+	}
 	if err := flock(s.xref.f, unix.LOCK_EX); err != nil {
 		s.refMu.Unlock()
 		return fmt.Errorf("lock %s: %w", s.xref.f.Name(), err)
@@ -162,6 +181,10 @@ func (s *Store) refLockExclusive() error {
 
 // refUnlockExclusive undoes refLockExclusive.
 func (s *Store) refUnlockExclusive() {
+	if s.xref == nil {
+		s.refMu.Unlock()
+		return
+	}
 	if err := flock(s.xref.f, unix.LOCK_UN); err != nil {
 		s.log.Warn("release exclusive reference lock", keyPath, s.xref.f.Name(), keyErr, err)
 	}
@@ -173,7 +196,7 @@ func (s *Store) refUnlockExclusive() {
 func (s *Store) bumpGen() {
 	s.gen.Add(1)
 	if err := s.xref.newToken(); err != nil {
-		s.log.Warn("write reference token; a GC in another process may not see this write", keyPath, s.xref.f.Name(), keyErr, err)
+		s.log.Warn("write reference token; a GC in another process may not see this write", keyErr, err)
 	}
 }
 

@@ -3,10 +3,7 @@ package blobstore
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"strings"
 
@@ -20,8 +17,13 @@ import (
 type ManifestRecord = storage.ManifestRecord
 
 // revisionFile is root/repos/<name>/_manifests/revisions/<alg>/<hex>.
+// Body is the manifest itself (also stored as blob <digest>, which the
+// blob endpoint and GC read): a pull by digest is one read on object
+// storage, by tag two. Records written before it was added lack it; the
+// blob is read then.
 type revisionFile struct {
 	MediaType    string            `json:"mediaType"`
+	Body         []byte            `json:"body,omitempty"`
 	Subject      oci.Digest        `json:"subject,omitempty"`
 	ArtifactType string            `json:"artifactType,omitempty"`
 	Annotations  map[string]string `json:"annotations,omitempty"`
@@ -30,7 +32,7 @@ type revisionFile struct {
 // maxRevisionFile bounds what is read back from a revision file. Its
 // annotations come from a manifest of at most oci.MaxManifestSize, so any
 // valid manifest fits.
-const maxRevisionFile = oci.MaxManifestSize + 64<<10
+const maxRevisionFile = 2*oci.MaxManifestSize + 64<<10 // body (base64) and annotations
 
 // PutManifest stores m.Body as a blob (verified against m.Digest), records
 // the revision in repo, records a referrer entry under *m.Subject when set
@@ -62,7 +64,7 @@ func (s *Store) PutManifest(repo string, m ManifestRecord, tag string) error {
 	if d.Algorithm().FromBytes(m.Body) != d {
 		return fmt.Errorf("put manifest %s: %w", d, ErrDigestMismatch)
 	}
-	rev := revisionFile{MediaType: m.MediaType, ArtifactType: m.ArtifactType, Annotations: m.Annotations}
+	rev := revisionFile{MediaType: m.MediaType, Body: m.Body, ArtifactType: m.ArtifactType, Annotations: m.Annotations}
 	var subject oci.Digest
 	if m.Subject != nil {
 		if subject, err = checkDigest(*m.Subject); err != nil {
@@ -82,12 +84,11 @@ func (s *Store) PutManifest(repo string, m ManifestRecord, tag string) error {
 	defer s.refRUnlock()
 	unlock := s.lockRepo(repo)
 	defer unlock()
-	now := s.now()
 	if err := s.putBlobBytesLocked(d, m.Body); err != nil {
 		return fmt.Errorf("put manifest %s: store body: %w", d, err)
 	}
-	if cur, err := readSmall(s.revisionPath(repo, d), maxRevisionFile); err != nil || !bytes.Equal(cur, revBytes) {
-		if err := s.writeFileAtomic(s.revisionPath(repo, d), revBytes, now, true); err != nil {
+	if cur, err := s.readSmall(revisionName(repo, d), maxRevisionFile); err != nil || !bytes.Equal(cur, revBytes) {
+		if err := s.putObj(revisionName(repo, d), revBytes); err != nil {
 			return fmt.Errorf("put manifest %s: record revision in %s: %w", d, repo, err)
 		}
 	}
@@ -103,12 +104,12 @@ func (s *Store) PutManifest(repo string, m ManifestRecord, tag string) error {
 		if err != nil {
 			return fmt.Errorf("put manifest %s: %w", d, err)
 		}
-		if err := s.writeFileAtomic(s.referrerPath(repo, subject, d), b, now, true); err != nil {
+		if err := s.putObj(referrerName(repo, subject, d), b); err != nil {
 			return fmt.Errorf("put manifest %s: record referrer of %s: %w", d, subject, err)
 		}
 	}
 	if tag != "" {
-		if err := s.writeFileAtomic(s.tagPath(repo, tag), []byte(d), now, true); err != nil {
+		if err := s.putObj(tagName(repo, tag), []byte(d)); err != nil {
 			return fmt.Errorf("put manifest %s: tag %s:%s: %w", d, repo, tag, err)
 		}
 	}
@@ -125,7 +126,7 @@ func (s *Store) resolve(repo, ref string) (oci.Digest, error) {
 	if r.IsDigest() {
 		return r.Digest, nil
 	}
-	b, err := readSmall(s.tagPath(repo, r.Tag), 256)
+	b, err := s.readSmall(tagName(repo, r.Tag), 256)
 	if err != nil {
 		if isNotExist(err) {
 			return "", s.unknown(repo, fmt.Errorf("tag %s: %w", r.Tag, ErrTagUnknown))
@@ -149,7 +150,7 @@ func (s *Store) unknown(repo string, err error) error {
 
 func (s *Store) readRevision(repo string, d oci.Digest) (revisionFile, error) {
 	var rev revisionFile
-	b, err := readSmall(s.revisionPath(repo, d), maxRevisionFile)
+	b, err := s.readSmall(revisionName(repo, d), maxRevisionFile)
 	if err != nil {
 		if isNotExist(err) {
 			return rev, s.unknown(repo, fmt.Errorf("%s: %w", d, ErrManifestUnknown))
@@ -178,7 +179,10 @@ func (s *Store) GetManifest(repo string, ref string) (ManifestRecord, error) {
 	if err != nil {
 		return ManifestRecord{}, fmt.Errorf("get manifest %s:%.80s: %w", repo, ref, err)
 	}
-	body, err := readSmall(s.blobPath(d), oci.MaxManifestSize+1)
+	body, err := rev.Body, error(nil)
+	if body == nil {
+		body, err = s.readSmall(blobName(d), oci.MaxManifestSize+1)
+	}
 	if err != nil {
 		if isNotExist(err) {
 			s.log.Warn("manifest revision without its blob", keyRepo, repo, keyDigest, d)
@@ -218,14 +222,17 @@ func (s *Store) StatManifest(repo string, ref string) (oci.Digest, string, int64
 	if err != nil {
 		return "", "", 0, fmt.Errorf("stat manifest %s:%.80s: %w", repo, ref, err)
 	}
-	fi, err := os.Stat(s.blobPath(d))
+	if rev.Body != nil {
+		return d, rev.MediaType, int64(len(rev.Body)), nil
+	}
+	info, err := s.statObj(blobName(d))
 	if err != nil {
 		if isNotExist(err) {
 			return "", "", 0, fmt.Errorf("stat manifest %s@%s: %w (blob missing)", repo, d, ErrManifestUnknown)
 		}
 		return "", "", 0, fmt.Errorf("stat manifest %s@%s: %w", repo, d, err)
 	}
-	return d, rev.MediaType, fi.Size(), nil
+	return d, rev.MediaType, info.Size, nil
 }
 
 // DeleteManifest removes revision d from repo, every tag of repo pointing at
@@ -244,7 +251,7 @@ func (s *Store) DeleteManifest(repo string, d oci.Digest) error {
 	unlock := s.lockRepo(repo)
 	defer unlock()
 	var rev revisionFile
-	b, err := readSmall(s.revisionPath(repo, d), maxRevisionFile)
+	b, err := s.readSmall(revisionName(repo, d), maxRevisionFile)
 	if err != nil {
 		if isNotExist(err) {
 			return fmt.Errorf("delete manifest %s@%s: %w", repo, d, ErrManifestUnknown)
@@ -261,18 +268,18 @@ func (s *Store) DeleteManifest(repo string, d oci.Digest) error {
 		return fmt.Errorf("delete manifest %s@%s: %w", repo, d, err)
 	}
 	for _, t := range tags {
-		if err := removeDurable(s.tagPath(repo, t)); err != nil && !isNotExist(err) {
+		if err := s.deleteObj(tagName(repo, t)); err != nil && !isNotExist(err) {
 			return fmt.Errorf("delete manifest %s@%s: untag %s: %w", repo, d, t, err)
 		}
 	}
 	if rev.Subject != "" {
 		if subj, err := checkDigest(rev.Subject); err == nil {
-			if err := removeDurable(s.referrerPath(repo, subj, d)); err != nil && !isNotExist(err) {
+			if err := s.deleteObj(referrerName(repo, subj, d)); err != nil && !isNotExist(err) {
 				return fmt.Errorf("delete manifest %s@%s: referrer entry: %w", repo, d, err)
 			}
 		}
 	}
-	if err := removeDurable(s.revisionPath(repo, d)); err != nil {
+	if err := s.deleteObj(revisionName(repo, d)); err != nil {
 		return fmt.Errorf("delete manifest %s@%s: %w", repo, d, err)
 	}
 	return nil
@@ -280,16 +287,13 @@ func (s *Store) DeleteManifest(repo string, d oci.Digest) error {
 
 // tagsPointingAt lists the tags of repo whose current target is d.
 func (s *Store) tagsPointingAt(repo string, d oci.Digest) ([]string, error) {
-	entries, err := os.ReadDir(s.tagsDir(repo))
+	tags, err := s.tagNames(repo)
 	if err != nil {
-		if isNotExist(err) {
-			return nil, nil
-		}
 		return nil, err
 	}
 	var out []string
-	for _, e := range entries {
-		b, err := readSmall(s.tagPath(repo, e.Name()), 256)
+	for _, t := range tags {
+		b, err := s.readSmall(tagName(repo, t), 256)
 		if err != nil {
 			if isNotExist(err) {
 				continue
@@ -297,10 +301,23 @@ func (s *Store) tagsPointingAt(repo string, d oci.Digest) ([]string, error) {
 			return nil, err
 		}
 		if oci.Digest(strings.TrimSpace(string(b))) == d {
-			out = append(out, e.Name())
+			out = append(out, t)
 		}
 	}
 	return out, nil
+}
+
+// tagNames lists the valid tag objects of repo (one listing), unsorted.
+func (s *Store) tagNames(repo string) ([]string, error) {
+	prefix := tagsName(repo)
+	var tags []string
+	err := s.list(prefix, func(o ObjectInfo) error {
+		if t, ok := strings.CutPrefix(o.Name, prefix+"/"); ok && oci.ValidTag(t) {
+			tags = append(tags, t)
+		}
+		return nil
+	})
+	return tags, err
 }
 
 // DeleteTag removes tag from repo; the manifest stays. ErrTagUnknown (which
@@ -316,7 +333,7 @@ func (s *Store) DeleteTag(repo, tag string) error {
 	defer s.refRUnlock()
 	unlock := s.lockRepo(repo)
 	defer unlock()
-	if err := removeDurable(s.tagPath(repo, tag)); err != nil {
+	if err := s.deleteObj(tagName(repo, tag)); err != nil {
 		if isNotExist(err) {
 			return fmt.Errorf("delete tag %s:%s: %w", repo, tag, ErrTagUnknown)
 		}
@@ -332,23 +349,9 @@ func (s *Store) Tags(repo string) ([]string, error) {
 	if err := s.checkRepo(repo); err != nil {
 		return nil, fmt.Errorf("list tags: %w", err)
 	}
-	f, err := os.Open(s.tagsDir(repo))
-	if err != nil && !isNotExist(err) {
+	tags, err := s.tagNames(repo)
+	if err != nil {
 		return nil, fmt.Errorf("list tags of %s: %w", repo, err)
-	}
-	var names []string
-	if f != nil {
-		names, err = f.Readdirnames(-1)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("list tags of %s: %w", repo, err)
-		}
-	}
-	tags := names[:0]
-	for _, n := range names {
-		if oci.ValidTag(n) {
-			tags = append(tags, n)
-		}
 	}
 	if len(tags) == 0 {
 		if ok, err := s.repoExists(repo); err != nil {
@@ -373,13 +376,17 @@ func (s *Store) Referrers(repo string, subject oci.Digest) ([]oci.Descriptor, er
 	if err != nil {
 		return nil, fmt.Errorf("list referrers: %w", err)
 	}
-	entries, err := os.ReadDir(s.referrersDir(repo, subject))
-	if err != nil && !isNotExist(err) {
+	prefix := referrersName(repo, subject)
+	var names []string
+	if err := s.list(prefix, func(o ObjectInfo) error {
+		names = append(names, o.Name)
+		return nil
+	}); err != nil {
 		return nil, fmt.Errorf("list referrers of %s in %s: %w", subject, repo, err)
 	}
 	out := []oci.Descriptor{}
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
+	for _, n := range names {
+		name, ok := strings.CutSuffix(strings.TrimPrefix(n, prefix+"/"), ".json")
 		if !ok {
 			continue
 		}
@@ -388,7 +395,7 @@ func (s *Store) Referrers(repo string, subject oci.Digest) ([]oci.Descriptor, er
 		if err != nil {
 			continue
 		}
-		b, err := readSmall(s.referrerPath(repo, subject, d), maxRevisionFile)
+		b, err := s.readSmall(n, maxRevisionFile)
 		if err != nil {
 			if isNotExist(err) {
 				continue
@@ -401,7 +408,7 @@ func (s *Store) Referrers(repo string, subject oci.Digest) ([]oci.Descriptor, er
 			continue
 		}
 		// An entry whose revision is gone (crash during a delete) is stale.
-		if _, err := os.Stat(s.revisionPath(repo, d)); err != nil {
+		if ok, err := s.exists(revisionName(repo, d)); err != nil || !ok {
 			continue
 		}
 		out = append(out, desc)
@@ -413,21 +420,4 @@ func (s *Store) Referrers(repo string, subject oci.Digest) ([]oci.Descriptor, er
 	}
 	slices.SortFunc(out, func(a, b oci.Descriptor) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
 	return out, nil
-}
-
-// readSmall reads a whole file of at most limit bytes.
-func readSmall(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, errors.New(path + ": larger than expected")
-	}
-	return b, nil
 }

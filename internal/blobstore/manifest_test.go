@@ -2,9 +2,11 @@ package blobstore
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -347,13 +349,38 @@ func TestRepositories(t *testing.T) {
 func TestGetManifestDetectsCorruption(t *testing.T) {
 	s := newStore(t)
 	img := pushImage(t, s, "app", "v1", []byte("{}"), []byte("x"))
-	p := s.blobPath(img.manifest)
 	b := bytes.Clone(img.body)
 	b[0] = ' '
-	if err := writeFileForTest(p, b); err != nil {
+	// The body kept in the revision record.
+	var rev revisionFile
+	raw, err := os.ReadFile(s.revisionPath("app", img.manifest))
+	if err == nil {
+		err = json.Unmarshal(raw, &rev)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev.Body = b
+	raw, _ = json.Marshal(rev)
+	if err := writeFileForTest(s.revisionPath("app", img.manifest), raw); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetManifest("app", "v1"); err == nil {
-		t.Fatal("GetManifest(corrupt body) = nil error, want an error")
+		t.Fatal("GetManifest(corrupt body in the revision) = nil error, want an error")
+	}
+	// A record written before bodies were kept in it: the blob is read.
+	rev.Body = nil
+	raw, _ = json.Marshal(rev)
+	if err := writeFileForTest(s.revisionPath("app", img.manifest), raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetManifest("app", "v1"); err != nil {
+		t.Fatalf("GetManifest(record without body) = %v, want the manifest from its blob", err)
+	}
+	if err := writeFileForTest(s.blobPath(img.manifest), b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetManifest("app", "v1"); err == nil {
+		t.Fatal("GetManifest(corrupt blob) = nil error, want an error")
 	}
 }

@@ -2,8 +2,6 @@ package blobstore
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -31,21 +29,26 @@ func (s *Store) LinkBlob(repo string, d oci.Digest) error {
 
 // linkLocked links an existing blob into repo. The caller holds refMu shared.
 func (s *Store) linkLocked(repo string, d oci.Digest) error {
-	bp := s.blobPath(d)
-	if err := s.touch(bp); err != nil {
-		if isNotExist(err) {
-			return ErrBlobUnknown
+	if t, ok := s.drv.(toucher); ok {
+		// File system: refresh the blob's time (GC's grace) and the link's.
+		if err := t.Touch(s.ctx(), blobName(d)); err != nil {
+			if isNotExist(err) {
+				return ErrBlobUnknown
+			}
+			return err
 		}
+		if err := t.Touch(s.ctx(), linkName(repo, d)); err == nil {
+			s.bumpGen()
+			return nil
+		} else if !isNotExist(err) {
+			return err
+		}
+	} else if _, err := s.Stat(d); err != nil {
 		return err
 	}
-	lp := s.linkPath(repo, d)
-	if err := s.touch(lp); err == nil {
-		s.bumpGen()
-		return nil
-	} else if !isNotExist(err) {
-		return err
-	}
-	if err := s.writeFileAtomic(lp, nil, s.now(), true); err != nil {
+	// Object storage: blobs keep their creation time; a link is written
+	// (or rewritten, which refreshes its time) in one request.
+	if err := s.putObj(linkName(repo, d), nil); err != nil {
 		return err
 	}
 	s.bumpGen()
@@ -54,7 +57,8 @@ func (s *Store) linkLocked(repo string, d oci.Digest) error {
 
 // BlobLinked returns the size of blob d if repo may serve it: linked into
 // repo (as a layer/config blob or as a manifest revision) and present.
-// Otherwise ErrBlobUnknown.
+// Otherwise ErrBlobUnknown. A blob's size is remembered once seen, so on
+// object storage this asks only for the link.
 func (s *Store) BlobLinked(repo string, d oci.Digest) (int64, error) {
 	if err := s.checkRepo(repo); err != nil {
 		return 0, fmt.Errorf("blob in repository: %w", err)
@@ -63,18 +67,17 @@ func (s *Store) BlobLinked(repo string, d oci.Digest) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("blob in repository: %w", err)
 	}
-	if _, err := os.Stat(s.linkPath(repo, d)); err != nil {
-		if !isNotExist(err) {
-			return 0, fmt.Errorf("blob %s in %s: %w", d, repo, err)
-		}
-		if _, err := os.Stat(s.revisionPath(repo, d)); err != nil {
-			if isNotExist(err) {
-				return 0, fmt.Errorf("blob %s in %s: %w", d, repo, ErrBlobUnknown)
-			}
-			return 0, fmt.Errorf("blob %s in %s: %w", d, repo, err)
-		}
+	ok, err := s.exists(linkName(repo, d))
+	if err == nil && !ok {
+		ok, err = s.exists(revisionName(repo, d))
 	}
-	return s.Stat(d)
+	if err != nil {
+		return 0, fmt.Errorf("blob %s in %s: %w", d, repo, err)
+	}
+	if !ok {
+		return 0, fmt.Errorf("blob %s in %s: %w", d, repo, ErrBlobUnknown)
+	}
+	return s.knownSize(d)
 }
 
 // UnlinkBlob removes blob d from repo (the blob file stays until GC finds
@@ -89,7 +92,7 @@ func (s *Store) UnlinkBlob(repo string, d oci.Digest) error {
 	}
 	s.refRLock()
 	defer s.refRUnlock()
-	if err := removeDurable(s.linkPath(repo, d)); err != nil {
+	if err := s.deleteObj(linkName(repo, d)); err != nil {
 		if isNotExist(err) {
 			return fmt.Errorf("unlink blob %s from %s: %w", d, repo, ErrBlobUnknown)
 		}
@@ -99,112 +102,71 @@ func (s *Store) UnlinkBlob(repo string, d oci.Digest) error {
 }
 
 // repoExists reports whether repo holds at least one manifest revision, tag
-// or blob link.
+// or blob link of its own (not of a repository nested under it).
 func (s *Store) repoExists(repo string) (bool, error) {
-	dir := s.repoDir(repo)
-	for _, sub := range []string{
-		filepath.Join(dirManifests, dirRevisions, string(oci.SHA256)),
-		filepath.Join(dirManifests, dirRevisions, string(oci.SHA512)),
-		filepath.Join(dirManifests, dirTags),
-		filepath.Join(dirLayers, string(oci.SHA256)),
-		filepath.Join(dirLayers, string(oci.SHA512)),
-	} {
-		empty, err := dirEmpty(filepath.Join(dir, sub))
-		if err != nil {
-			return false, err
-		}
-		if !empty {
-			return true, nil
-		}
-	}
-	return false, nil
+	prefix := repoName(repo) + "/"
+	return s.anyObj(repoName(repo), func(o ObjectInfo) bool {
+		return ownsObject(strings.TrimPrefix(o.Name, prefix))
+	})
+}
+
+// ownsObject reports whether rest (an object name below repos/<name>/)
+// is a revision, tag or blob link of that repository itself.
+func ownsObject(rest string) bool {
+	return strings.HasPrefix(rest, dirManifests+"/"+dirRevisions+"/") ||
+		strings.HasPrefix(rest, dirManifests+"/"+dirTags+"/") ||
+		strings.HasPrefix(rest, dirLayers+"/")
 }
 
 // Repositories lists every repository with at least one manifest, tag or
-// blob link, sorted.
+// blob link, sorted. It lists every object under repos/ once.
 func (s *Store) Repositories() ([]string, error) {
-	var out []string
-	if err := s.walkRepos(func(name string) error {
-		ok, err := s.repoExists(name)
-		if err != nil {
-			return err
-		}
-		if ok {
-			out = append(out, name)
+	seen := map[string]bool{}
+	err := s.list(dirRepos, func(o ObjectInfo) error {
+		if repo, ok := s.repoOf(o.Name); ok {
+			seen[repo] = true
 		}
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list repositories: %w", err)
+	}
+	out := make([]string, 0, len(seen))
+	for r := range seen {
+		out = append(out, r)
 	}
 	slices.Sort(out)
 	return out, nil
 }
 
-// walkRepos calls fn for every directory under root/repos that could be a
-// repository (a valid name made of non-reserved components), whether or not
-// it holds anything.
-func (s *Store) walkRepos(fn func(name string) error) error {
-	var walk func(rel string) error
-	walk = func(rel string) error {
-		entries, err := os.ReadDir(filepath.Join(s.reposDir(), filepath.FromSlash(rel)))
-		if err != nil {
-			if isNotExist(err) {
-				return nil
-			}
-			return err
-		}
-		for _, e := range entries {
-			n := e.Name()
-			if !e.IsDir() || strings.HasPrefix(n, "_") {
-				continue
-			}
-			name := n
-			if rel != "" {
-				name = rel + "/" + n
-			}
-			if _, err := oci.ParseName(name); err != nil {
-				s.log.Warn("foreign entry in repository tree left alone", keyPath, filepath.Join(s.reposDir(), filepath.FromSlash(name)))
-				continue
-			}
-			if err := fn(name); err != nil {
-				return err
-			}
-			if err := walk(name); err != nil {
-				return err
-			}
-		}
-		return nil
+// repoOf returns the repository an object under repos/ belongs to when it
+// is one of its revisions, tags or links: the name's components up to the
+// first reserved '_' one.
+func (s *Store) repoOf(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, dirRepos+"/")
+	if !ok {
+		return "", false
 	}
-	return walk("")
+	i := strings.Index(rest, "/_")
+	if i <= 0 || !ownsObject(rest[i+1:]) {
+		return "", false
+	}
+	repo := rest[:i]
+	if _, err := oci.ParseName(repo); err != nil {
+		s.log.Warn("foreign object in repository tree left alone", keyPath, name)
+		return "", false
+	}
+	return repo, true
 }
 
-// listDigests lists the files of dir/<alg>/<hex> as digests with their
-// modification times. Entries that are not valid digests are skipped.
-func listDigests(dir string, fn func(d oci.Digest, fi os.FileInfo) error) error {
-	for _, alg := range []oci.Algorithm{oci.SHA256, oci.SHA512} {
-		entries, err := os.ReadDir(filepath.Join(dir, string(alg)))
-		if err != nil {
-			if isNotExist(err) {
-				continue
-			}
-			return err
+// listDigests lists the objects <prefix>/<alg>/<hex> as digests with their
+// infos. Objects that are not valid digests are skipped.
+func (s *Store) listDigests(prefix string, fn func(d oci.Digest, o ObjectInfo) error) error {
+	return s.list(prefix, func(o ObjectInfo) error {
+		d, ok := digestUnder(prefix, o.Name)
+		if !ok {
+			return nil
 		}
-		for _, e := range entries {
-			d, err := oci.ParseDigest(string(alg) + ":" + e.Name())
-			if err != nil || !e.Type().IsRegular() {
-				continue
-			}
-			fi, err := e.Info()
-			if err != nil {
-				if isNotExist(err) {
-					continue
-				}
-				return err
-			}
-			if err := fn(d, fi); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+		return fn(d, o)
+	})
 }

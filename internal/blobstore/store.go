@@ -1,11 +1,11 @@
 package blobstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/storage"
 )
 
 // DefaultUploadTTL is how long an upload may sit idle before PurgeUploads
@@ -29,8 +30,13 @@ type Options struct {
 	// Logger receives warnings and GC/purge summaries; nil discards.
 	Logger *slog.Logger
 	// Now is the clock (tests); nil means time.Now. Every time the store
-	// records (blob and link mtimes, upload activity) comes from it.
+	// records (blob and link mtimes, upload activity) comes from it; on
+	// object storage, object times come from the storage's clock.
 	Now func() time.Time
+	// Scratch is the local directory for temp files on object storage
+	// (a cache fill spools there while clients read it); "" means
+	// os.TempDir(). Unused by Open, which keeps them under root/tmp.
+	Scratch string
 }
 
 // Top-level directories under the root.
@@ -70,8 +76,9 @@ const (
 // repoLockStripes is the number of mutexes repositories hash onto.
 const repoLockStripes = 64
 
-// Store is the on-disk registry storage rooted at one directory. It is safe
-// for concurrent use; see the package documentation for the contract.
+// Store is the registry storage over one Driver: a directory (Open) or an
+// object storage container or bucket (OpenDriver). It is safe for
+// concurrent use; see the package documentation for the contract.
 type Store struct {
 	root      string
 	log       *slog.Logger
@@ -100,12 +107,19 @@ type Store struct {
 
 	bufs sync.Pool // *[]byte copy buffers
 
-	// drv is the byte-level storage under the store (driver.go); the
-	// filesystem today. Blob stats and evictions go through it.
+	// drv is the byte-level storage under the store (driver.go); every
+	// object goes through it. fsd is the same driver when it is the file
+	// system (Open), nil on object storage (OpenDriver).
 	drv Driver
+	fsd *fsDriver
+	// sizes remembers the size of blobs seen (digest → size; content
+	// addressed, so it never changes): serving a known blob asks the
+	// storage nothing but the GET.
+	sizes sync.Map
 
-	// tmp is this Store's own directory under root/tmp, locked by tmpLock
-	// for as long as the Store is open (see tmp.go).
+	// tmp is this Store's own local directory for temp files: under
+	// root/tmp, locked by tmpLock, on the file system (see tmp.go); a
+	// scratch directory on object storage (cache fills spool there).
 	tmp       string
 	tmpLock   *os.File
 	closeOnce sync.Once
@@ -130,24 +144,10 @@ func Open(root string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open blob store %s: %w", root, err)
 	}
-	s := &Store{
-		root:      abs,
-		log:       opt.Logger,
-		now:       opt.Now,
-		uploadTTL: opt.UploadTTL,
-		uploads:   make(map[string]*Upload),
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	if s.uploadTTL <= 0 {
-		s.uploadTTL = DefaultUploadTTL
-	}
-	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
-	s.drv = &fsDriver{root: abs, tmp: s.tmpDir}
+	s := newStoreCore(opt)
+	s.root = abs
+	s.fsd = &fsDriver{root: abs, tmp: s.tmpDir, now: s.now}
+	s.drv = s.fsd
 
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
@@ -182,54 +182,117 @@ func Open(root string, opt Options) (*Store, error) {
 	return s, nil
 }
 
-// Root returns the absolute root directory.
+// newStoreCore fills in what every Store has, whatever its driver.
+func newStoreCore(opt Options) *Store {
+	s := &Store{
+		log:       opt.Logger,
+		now:       opt.Now,
+		uploadTTL: opt.UploadTTL,
+		uploads:   make(map[string]*Upload),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.uploadTTL <= 0 {
+		s.uploadTTL = DefaultUploadTTL
+	}
+	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
+	return s
+}
+
+// OpenDriver opens the store on object storage: every object goes through
+// drv, and only temp files of cache fills in progress are local (in
+// opt.Scratch). There is no cross-process lock on object storage; see the
+// package documentation for what keeps GC safe there.
+func OpenDriver(drv Driver, opt Options) (*Store, error) {
+	s := newStoreCore(opt)
+	s.drv = drv
+	s.root = drv.String()
+	scratch := opt.Scratch
+	if scratch == "" {
+		scratch = os.TempDir()
+	}
+	dir, err := os.MkdirTemp(scratch, "airlock-store-*")
+	if err != nil {
+		return nil, fmt.Errorf("open blob store %s: scratch directory: %w", drv, err)
+	}
+	s.tmp = dir
+	return s, nil
+}
+
+// Root returns the absolute root directory (Open), or the storage's name
+// (OpenDriver), as in "azblob://airlock".
 func (s *Store) Root() string { return s.root }
 
-func (s *Store) uploadsDir() string { return filepath.Join(s.root, dirUploads) }
-func (s *Store) reposDir() string   { return filepath.Join(s.root, dirRepos) }
+// Location names the storage for logs and errors.
+func (s *Store) Location() string { return s.drv.String() }
 
-// blobPath is root/blobs/<alg>/<first two hex>/<hex>. d must be validated.
-func (s *Store) blobPath(d oci.Digest) string {
-	h := d.Hex()
-	return filepath.Join(s.root, dirBlobs, string(d.Algorithm()), h[:2], h)
+// Ping checks that the storage answers (for /readyz): one cheap request on
+// object storage, the root directory on a file system.
+func (s *Store) Ping(ctx context.Context) error {
+	if p, ok := s.drv.(storage.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	_, err := os.Stat(s.root)
+	return err
 }
 
-// repoDir is root/repos/<name>. name must be validated.
-func (s *Store) repoDir(repo string) string {
-	return filepath.Join(s.reposDir(), filepath.FromSlash(repo))
+// SignedURL returns a time-limited URL from which blob d can be read
+// directly from the storage (registry.storage.redirect), or
+// errors.ErrUnsupported when the storage cannot sign one (the file system).
+func (s *Store) SignedURL(ctx context.Context, d oci.Digest, ttl time.Duration) (string, error) {
+	sg, ok := s.drv.(storage.Signer)
+	if !ok {
+		return "", fmt.Errorf("signed URL for %s: %w", s.drv, errors.ErrUnsupported)
+	}
+	d, err := checkDigest(d)
+	if err != nil {
+		return "", err
+	}
+	return sg.SignedURL(ctx, blobName(d), ttl)
 }
 
-func (s *Store) linkPath(repo string, d oci.Digest) string {
-	return filepath.Join(s.repoDir(repo), dirLayers, string(d.Algorithm()), d.Hex())
+// Object names. Every name is built from validated parts (oci.ParseName,
+// oci.ParseDigest, oci.ValidTag, validUploadID), so none can climb out of
+// its prefix or collide with a reserved '_' directory.
+
+// repoName is repos/<name>.
+func repoName(repo string) string { return dirRepos + "/" + repo }
+
+func linkName(repo string, d oci.Digest) string {
+	return repoName(repo) + "/" + dirLayers + "/" + string(d.Algorithm()) + "/" + d.Hex()
 }
 
-func (s *Store) revisionPath(repo string, d oci.Digest) string {
-	return filepath.Join(s.repoDir(repo), dirManifests, dirRevisions, string(d.Algorithm()), d.Hex())
+func revisionsName(repo string) string {
+	return repoName(repo) + "/" + dirManifests + "/" + dirRevisions
 }
 
-func (s *Store) tagsDir(repo string) string {
-	return filepath.Join(s.repoDir(repo), dirManifests, dirTags)
+func revisionName(repo string, d oci.Digest) string {
+	return revisionsName(repo) + "/" + string(d.Algorithm()) + "/" + d.Hex()
 }
 
-func (s *Store) tagPath(repo, tag string) string { return filepath.Join(s.tagsDir(repo), tag) }
+func tagsName(repo string) string { return repoName(repo) + "/" + dirManifests + "/" + dirTags }
 
-func (s *Store) referrersDir(repo string, subject oci.Digest) string {
-	return filepath.Join(s.repoDir(repo), dirReferrers, string(subject.Algorithm()), subject.Hex())
+func tagName(repo, tag string) string { return tagsName(repo) + "/" + tag }
+
+func referrersName(repo string, subject oci.Digest) string {
+	return repoName(repo) + "/" + dirReferrers + "/" + string(subject.Algorithm()) + "/" + subject.Hex()
 }
 
-func (s *Store) referrerPath(repo string, subject, d oci.Digest) string {
-	return filepath.Join(s.referrersDir(repo, subject), string(d.Algorithm())+"-"+d.Hex()+".json")
+func referrerName(repo string, subject, d oci.Digest) string {
+	return referrersName(repo, subject) + "/" + string(d.Algorithm()) + "-" + d.Hex() + ".json"
 }
 
-// checkRepo validates a repository name and makes sure its directory lies
-// strictly inside root/repos (defence in depth: the grammar already rules
-// out "..", absolute paths, NUL and leading '_' or '.').
+// checkRepo validates a repository name (the grammar rules out "..",
+// absolute paths, NUL and components starting with '_' or '.').
 func (s *Store) checkRepo(repo string) error {
 	if _, err := oci.ParseName(repo); err != nil {
 		return err
 	}
-	rel, err := filepath.Rel(s.reposDir(), s.repoDir(repo))
-	if err != nil || rel == "." || strings.HasPrefix(rel, "..") || filepath.IsAbs(rel) {
+	if strings.Contains(repo, "..") || strings.HasPrefix(repo, "/") {
 		return fmt.Errorf("%w: %q leaves the repository tree", ErrNameInvalid, repo)
 	}
 	return nil
@@ -260,17 +323,5 @@ func (s *Store) lockRepo(repo string) func() {
 	return m.Unlock
 }
 
-// touch sets a file's mtime (and atime) to the store clock.
-func (s *Store) touch(path string) error {
-	t := s.now()
-	return os.Chtimes(path, t, t)
-}
-
 func (s *Store) getBuf() *[]byte  { return s.bufs.Get().(*[]byte) }
 func (s *Store) putBuf(b *[]byte) { s.bufs.Put(b) }
-
-// isNotExist reports a missing file, including a path whose parent is a
-// file (ENOTDIR).
-func isNotExist(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir)
-}

@@ -1,9 +1,10 @@
 package blobstore
 
 import (
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/airlockdev/airlock/internal/oci"
@@ -19,21 +20,34 @@ type LinkInfo struct {
 	LastUsed time.Time
 }
 
-// Links calls fn for every blob linked into repo whose blob file exists.
+// Links calls fn for every blob linked into repo whose size is known
+// (the blob exists or existed: a blob collected meanwhile fails later at
+// Open with ErrBlobUnknown).
 func (s *Store) Links(repo string, fn func(LinkInfo) error) error {
 	if err := s.checkRepo(repo); err != nil {
 		return fmt.Errorf("list links: %w", err)
 	}
-	return listDigests(filepath.Join(s.repoDir(repo), dirLayers), func(d oci.Digest, fi os.FileInfo) error {
-		size, err := s.Stat(d)
+	prefix := repoName(repo) + "/" + dirLayers
+	return s.list(prefix, func(o ObjectInfo) error {
+		rest := strings.TrimPrefix(o.Name, prefix+"/")
+		alg, hex, ok := strings.Cut(rest, "/")
+		if !ok {
+			return nil
+		}
+		d, err := oci.ParseDigest(alg + ":" + hex)
+		if err != nil {
+			return nil
+		}
+		size, err := s.knownSize(d)
 		if err != nil {
 			return nil // collected meanwhile
 		}
-		return fn(LinkInfo{Repo: repo, Digest: d, Size: size, LastUsed: fi.ModTime()})
+		return fn(LinkInfo{Repo: repo, Digest: d, Size: size, LastUsed: o.ModTime})
 	})
 }
 
-// TouchLink marks blob d of repo as used now. A missing link is not an error.
+// TouchLink marks blob d of repo as used now. A missing link is not an
+// error. On object storage that rewrites the (empty) link object.
 func (s *Store) TouchLink(repo string, d oci.Digest) error {
 	if err := s.checkRepo(repo); err != nil {
 		return err
@@ -41,7 +55,12 @@ func (s *Store) TouchLink(repo string, d oci.Digest) error {
 	if _, err := checkDigest(d); err != nil {
 		return err
 	}
-	if err := s.touch(s.linkPath(repo, d)); err != nil && !isNotExist(err) {
+	if _, ok := s.drv.(toucher); !ok {
+		if ok, err := s.exists(linkName(repo, d)); err != nil || !ok {
+			return err
+		}
+	}
+	if err := s.touchObj(linkName(repo, d), nil); err != nil && !isNotExist(err) {
 		return err
 	}
 	return nil
@@ -57,32 +76,42 @@ type TagInfo struct {
 // TagInfos lists repo's tags with their digests and the time each was
 // last written, sorted by tag.
 func (s *Store) TagInfos(repo string) ([]TagInfo, error) {
-	tags, err := s.Tags(repo)
-	if err != nil {
+	if err := s.checkRepo(repo); err != nil {
 		return nil, err
 	}
-	out := make([]TagInfo, 0, len(tags))
-	for _, t := range tags {
-		p := s.tagPath(repo, t)
-		fi, err := os.Stat(p)
-		if err != nil {
-			continue
+	prefix := tagsName(repo)
+	var out []TagInfo
+	err := s.list(prefix, func(o ObjectInfo) error {
+		t, ok := strings.CutPrefix(o.Name, prefix+"/")
+		if !ok || !oci.ValidTag(t) {
+			return nil
 		}
-		d, _, _, err := s.StatManifest(repo, t)
-		if err != nil {
-			continue
-		}
-		out = append(out, TagInfo{Tag: t, Digest: d, Updated: fi.ModTime()})
+		out = append(out, TagInfo{Tag: t, Updated: o.ModTime})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tags of %s: %w", repo, err)
 	}
-	return out, nil
+	kept := out[:0]
+	for _, ti := range out {
+		d, _, _, err := s.StatManifest(repo, ti.Tag)
+		if err != nil {
+			continue
+		}
+		ti.Digest = d
+		kept = append(kept, ti)
+	}
+	slices.SortFunc(kept, func(a, b TagInfo) int { return strings.Compare(a.Tag, b.Tag) })
+	return kept, nil
 }
 
 // Evict removes blob d from repo and, when no repository links it any
-// more (as a blob or as a manifest), deletes the file. It reports the bytes
-// freed (0 when another repository still holds the blob). The check and the
-// delete run under the store's exclusive reference lock (across processes),
-// so a concurrent link either happens before (and the file stays) or finds
-// the blob gone (and the caller fetches it again).
+// more (as a blob or as a manifest), deletes the blob. It reports the bytes
+// freed (0 when another repository still holds the blob). On a file system
+// the check and the delete run under the store's exclusive reference lock
+// (across processes), so a concurrent link either happens before (and the
+// file stays) or finds the blob gone (and the caller fetches it again); on
+// object storage the window between them is the one doc.go describes.
 func (s *Store) Evict(repo string, d oci.Digest) (int64, error) {
 	if err := s.UnlinkBlob(repo, d); err != nil {
 		return 0, err
@@ -92,16 +121,19 @@ func (s *Store) Evict(repo string, d oci.Digest) (int64, error) {
 	}
 	defer s.refUnlockExclusive()
 	held := false
-	err := s.walkRepos(func(name string) error {
-		for _, p := range []string{s.linkPath(name, d), s.revisionPath(name, d)} {
-			if _, err := os.Stat(p); err == nil {
-				held = true
-				return filepath.SkipAll
-			}
+	err := s.list(dirRepos, func(o ObjectInfo) error {
+		rest, ok := strings.CutPrefix(o.Name, dirRepos+"/")
+		if !ok {
+			return nil
+		}
+		if strings.HasSuffix(rest, "/"+dirLayers+"/"+string(d.Algorithm())+"/"+d.Hex()) ||
+			strings.HasSuffix(rest, "/"+dirManifests+"/"+dirRevisions+"/"+string(d.Algorithm())+"/"+d.Hex()) {
+			held = true
+			return errStop
 		}
 		return nil
 	})
-	if err != nil && err != filepath.SkipAll {
+	if err != nil && !errors.Is(err, errStop) {
 		return 0, fmt.Errorf("evict %s: %w", d, err)
 	}
 	if held {
@@ -111,9 +143,10 @@ func (s *Store) Evict(repo string, d oci.Digest) (int64, error) {
 	if err != nil {
 		return 0, nil
 	}
-	if err := s.drv.Delete(blobName(d)); err != nil && !isNotExist(err) {
+	if err := s.deleteObj(blobName(d)); err != nil && !isNotExist(err) {
 		return 0, fmt.Errorf("evict %s: %w", d, err)
 	}
+	s.sizes.Delete(d)
 	s.bumpGen()
 	return size, nil
 }

@@ -2,29 +2,37 @@ package blobstore
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/storage"
 )
 
-// Writer streams one blob of known digest into a temp file under root/tmp
-// while other goroutines may read that file as it grows (the pull-through
-// cache serves clients from it during a fill). Nothing is visible in the
-// blob tree until Commit has verified the digest, fsynced the file and
-// renamed it into place; a crash before that leaves only a temp file, which
-// Open removes.
+// Writer streams one blob of known digest into the storage while other
+// goroutines may read what has been written so far from a local file (the
+// pull-through cache serves clients from it during a fill): on a file
+// system that file is the driver's own temp file; on object storage the
+// bytes also go to a spool file in the store's scratch directory. Nothing
+// is visible in the store until Commit has verified the digest and
+// committed the object; a crash before that leaves only a temp file (which
+// Open removes) and, on object storage, staged blocks or an unfinished
+// multipart upload that are visible under no name (doc.go says who
+// reclaims them).
 //
 // A Writer is used by one goroutine; Path may be opened by any number of
 // readers, who must learn from the writer's owner how far the file is valid
 // and whether it was committed.
 type Writer struct {
-	s    *Store
-	d    oci.Digest
-	f    *os.File
-	path string
-	v    *oci.Verifier
-	n    int64
-	done bool
+	s     *Store
+	d     oci.Digest
+	obj   storage.ObjectWriter
+	spool *os.File // object storage only
+	path  string
+	out   io.Writer
+	v     *oci.Verifier
+	n     int64
+	done  bool
 }
 
 // NewWriter starts a blob write for d.
@@ -33,16 +41,27 @@ func (s *Store) NewWriter(d oci.Digest) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(s.tmpDir(), "fill-*")
+	obj, err := s.drv.NewWriter(s.ctx(), blobName(d))
 	if err != nil {
 		return nil, fmt.Errorf("write blob %s: %w", d, err)
 	}
-	return &Writer{s: s, d: d, f: f, path: f.Name(), v: oci.NewVerifier(d)}, nil
+	w := &Writer{s: s, d: d, obj: obj, v: oci.NewVerifier(d)}
+	if lw, ok := obj.(localWriter); ok {
+		w.path, w.out = lw.LocalPath(), obj
+		return w, nil
+	}
+	spool, err := os.CreateTemp(s.tmp, "fill-*")
+	if err != nil {
+		obj.Abort()
+		return nil, fmt.Errorf("write blob %s: spool: %w", d, err)
+	}
+	w.spool, w.path, w.out = spool, spool.Name(), io.MultiWriter(spool, obj)
+	return w, nil
 }
 
-// Write appends p to the temp file and the running hash.
+// Write appends p to the object, the spool and the running hash.
 func (w *Writer) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
+	n, err := w.out.Write(p)
 	w.v.Write(p[:n])
 	w.n += int64(n)
 	if err != nil {
@@ -51,7 +70,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Path is the temp file readers may open while the blob is written.
+// Path is the local file readers may open while the blob is written.
 func (w *Writer) Path() string { return w.path }
 
 // Size is the number of bytes written so far.
@@ -60,9 +79,8 @@ func (w *Writer) Size() int64 { return w.n }
 // Verified reports whether the bytes written so far hash to the digest.
 func (w *Writer) Verified() bool { return w.v.Verified() }
 
-// Commit verifies the digest (ErrDigestMismatch removes the temp file),
-// fsyncs, renames the file into the blob tree and links the blob into each
-// repo.
+// Commit verifies the digest (ErrDigestMismatch discards everything),
+// commits the object and links the blob into each repo.
 func (w *Writer) Commit(repos ...string) error {
 	if w.done {
 		return fmt.Errorf("write blob %s: already finished", w.d)
@@ -71,18 +89,10 @@ func (w *Writer) Commit(repos ...string) error {
 		w.Abort()
 		return fmt.Errorf("write blob %s: %w: %d bytes written", w.d, ErrDigestMismatch, w.n)
 	}
-	err := w.f.Sync()
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
 	w.done = true
-	if err == nil {
-		w.s.refRLock()
-		err = w.s.installBlobLocked(w.path, w.d)
-		w.s.refRUnlock()
-	}
+	err := w.s.commitBlob(w.obj, w.d, w.n)
+	w.dropSpool()
 	if err != nil {
-		os.Remove(w.path)
 		return fmt.Errorf("write blob %s: %w", w.d, err)
 	}
 	for _, repo := range repos {
@@ -93,12 +103,20 @@ func (w *Writer) Commit(repos ...string) error {
 	return nil
 }
 
-// Abort discards the temp file. Safe to call after Commit (no-op).
+// Abort discards what was written. Safe to call after Commit (no-op).
 func (w *Writer) Abort() {
 	if w.done {
 		return
 	}
 	w.done = true
-	w.f.Close()
-	os.Remove(w.path)
+	w.obj.Abort()
+	w.dropSpool()
+}
+
+// dropSpool removes the spool file; readers that opened it keep reading.
+func (w *Writer) dropSpool() {
+	if w.spool != nil {
+		w.spool.Close()
+		os.Remove(w.spool.Name())
+	}
 }
