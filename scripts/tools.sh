@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# tools.sh installs the storage emulators the object-storage driver tests
+# run against, into $AIRLOCK_TOOLS (default /opt/airlock-tools), each only
+# when missing or at another version. Quiet when everything is there.
+# Each tool has its own install_* function and its call below it; tests
+# skip when a tool is missing (AIRLOCK_REQUIRE_TOOLS=1 makes them fail).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+AIRLOCK_TOOLS="${AIRLOCK_TOOLS:-/opt/airlock-tools}"
+
+# --- azurite (Azure Blob Storage emulator; internal/storage/azblob) ------
+# Installs the exact version pinned by scripts/tools/azurite/package-lock.json
+# (3.35.0: 3.37 needs a newer Node than 20) with npm ci.
+install_azurite() {
+	local src="$ROOT/scripts/tools/azurite" dst="$AIRLOCK_TOOLS/azurite" want have=""
+	want="$(node -p 'require(process.argv[1]).dependencies.azurite' "$src/package.json")"
+	if [ -f "$dst/node_modules/azurite/package.json" ]; then
+		have="$(node -p 'require(process.argv[1]).version' "$dst/node_modules/azurite/package.json")"
+	fi
+	[ "$have" = "$want" ] && [ -x "$dst/node_modules/.bin/azurite-blob" ] && return 0
+	command -v npm >/dev/null || { echo "tools.sh: npm not found; install Node.js 20 (apt-get install nodejs npm)" >&2; return 1; }
+	echo "tools.sh: installing azurite $want into $dst${have:+ (had $have)}" >&2
+	mkdir -p "$dst"
+	cp "$src/package.json" "$src/package-lock.json" "$dst/"
+	(cd "$dst" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+install_azurite
+# --- end azurite ---------------------------------------------------------
+
+# --- versitygw (S3 gateway; internal/storage/s3) -------------------------
+# go install of the pinned release; the binary's --version says only "git",
+# so the installed version is read from its build info (go version -m).
+VERSITYGW_VERSION=v1.8.0
+install_versitygw() {
+	local bin="$AIRLOCK_TOOLS/bin/versitygw" have=""
+	if [ -x "$bin" ]; then
+		have="$(go version -m "$bin" 2>/dev/null | awk '$1 == "mod" { print $3 }')"
+	fi
+	[ "$have" = "$VERSITYGW_VERSION" ] && return 0
+	command -v go >/dev/null || { echo "tools.sh: go not found; install Go to build versitygw" >&2; return 1; }
+	echo "tools.sh: installing versitygw $VERSITYGW_VERSION into $AIRLOCK_TOOLS/bin${have:+ (had $have)}" >&2
+	mkdir -p "$AIRLOCK_TOOLS/bin"
+	GOBIN="$AIRLOCK_TOOLS/bin" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+}
+install_versitygw
+# --- end versitygw -------------------------------------------------------
