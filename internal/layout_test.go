@@ -47,15 +47,23 @@ var rank = map[string]int{
 	// the storage contract below registry and cache, and its conformance suite (imported by tests only)
 	"internal/storage":             1,
 	"internal/storage/storagetest": 2,
+	// object storage under blobstore: the shared HTTP helpers, the two
+	// drivers (wired in cmd/airlock) and the driver conformance check
+	"internal/storage/objhttp":    2,
+	"internal/storage/azblob":     3,
+	"internal/storage/s3":         3,
+	"internal/storage/drivertest": 2,
 
 	// test kits under internal/testkit: only tests import them (the layout
 	// test allows tests anything); ranked above cmd/airlock so that no
 	// non-test package can import them
-	"internal/testkit/netnstest":   6, // throwaway network namespaces, code run inside one, rig commands
-	"internal/testkit/logcap":      6, // slog JSON records captured for assertions
-	"internal/testkit/dnstest":     6, // miekg/dns servers for tests: any handler, or a zone map (Zone)
-	"internal/testkit/porttest":    6, // free loopback ports
-	"internal/testkit/ociupstream": 6, // fake OCI upstreams: blob GETs redirected to a fake metadata service
+	"internal/testkit/netnstest":     6, // throwaway network namespaces, code run inside one, rig commands
+	"internal/testkit/logcap":        6, // slog JSON records captured for assertions
+	"internal/testkit/dnstest":       6, // miekg/dns servers for tests: any handler, or a zone map (Zone)
+	"internal/testkit/porttest":      6, // free loopback ports
+	"internal/testkit/ociupstream":   6, // fake OCI upstreams: blob GETs redirected to a fake metadata service
+	"internal/testkit/azuritetest":   7, // (uses porttest) a real Azurite (Azure Blob Storage emulator) on loopback
+	"internal/testkit/versitygwtest": 7, // (uses porttest) a real versitygw (S3 gateway) on loopback
 }
 
 func TestImportDirection(t *testing.T) {

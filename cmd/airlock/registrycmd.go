@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -49,23 +50,37 @@ func runRegistryGC(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitFinding
 	}
-	path := cfg.Registry.Storage.Path
-	if _, err := os.Stat(path); err != nil {
-		fmt.Fprintf(stderr, "airlock registry gc: storage %s: %v; check registry.storage.path\n", path, err)
+	sc := cfg.Registry.Storage
+	loc, err := sc.Location()
+	if err != nil {
+		fmt.Fprintf(stderr, "airlock registry gc: %v; check registry.storage\n", err)
 		return exitFinding
 	}
-	bs, err := blobstore.Open(path, blobstore.Options{})
+	path := loc.String()
+	if loc.Scheme == "file" {
+		path = loc.Path
+		if _, err := os.Stat(path); err != nil {
+			fmt.Fprintf(stderr, "airlock registry gc: storage %s: %v; check registry.storage.path\n", path, err)
+			return exitFinding
+		}
+	}
+	bs, err := openStorage(context.Background(), sc, blobstore.Options{}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		fmt.Fprintf(stderr, "airlock registry gc: %v\n", err)
 		return exitFinding
 	}
 	defer bs.Close()
-	users, err := bs.OtherUsers()
-	if err != nil {
-		fmt.Fprintf(stderr, "airlock registry gc: %v\n", err)
-	}
-	if users > 0 && *del && *grace < minLiveGrace {
-		fmt.Fprintf(stderr, "airlock registry gc: warning: other processes using %s: %d; with --grace %s a blob pushed for a manifest not yet pushed may be deleted (the push then fails with MANIFEST_BLOB_UNKNOWN)\n", path, users, *grace)
+	users := 0
+	if loc.Scheme == "file" {
+		users, err = bs.OtherUsers()
+		if err != nil {
+			fmt.Fprintf(stderr, "airlock registry gc: %v\n", err)
+		}
+		if users > 0 && *del && *grace < minLiveGrace {
+			fmt.Fprintf(stderr, "airlock registry gc: warning: other processes using %s: %d; with --grace %s a blob pushed for a manifest not yet pushed may be deleted (the push then fails with MANIFEST_BLOB_UNKNOWN)\n", path, users, *grace)
+		}
+	} else if *del && *grace < minLiveGrace {
+		fmt.Fprintf(stderr, "airlock registry gc: warning: on object storage replicas may be pushing; with --grace %s a blob pushed for a manifest not yet pushed may be deleted\n", *grace)
 	}
 	rep, err := bs.GC(context.Background(), !*del, *grace)
 	if err != nil {

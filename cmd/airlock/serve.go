@@ -151,10 +151,14 @@ func buildUnits(cfg *config.File, adm *admin.Server, log *slog.Logger, reg *prom
 	var us []unit
 	if cfg.Registry.Listen != "" {
 		rc := cfg.Registry.Config
-		bs, err := blobstore.Open(rc.Storage.Path, blobstore.Options{UploadTTL: rc.EffectiveUploadTTL(), Logger: log.With("component", "blobstore")})
+		slg := log.With("component", "storage")
+		bs, err := openStorage(context.Background(), rc.Storage,
+			blobstore.Options{UploadTTL: rc.EffectiveUploadTTL(), Logger: log.With("component", "blobstore")},
+			newStorageMetrics(reg).observe, slg)
 		if err != nil {
-			return nil, fmt.Errorf("open registry storage %s: %w", rc.Storage.Path, err)
+			return nil, err
 		}
+		us = append(us, unit{name: "storage", c: newStorageWatch(bs, adm, slg)})
 		store, resolver, inventory, jobs, err := registryStore(&cfg.Registry.Cache, bs, log, reg)
 		if err != nil {
 			return nil, err
@@ -171,6 +175,7 @@ func buildUnits(cfg *config.File, adm *admin.Server, log *slog.Logger, reg *prom
 			Logger:   log.With("component", "registry"),
 			Metrics:  registry.NewMetrics(reg),
 			Purge:    bs.PurgeUploads,
+			Redirect: redirector(rc.Storage, bs),
 		})
 		if err != nil {
 			return nil, err

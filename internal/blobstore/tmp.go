@@ -151,11 +151,15 @@ func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		err = os.RemoveAll(s.tmp)
-		if cerr := s.tmpLock.Close(); err == nil {
-			err = cerr
+		if s.tmpLock != nil {
+			if cerr := s.tmpLock.Close(); err == nil {
+				err = cerr
+			}
 		}
-		if cerr := s.xref.f.Close(); err == nil {
-			err = cerr
+		if s.xref != nil {
+			if cerr := s.xref.f.Close(); err == nil {
+				err = cerr
+			}
 		}
 		if err != nil {
 			err = fmt.Errorf("close blob store %s: %w", s.root, err)

@@ -39,6 +39,9 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, repo, arg strin
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	if s.redir != nil && s.redirectBlob(w, r, repo, d) {
+		return
+	}
 	f, size, err := s.store.OpenBlob(r.Context(), repo, d)
 	if err != nil {
 		s.writeErr(w, r, err)
@@ -84,6 +87,27 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, repo, arg strin
 		s.log.Warn("blob stream failed; aborting the response", keyRepo, repo, "digest", string(d), "err", watched.err)
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// redirectBlob answers a GET of a blob the repository holds with 307 to a
+// signed URL of the object storage (registry.storage.redirect). It reports
+// false, having written nothing, when the blob is not there yet or no URL
+// can be signed: the caller streams it.
+func (s *Server) redirectBlob(w http.ResponseWriter, r *http.Request, repo string, d oci.Digest) bool {
+	if _, err := s.store.StatBlob(r.Context(), repo, d); err != nil {
+		return false
+	}
+	u, err := s.redir(r.Context(), d)
+	if err != nil {
+		s.log.Debug("blob not redirected; streaming it", keyRepo, repo, "digest", string(d), "err", err)
+		return false
+	}
+	h := w.Header()
+	h.Set("Location", u)
+	h.Set("Docker-Content-Digest", string(d))
+	h.Set("Cache-Control", "no-store") // the URL expires
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	return true
 }
 
 // readErr remembers the first read error other than EOF.

@@ -102,6 +102,9 @@ func (s *Server) toOCI(r *http.Request, err error) *oci.Error {
 		return oci.NewError(oci.CodeSizeInvalid, "content is larger than allowed").WithStatus(http.StatusRequestEntityTooLarge)
 	case errors.Is(err, errBodyRead):
 		return oci.NewError(oci.CodeBlobUploadInvalid, "request body ended before its declared length")
+	case errors.Is(err, storage.ErrStorageUnavailable):
+		s.log.Warn("storage unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		return oci.NewError(oci.CodeUnavailable, "registry storage unavailable: "+err.Error()+"; retry when it is back")
 	case errors.Is(err, context.Canceled):
 		return oci.NewError(oci.CodeUnavailable, "request canceled").WithStatus(499)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/airlockdev/airlock/internal/oci"
 	"github.com/airlockdev/airlock/internal/storage"
 )
 
@@ -38,6 +39,11 @@ type Deps struct {
 	// Purge removes idle uploads; called every PurgeInterval when set.
 	Purge func() (int, error)
 	Now   func() time.Time
+	// Redirect, when set (registry.storage.redirect), gives a
+	// time-limited URL from which a client may read blob d directly from
+	// object storage; a blob GET is then answered 307 to it. An error
+	// (the blob is not in the storage yet, a cache miss) streams as usual.
+	Redirect func(ctx context.Context, d oci.Digest) (string, error)
 }
 
 // PurgeInterval is how often idle uploads are looked for.
@@ -51,6 +57,7 @@ type Server struct {
 	metrics *Metrics
 	purge   func() (int, error)
 	now     func() time.Time
+	redir   func(ctx context.Context, d oci.Digest) (string, error)
 	tlsOn   bool
 	listen  string    // cfg.Listen, bound by Start
 	tlsCfg  TLSConfig // the key pair Start loads
@@ -78,6 +85,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		log:     deps.Logger,
 		metrics: deps.Metrics,
 		purge:   deps.Purge,
+		redir:   deps.Redirect,
 		now:     deps.Now,
 		tlsOn:   cfg.TLS.Enabled(),
 		listen:  cfg.Listen,
