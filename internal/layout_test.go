@@ -64,6 +64,7 @@ var rank = map[string]int{
 	"internal/testkit/ociupstream":   6, // fake OCI upstreams: blob GETs redirected to a fake metadata service
 	"internal/testkit/azuritetest":   7, // (uses porttest) a real Azurite (Azure Blob Storage emulator) on loopback
 	"internal/testkit/versitygwtest": 7, // (uses porttest) a real versitygw (S3 gateway) on loopback
+	"internal/testkit/objstoretest":  8, // blob stores on Azurite and versitygw (uses the two above)
 }
 
 func TestImportDirection(t *testing.T) {

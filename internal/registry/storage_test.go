@@ -10,6 +10,7 @@ import (
 	"github.com/airlockdev/airlock/internal/oci"
 	"github.com/airlockdev/airlock/internal/storage"
 	"github.com/airlockdev/airlock/internal/storage/storagetest"
+	"github.com/airlockdev/airlock/internal/testkit/objstoretest"
 )
 
 // LocalStore over a temp dir meets the storage contract.
@@ -43,5 +44,17 @@ func TestNotFoundUpstreamCodes(t *testing.T) {
 		if e.Code != c.code || e.HTTPStatus() != http.StatusNotFound {
 			t.Errorf("toOCI(%v) = %s %d, want %s 404", c.err, e.Code, e.HTTPStatus(), c.code)
 		}
+	}
+}
+
+// LocalStore on object storage (Azurite, versitygw) meets the same
+// contract.
+func TestLocalStoreConformanceObjectStorage(t *testing.T) {
+	for _, b := range objstoretest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			storagetest.Run(t, "library/app", func(t *testing.T) storage.Store {
+				return NewLocalStore(objstoretest.Store(t, b.URL(t), blobstore.Options{}))
+			})
+		})
 	}
 }
