@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/aws/smithy-go"
+
 	"github.com/airlockdev/airlock/internal/storage"
 )
 
@@ -17,6 +19,25 @@ func statusOf(err error) int {
 		return re.HTTPStatusCode()
 	}
 	return 0
+}
+
+// codeOf is the S3 error code in err ("NoSuchKey", "PreconditionFailed"), or "".
+func codeOf(err error) string {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode()
+	}
+	return ""
+}
+
+// isConditionConflict is S3's answer to a write that lost a race: 412
+// for a failed If-None-Match, or 409 ConditionalRequestConflict for a
+// write that conflicted with another in progress. Other 409s (versitygw's
+// posix backend answers ExistingObjectIsDirectory or ObjectParentIsFile
+// for a name that is also a prefix of others) are not races.
+func isConditionConflict(err error) bool {
+	s := statusOf(err)
+	return s == 412 || s == 409 && codeOf(err) == "ConditionalRequestConflict"
 }
 
 // fail maps an SDK error of op on name to the storage contract's errors:

@@ -244,7 +244,8 @@ func (d *Driver) Put(ctx context.Context, name string, data []byte) error {
 }
 
 // Create is one PutObject with If-None-Match: *: the storage refuses it
-// (412, or 409 for a concurrent conditional write) when the name exists.
+// (412, or 409 ConditionalRequestConflict for a concurrent conditional
+// write) when the name exists.
 func (d *Driver) Create(ctx context.Context, name string, data []byte) error {
 	if err := checkName(name); err != nil {
 		return err
@@ -261,7 +262,7 @@ func (d *Driver) putObject(ctx context.Context, op, name string, data []byte, if
 		IfNoneMatch:   ifNoneMatch,
 	})
 	if err != nil && ifNoneMatch != nil {
-		if s := statusOf(err); s == 412 || s == 409 {
+		if isConditionConflict(err) {
 			return fmt.Errorf("%s: create %s: %w", d, name, fs.ErrExist)
 		}
 	}

@@ -159,7 +159,7 @@ func (w *writer) Commit() error {
 	})
 	if err != nil {
 		w.abortUpload()
-		if statusOf(err) == 409 {
+		if isConditionConflict(err) {
 			return fmt.Errorf("%s: CompleteMultipartUpload %s: %w: %w", w.d, w.name, storage.ErrCommitRaced, err)
 		}
 		return w.d.fail("CompleteMultipartUpload", w.name, err)
