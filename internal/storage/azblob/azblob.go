@@ -104,6 +104,7 @@ var (
 	_ storage.Driver = (*Driver)(nil)
 	_ storage.Pinger = (*Driver)(nil)
 	_ storage.Signer = (*Driver)(nil)
+	_ storage.Getter = (*Driver)(nil)
 )
 
 // Open connects to the container u names (azblob://CONTAINER?…) and

@@ -129,6 +129,27 @@ func TestAzurite(t *testing.T) {
 		}
 	})
 
+	t.Run("Get", func(t *testing.T) {
+		var rec recorder
+		d := mustOpen(t, az.NewContainer(t), rec.observe)
+		data := []byte("small object")
+		d.Put(ctx, "obj", data)
+		rec.take()
+		got, err := storage.ReadSmall(ctx, d, "obj", int64(len(data)))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("ReadSmall = %q, %v, want %q", got, err, data)
+		}
+		if ops, want := rec.take(), []string{"GetBlob:ok"}; !slices.Equal(ops, want) {
+			t.Errorf("ReadSmall sent %q, want %q", ops, want)
+		}
+		if _, err := d.Get(ctx, "obj", int64(len(data)-1)); err == nil || !strings.Contains(err.Error(), "limit") {
+			t.Errorf("Get over the limit = %v, want an error", err)
+		}
+		if _, err := d.Get(ctx, "missing", 10); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Get(missing) = %v, want fs.ErrNotExist", err)
+		}
+	})
+
 	t.Run("UnfinishedWriters", func(t *testing.T) {
 		d := mustOpen(t, az.NewContainer(t), nil)
 		d.blockSize = 1 << 20

@@ -82,6 +82,29 @@ func (d *Driver) Open(ctx context.Context, name string, size int64) (io.ReadSeek
 	return objhttp.NewReader(ctx, size, fetch), nil
 }
 
+// Get reads a whole object of at most limit bytes with one Get Blob.
+func (d *Driver) Get(ctx context.Context, name string, limit int64) ([]byte, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	resp, err := d.container.NewBlobClient(name).DownloadStream(objhttp.WithOp(ctx, "GetBlob"), nil)
+	if err != nil {
+		return nil, d.fail("read", name, err)
+	}
+	defer resp.Body.Close()
+	if n := deref(resp.ContentLength); n > limit {
+		return nil, fmt.Errorf("%s: read %s: %d bytes, larger than the limit of %d", d.name, name, n, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(&body{rc: resp.Body, d: d, name: name}, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: read %s: larger than the limit of %d bytes", d.name, name, limit)
+	}
+	return b, nil
+}
+
 // body is a Get Blob response body whose failures (a connection reset
 // mid-stream) are the driver's errors: storage.ErrStorageUnavailable.
 type body struct {
