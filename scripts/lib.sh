@@ -26,12 +26,13 @@ free_port() {
 	die "no free port found"
 }
 
-# wait_http URL PID [SECONDS]: wait until URL answers 2xx, failing early
-# when PID exits.
+# wait_http URL PID [SECONDS [any]]: wait until URL answers 2xx (with
+# "any": any HTTP status), failing early when PID exits.
 wait_http() {
-	local url=$1 pid=$2 secs=${3:-30} _
+	local url=$1 pid=$2 secs=${3:-30} f=-f _
+	[ "${4:-}" = any ] && f=""
 	for _ in $(seq 1 $((secs * 10))); do
-		if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
+		if curl $f -sS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
 			return 0
 		fi
 		kill -0 "$pid" 2>/dev/null || { log "process $pid exited before $url was ready"; return 1; }
@@ -94,7 +95,8 @@ bcrypt_hash() {
 	printf '%s\n' "$1" | "$(build_tool bcrypthash)"
 }
 
-# write_airlock_config FILE REGISTRY_PORT ADMIN_PORT STORAGE_DIR ANON_PULL [USER HASH]
+# write_airlock_config FILE REGISTRY_PORT ADMIN_PORT STORAGE ANON_PULL [USER HASH]
+# STORAGE is a directory, or a storage URL (azblob://…, s3://…).
 write_airlock_config() {
 	local f=$1 rport=$2 aport=$3 dir=$4 anon=$5 user=${6:-} hash=${7:-}
 	{
@@ -103,7 +105,10 @@ write_airlock_config() {
 		echo "admin: { listen: 127.0.0.1:$aport }"
 		echo "registry:"
 		echo "  listen: 127.0.0.1:$rport"
-		echo "  storage: { path: \"$dir\" }"
+		case "$dir" in
+		*://*) echo "  storage: { url: \"$dir\" }" ;;
+		*) echo "  storage: { path: \"$dir\" }" ;;
+		esac
 		echo "  anonymousPull: $anon"
 		if [ -n "$user" ]; then
 			echo "  users: [ { name: $user, passwordHash: \"$hash\" } ]"
@@ -164,4 +169,32 @@ wait_other_benches() {
 		log "another bench script is running; waiting 10 s"
 		sleep 10
 	done
+}
+
+# Object storage servers for the suites and benchmarks, from scripts/tools.sh
+# (under $AIRLOCK_TOOLS), on loopback. Each prints the PID of the server.
+AIRLOCK_TOOLS=${AIRLOCK_TOOLS:-/opt/airlock-tools}
+AZURITE_ACCOUNT=devstoreaccount1
+AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+
+# start_azurite DIR PORT LOG: Azurite's blob service, telemetry off (always:
+# without --disableTelemetry it tries to reach the internet).
+start_azurite() {
+	local bin="$AIRLOCK_TOOLS/azurite/node_modules/.bin/azurite-blob"
+	[ -x "$bin" ] || die "azurite not installed: run scripts/tools.sh"
+	mkdir -p "$1"
+	"$bin" --blobHost 127.0.0.1 --blobPort "$2" --location "$1" \
+		--disableTelemetry --skipApiVersionCheck --loose >"$3" 2>&1 &
+	echo $!
+}
+
+# start_versitygw DIR PORT LOG ACCESS SECRET: versitygw's S3 gateway on a
+# posix directory.
+start_versitygw() {
+	local bin="$AIRLOCK_TOOLS/bin/versitygw"
+	[ -x "$bin" ] || die "versitygw not installed: run scripts/tools.sh"
+	mkdir -p "$1"
+	ROOT_ACCESS_KEY_ID=$4 ROOT_SECRET_ACCESS_KEY=$5 VGW_REGION=us-east-1 \
+		"$bin" --port "127.0.0.1:$2" --quiet posix "$1" >"$3" 2>&1 &
+	echo $!
 }
