@@ -18,11 +18,12 @@ help: ## list the targets
 build: ## build bin/airlock
 	$(GO) build -o $(BIN) ./cmd/airlock
 
-deps: ## install missing Debian packages for the suites (root)
+deps: ## install missing Debian packages and the pinned storage emulators (Azurite, versitygw) for the suites (root)
 	scripts/deps.sh
+	scripts/tools.sh
 
 test: deps ## everything CI runs: unit, conformance, e2e (keeps going, fails at the end)
-	$(MAKE) -k test-unit conformance e2e
+	AIRLOCK_REQUIRE_TOOLS=1 $(MAKE) -k test-unit conformance e2e
 
 test-unit: vet fmt-check unit race ## go vet, gofmt, go test, race on concurrent packages
 
@@ -39,8 +40,10 @@ unit:
 race:
 	$(if $(RACE_PKGS),$(GO) test -race $(UNIT_FLAGS) $(RACE_PKGS),@echo "race: no concurrent packages yet")
 
-conformance: build ## OCI conformance suite against airlock (auth on)
+conformance: build ## OCI conformance suite against airlock (auth on), content on disk, Azurite and versitygw
 	AIRLOCK_BIN=$(CURDIR)/$(BIN) scripts/conformance.sh airlock
+	AIRLOCK_BIN=$(CURDIR)/$(BIN) STORAGE=azblob scripts/conformance.sh airlock
+	AIRLOCK_BIN=$(CURDIR)/$(BIN) STORAGE=s3 scripts/conformance.sh airlock
 
 conformance-baseline: ## same suite against Debian docker-registry (62/12/5)
 	scripts/conformance.sh docker-registry
