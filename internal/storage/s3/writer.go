@@ -103,11 +103,17 @@ func (w *writer) flush() error {
 	go func() {
 		defer w.wg.Done()
 		defer func() { <-w.slots }()
-		defer w.d.bufs.Put(buf)
 		out, err := w.d.client.UploadPart(objhttp.WithOp(w.ctx, "UploadPart"), &s3.UploadPartInput{
 			Bucket: &w.d.cfg.Bucket, Key: &w.name, UploadId: w.uploadID, PartNumber: aws.Int32(num),
 			Body: bytes.NewReader(*buf), ContentLength: aws.Int64(int64(len(*buf))),
 		})
+		if err == nil {
+			// Only then: after a failed request the transport may still
+			// be reading the body in its own goroutine (http.RoundTripper
+			// may close it after returning), so the buffer is left to
+			// the garbage collector rather than reused.
+			w.d.bufs.Put(buf)
+		}
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if err != nil {
@@ -137,7 +143,9 @@ func (w *writer) Commit() error {
 	if w.uploadID == nil {
 		w.done = true
 		err := w.d.putObject(w.ctx, "PutObject", w.name, *w.buf, nil)
-		w.d.bufs.Put(w.buf)
+		if err == nil {
+			w.d.bufs.Put(w.buf) // not after a failure: see the part upload in flush
+		}
 		w.buf = nil
 		return err
 	}
