@@ -297,8 +297,8 @@ func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.
 		log.Error("reload: config invalid, keeping the running config", "config", describeConfig(cfgPath), "err", err.Error())
 		return
 	}
-	if next.Registry.Listen != running.Registry.Listen || next.Registry.Storage.Path != running.Registry.Storage.Path || next.Admin.Listen != running.Admin.Listen {
-		log.Warn("reload: listen addresses and storage paths change only on restart")
+	if next.Registry.Listen != running.Registry.Listen || next.Registry.Storage != running.Registry.Storage || next.Admin.Listen != running.Admin.Listen {
+		log.Warn("reload: listen addresses and registry.storage change only on restart")
 	}
 	if !reloadAll(us, &nextConfig{File: next, log: log}, log) {
 		return
