@@ -30,7 +30,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -90,6 +89,7 @@ var (
 	_ storage.Driver = (*Driver)(nil)
 	_ storage.Pinger = (*Driver)(nil)
 	_ storage.Signer = (*Driver)(nil)
+	_ storage.Getter = (*Driver)(nil)
 )
 
 // Open connects to the bucket u names and checks it exists (creating it
@@ -208,31 +208,6 @@ func (d *Driver) Stat(ctx context.Context, name string) (storage.ObjectInfo, err
 		return storage.ObjectInfo{}, d.fail("HeadObject", name, err)
 	}
 	return storage.ObjectInfo{Name: name, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
-}
-
-// Open reads the object through ranged GetObjects from the reader's
-// offset; with size < 0 it stats the object first.
-func (d *Driver) Open(ctx context.Context, name string, size int64) (io.ReadSeekCloser, error) {
-	if err := checkName(name); err != nil {
-		return nil, err
-	}
-	if size < 0 {
-		info, err := d.Stat(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		size = info.Size
-	}
-	fetch := func(ctx context.Context, off int64) (io.ReadCloser, error) {
-		out, err := d.client.GetObject(objhttp.WithOp(ctx, "GetObject"), &s3.GetObjectInput{
-			Bucket: &d.cfg.Bucket, Key: &name, Range: aws.String(fmt.Sprintf("bytes=%d-", off)),
-		})
-		if err != nil {
-			return nil, d.fail("GetObject", name, err)
-		}
-		return out.Body, nil
-	}
-	return objhttp.NewReader(ctx, size, fetch), nil
 }
 
 // Put is one PutObject, which S3 makes visible whole or not at all.

@@ -146,6 +146,8 @@ func TestStorageDown(t *testing.T) {
 	checkDown("List", d.List(ctx, "x", func(storage.ObjectInfo) error { return nil }))
 	_, err = d.Open(ctx, "x/before", -1)
 	checkDown("Open(-1)", err)
+	_, err = d.Get(ctx, "x/before", 10)
+	checkDown("Get", err)
 	r, _ := d.Open(ctx, "x/before", 4)
 	_, err = r.Read(make([]byte, 4))
 	checkDown("Read", err)
@@ -321,5 +323,29 @@ func TestAbortStaleUploads(t *testing.T) {
 	}
 	if _, err := d.Stat(ctx, "blobs/crashed"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Stat(crashed) = %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestGet(t *testing.T) {
+	g := startGateway(t)
+	rec := &recorder{}
+	d := open(t, g.URL(g.NewBucket(t)), Options{Observer: rec.observe})
+	data := []byte("small object")
+	if err := d.Put(ctx, "obj", data); err != nil {
+		t.Fatal(err)
+	}
+	rec.take()
+	got, err := storage.ReadSmall(ctx, d, "obj", int64(len(data)))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("ReadSmall = %q, %v, want %q", got, err, data)
+	}
+	if ops, want := rec.take(), []string{"GetObject:ok"}; !slices.Equal(ops, want) {
+		t.Errorf("ReadSmall sent %q, want %q", ops, want)
+	}
+	if _, err := d.Get(ctx, "obj", int64(len(data)-1)); err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("Get over the limit = %v, want an error", err)
+	}
+	if _, err := d.Get(ctx, "missing", 10); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Get(missing) = %v, want fs.ErrNotExist", err)
 	}
 }
