@@ -307,6 +307,7 @@ func (s *Store) gcApply(ctx context.Context, p *gcPlan) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		s.forgetLink(l.Repo, l.Digest)
 		if err := s.deleteObj(linkName(l.Repo, l.Digest)); err != nil && !isNotExist(err) {
 			errs = append(errs, err)
 			continue

@@ -279,6 +279,7 @@ func (s *Store) DeleteManifest(repo string, d oci.Digest) error {
 			}
 		}
 	}
+	s.forgetLink(repo, d) // a revision serves as a link too (BlobLinked)
 	if err := s.deleteObj(revisionName(repo, d)); err != nil {
 		return fmt.Errorf("delete manifest %s@%s: %w", repo, d, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/airlockdev/airlock/internal/oci"
 )
@@ -67,6 +68,12 @@ func (s *Store) BlobLinked(repo string, d oci.Digest) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("blob in repository: %w", err)
 	}
+	key := repo + "@" + string(d)
+	if s.linkTTL > 0 {
+		if t, ok := s.linked.Load(key); ok && s.now().Sub(t.(time.Time)) < s.linkTTL {
+			return s.knownSize(d)
+		}
+	}
 	ok, err := s.exists(linkName(repo, d))
 	if err == nil && !ok {
 		ok, err = s.exists(revisionName(repo, d))
@@ -76,6 +83,9 @@ func (s *Store) BlobLinked(repo string, d oci.Digest) (int64, error) {
 	}
 	if !ok {
 		return 0, fmt.Errorf("blob %s in %s: %w", d, repo, ErrBlobUnknown)
+	}
+	if s.linkTTL > 0 {
+		s.linked.Store(key, s.now())
 	}
 	return s.knownSize(d)
 }
@@ -92,6 +102,7 @@ func (s *Store) UnlinkBlob(repo string, d oci.Digest) error {
 	}
 	s.refRLock()
 	defer s.refRUnlock()
+	s.forgetLink(repo, d)
 	if err := s.deleteObj(linkName(repo, d)); err != nil {
 		if isNotExist(err) {
 			return fmt.Errorf("unlink blob %s from %s: %w", d, repo, ErrBlobUnknown)
@@ -99,6 +110,12 @@ func (s *Store) UnlinkBlob(repo string, d oci.Digest) error {
 		return fmt.Errorf("unlink blob %s from %s: %w", d, repo, err)
 	}
 	return nil
+}
+
+// forgetLink drops what this Store remembers of a link it removes.
+func (s *Store) forgetLink(repo string, d oci.Digest) {
+	s.linked.Delete(repo + "@" + string(d))
+	s.touched.Delete(repo + "@" + string(d))
 }
 
 // repoExists reports whether repo holds at least one manifest revision, tag

@@ -18,6 +18,15 @@ import (
 	"github.com/airlockdev/airlock/internal/storage"
 )
 
+// DefaultLinkCacheTTL is Options.LinkCacheTTL on object storage, and
+// touchInterval how often, at most, a pull-through cache hit rewrites a
+// link's time there (the least-recently-used order of quota eviction needs
+// minutes, not milliseconds).
+const (
+	DefaultLinkCacheTTL = 10 * time.Second
+	touchInterval       = 10 * time.Minute
+)
+
 // DefaultUploadTTL is how long an upload may sit idle before PurgeUploads
 // removes it when Options.UploadTTL is zero.
 const DefaultUploadTTL = 24 * time.Hour
@@ -33,6 +42,13 @@ type Options struct {
 	// records (blob and link mtimes, upload activity) comes from it; on
 	// object storage, object times come from the storage's clock.
 	Now func() time.Time
+	// LinkCacheTTL: a blob found linked into a repository is taken as
+	// still linked for this long without asking the storage again (links
+	// removed through this Store are forgotten at once; through another
+	// replica, within the TTL). Zero means the default: none on a file
+	// system (a stat is cheap), DefaultLinkCacheTTL on object storage.
+	// Negative: none.
+	LinkCacheTTL time.Duration
 	// Scratch is the local directory for temp files on object storage
 	// (a cache fill spools there while clients read it); "" means
 	// os.TempDir(). Unused by Open, which keeps them under root/tmp.
@@ -116,6 +132,11 @@ type Store struct {
 	// addressed, so it never changes): serving a known blob asks the
 	// storage nothing but the GET.
 	sizes sync.Map
+	// linked remembers links seen (repo@digest → time seen or written) for
+	// linkTTL, and touched when this Store last refreshed a link's time.
+	linked  sync.Map
+	touched sync.Map
+	linkTTL time.Duration
 
 	// tmp is this Store's own local directory for temp files: under
 	// root/tmp, locked by tmpLock, on the file system (see tmp.go); a
@@ -147,6 +168,9 @@ func Open(root string, opt Options) (*Store, error) {
 	s := newStoreCore(opt)
 	s.root = abs
 	s.fsd = &fsDriver{root: abs, tmp: s.tmpDir, now: s.now}
+	if opt.LinkCacheTTL > 0 {
+		s.linkTTL = opt.LinkCacheTTL
+	}
 	s.drv = s.fsd
 
 	if err := os.MkdirAll(abs, 0o700); err != nil {
@@ -210,6 +234,10 @@ func newStoreCore(opt Options) *Store {
 func OpenDriver(drv Driver, opt Options) (*Store, error) {
 	s := newStoreCore(opt)
 	s.drv = drv
+	s.linkTTL = DefaultLinkCacheTTL
+	if opt.LinkCacheTTL != 0 {
+		s.linkTTL = max(opt.LinkCacheTTL, 0)
+	}
 	s.root = drv.String()
 	scratch := opt.Scratch
 	if scratch == "" {

@@ -56,9 +56,16 @@ func (s *Store) TouchLink(repo string, d oci.Digest) error {
 		return err
 	}
 	if _, ok := s.drv.(toucher); !ok {
+		// Object storage: a rewrite per hit would double the requests of
+		// every cached pull; once per touchInterval keeps the LRU order.
+		key := repo + "@" + string(d)
+		if t, ok := s.touched.Load(key); ok && s.now().Sub(t.(time.Time)) < touchInterval {
+			return nil
+		}
 		if ok, err := s.exists(linkName(repo, d)); err != nil || !ok {
 			return err
 		}
+		s.touched.Store(key, s.now())
 	}
 	if err := s.touchObj(linkName(repo, d), nil); err != nil && !isNotExist(err) {
 		return err
