@@ -1,0 +1,3 @@
+module github.com/airlockdev/airlock/bench/reqcount
+
+go 1.26.8
