@@ -1,23 +1,23 @@
-// Package blobstore is airlock's on-disk storage for the OCI registry and
-// the pull-through cache: content-addressed blobs, resumable uploads, the
+// Package blobstore is airlock's storage for the OCI registry and the
+// pull-through cache: content-addressed blobs, resumable uploads, the
 // per-repository index (manifest revisions, tags, blob links, referrers)
 // and garbage collection. It does no HTTP. Its sentinel errors and its
 // ManifestRecord are those of the storage contract (internal/storage), which
 // internal/registry maps to OCI codes.
 //
-// Below the store is a byte-level Driver (driver.go): named objects with
-// stat, get, ranged get, put, list, delete and a writer whose bytes appear
-// under a name only on Commit, after the caller verified them. The
-// filesystem implements it (fsDriver, over the same durable helpers the
-// store uses); object storage implements it next and passes the same
-// driver test. Blob stats and evictions go through it; the rest of the
-// store still works on files directly.
+// Every object goes through a byte-level storage.Driver: the file system
+// (fsDriver, Open), Azure Blob Storage or S3 (internal/storage/azblob and
+// s3, OpenDriver). The store needs only what every driver gives (whole
+// objects replaced atomically, a create-if-absent, a writer whose bytes
+// appear under their name only on Commit, listing by prefix); the file
+// system adds a cross-process lock for GC, cheap time refreshes and
+// renames. docs/storage.md says which operation is atomic on which backend.
 //
 // # Layout
 //
 //	root/blobs/<alg>/<2 hex>/<hex>                    blob bytes, immutable once renamed in
-//	root/uploads/<id>/data                            upload bytes so far
-//	root/uploads/<id>/state                           {size, updated} (JSON)
+//	root/uploads/<id>/state                           {size, sha256 state, parts, times} (JSON)
+//	root/uploads/<id>/p-<start>-<random>              the bytes of one append
 //	root/tmp/s-<pid>-<hex>/                           temp files of one open Store (flock'd)
 //	root/lock                                         reference lock (flock) and token
 //	root/repos/<name>/_manifests/revisions/<alg>/<hex> revision record: media type, subject,
@@ -37,21 +37,31 @@
 // path is built. File mtimes of blobs and links are set from Options.Now and
 // are what GC's grace period compares.
 //
+// On object storage the names are the same, relative to the container or
+// bucket; root/tmp and root/lock do not exist there (temp files of cache
+// fills go to a local scratch directory).
+//
 // # Crash safety
 //
-// Nothing is ever written in place where a reader could see it. Blobs are
-// written to the Store's temp directory, verified against their digest,
-// fsynced, renamed into root/blobs and the directory fsynced; metadata files
-// (revisions, tags, links, referrers) go the same way. A crash leaves at
-// most files in that directory, which the next Open (or PurgeUploads) of
-// any Store on the root deletes once the crashed one's lock is gone. An
-// upload directory is assembled in the temp directory and renamed in; a
-// removed one is renamed into it before deletion.
-// An upload's state file records the size acknowledged to the client; after
-// a crash in the middle of an append, the unacknowledged tail of the data
-// file is cut off when the upload is loaded. Upload data and state are not
-// fsynced per append (Commit verifies every byte before it becomes a blob,
-// so a power loss can cost an upload, never corrupt a blob).
+// Nothing is ever written in place where a reader could see it. On a file
+// system, blobs are written to the Store's temp directory, verified against
+// their digest, fsynced, renamed into root/blobs and the directory fsynced;
+// metadata files (revisions, tags, links, referrers, upload states and
+// parts) go the same way. A crash leaves at most files in that directory,
+// which the next Open (or PurgeUploads) of any Store on the root deletes
+// once the crashed one's lock is gone. On object storage a write cut off
+// before Commit leaves uncommitted blocks (Azure: discarded by the service
+// after 7 days, or by the next commit of that name) or an unfinished
+// multipart upload (S3: GC aborts it after the upload TTL); neither is
+// visible under any name.
+//
+// An upload append writes its part whole, then replaces the state object,
+// which lists the parts and holds the running sha256 state: a crash in
+// between leaves a part no state lists, ignored and deleted with the
+// upload. So any Store on the same storage (a replica, a restart)
+// continues an upload from its state, and Commit checks the digest from
+// the saved hash, then streams the parts through a verifying blob writer
+// (the file system renames a single part instead).
 //
 // Commit with a digest that does not match removes the upload as well (the
 // distribution spec treats the upload as failed; the client starts over).
@@ -60,17 +70,26 @@
 //
 // Every method is safe for concurrent use. Several Stores, in one process or
 // several (`airlock serve` and `airlock registry gc`, a restart that
-// overlaps the old server, replicas on one disk), may use one root at once;
-// what one of them owns, another never removes:
+// overlaps the old server, replicas on one disk or one container or
+// bucket), may use one root at once.
+//
+// On object storage there are no cross-process locks: every write is one
+// atomic object operation (see Crash safety), GC keeps what is younger
+// than its grace period by the objects' own times, and the window that
+// remains is the one below (a reference created between GC's listing and
+// its delete). Upload appends serialise within a Store; across Stores a
+// concurrent append to one upload (a client bug) loses one of them, and
+// Commit's digest check fails the push rather than storing a wrong blob.
+//
+// On a file system, what one Store owns another never removes:
 //   - Temp files: each Store writes them in its own directory under
 //     root/tmp and holds an exclusive flock on it until Close or exit.
 //     Open and PurgeUploads remove only owner directories whose lock they
 //     can take (their owner is gone), and entries directly in root/tmp
 //     (an older release's) unmodified for an hour (tmp.go).
-//   - Upload sessions: whoever appends to, commits, loads (and may cut
-//     back) or purges an upload holds an exclusive flock on its data file;
-//     the others skip it (PurgeUploads) or fail at once with
-//     ErrRangeInvalid (a request of another process is writing).
+//   - Upload sessions: appends serialise on the upload within a Store
+//     (TryLock: a concurrent append fails with ErrRangeInvalid); the purge
+//     removes only uploads idle past the TTL by their state's time.
 //   - References: see the reference lock below; it spans processes.
 //   - Fresh blobs: GC keeps blobs and links younger than its grace period,
 //     so a blob pushed for a manifest not yet pushed survives it.
@@ -130,8 +149,9 @@
 //
 // # Data flow
 //
-// Monolithic push: Put (tmp → verify → blobs) then LinkBlob. Chunked push:
-// NewUpload, Append…, Commit (verify → blobs → link → upload removed).
+// Monolithic push: Put (writer → verify → Commit) then LinkBlob. Chunked
+// push: NewUpload, Append… (part, state), Commit (verify → blob → link →
+// upload removed).
 // Manifest push: PutManifest (body → blobs, revision, referrer, tag). Pull:
 // GetManifest/StatManifest, BlobLinked + Open. GC: mark from revisions,
 // sweep links per repository, then blob files referenced by no repository.
