@@ -256,10 +256,13 @@ func TestBadInput(t *testing.T) {
 		if resp := c.do(t, http.MethodGet, mpath+"good", http.Header{"Accept": {mtManifest}}, nil); resp.status != http.StatusOK {
 			t.Errorf("GET manifests/good = %d, want 200", resp.status)
 		}
-		for d, p := range storedBlobs(t, r.storage) {
+		for d, p := range r.storedBlobs(t) {
 			if !legit[d] {
 				t.Errorf("storage holds %s (%s): content no valid request stored", p, d)
 			}
+		}
+		if r.storageURL != "" {
+			return // no storage directory whose neighbours could show a traversal
 		}
 		entries, err := os.ReadDir(filepath.Dir(r.storage))
 		if err != nil {

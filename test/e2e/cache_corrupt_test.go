@@ -50,14 +50,14 @@ func TestCacheCorruptUpstream(t *testing.T) {
 	// hashes to its name, and the temp file is gone.
 	checkNothingCached := func(t *testing.T) {
 		t.Helper()
-		if p, ok := storedBlobs(t, al.storage)[corrupt]; ok {
+		if p, ok := al.storedBlobs(t)[corrupt]; ok {
 			t.Errorf("storage holds %s under the corrupt layer's digest", p)
 		}
 		deadline := time.Now().Add(5 * time.Second)
-		for len(storageTmpFiles(t, al.storage)) > 0 && time.Now().Before(deadline) {
+		for len(al.tmpFiles(t)) > 0 && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
-		if left := storageTmpFiles(t, al.storage); len(left) > 0 {
+		if left := al.tmpFiles(t); len(left) > 0 {
 			t.Errorf("storage tmp still holds %v after the failed fill", left)
 		}
 	}
@@ -134,7 +134,7 @@ func TestCacheCorruptUpstream(t *testing.T) {
 		}
 		// The last byte goes out once the digest verifies; the fsync and
 		// rename follow at once, so give the store a moment.
-		if !eventuallyStored(t, al.storage, corrupt) {
+		if !al.eventuallyStored(t, corrupt) {
 			t.Errorf("layer %s not stored after a good fill", corrupt)
 		}
 	})

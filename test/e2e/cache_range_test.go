@@ -67,7 +67,7 @@ func TestCacheRangeOnMiss(t *testing.T) {
 		if n := up.gets(layer) - gets; n != 1 {
 			t.Errorf("upstream GETs of the layer for %d concurrent ranges = %d, want 1", len(ranges), n)
 		}
-		if p, ok := storedBlobs(t, al.storage)[layer]; ok {
+		if p, ok := al.storedBlobs(t)[layer]; ok {
 			t.Errorf("storage holds %s under the corrupt layer's digest", p)
 		}
 	})
@@ -87,7 +87,7 @@ func TestCacheRangeOnMiss(t *testing.T) {
 		if n := up.gets(layer) - gets; n != 1 {
 			t.Errorf("upstream GETs of the layer for %d concurrent ranges = %d, want 1", len(ranges), n)
 		}
-		if !eventuallyStored(t, al.storage, layer) {
+		if !al.eventuallyStored(t, layer) {
 			t.Errorf("layer %s not stored after a good fill", shortDigest(layer))
 		}
 	})

@@ -36,6 +36,7 @@ type cacheOptions struct {
 	tls             *certFiles    // serve HTTPS with this certificate
 	upstreamTimeout time.Duration // default 3s
 	tagTTL          time.Duration // default 5m
+	uploadTTL       time.Duration // registry.uploadTTL; zero: airlock's default
 }
 
 // skipUnlessAirlock skips cache tests when the suite targets another registry.
@@ -47,13 +48,15 @@ func skipUnlessAirlock(t testing.TB) {
 }
 
 // startCacheAirlock runs `airlock serve` with the mcr cache rule, anonymous
-// pull and no users, on a fresh storage directory.
+// pull and no users, on a fresh storage directory (or container or bucket,
+// see E2E_STORAGE).
 func startCacheAirlock(t testing.TB, opts cacheOptions) *registry {
 	t.Helper()
 	bin := needAirlock(t)
 	r := newRegistry(t, kindAirlock, regOptions{anonymousPull: true, tls: opts.tls})
 	r.adminAddr = porttest.FreeAddr(t)
 	r.bin = bin
+	r.useObjectStorage("")
 	r.writeCacheConfig(opts)
 	r.args = []string{"serve", "--config", r.configPath}
 	r.start()
@@ -77,11 +80,14 @@ func (r *registry) writeCacheConfig(opts cacheOptions) {
 		r.scheme, r.roots = "https", opts.tls.roots
 		fmt.Fprintf(&b, "  tls: { certFile: %q, keyFile: %q }\n", opts.tls.cert, opts.tls.key)
 	}
-	fmt.Fprintf(&b, "  storage: { path: %q }\n", r.storage)
+	b.WriteString(r.storageYAML())
 	b.WriteString("  anonymousPull: true\n")
 	fmt.Fprintf(&b, "  cacheRules:\n    - { name: %s, sourceRepo: %q, targetRepo: %q }\n", cacheRule, mcrHost+"/*", cacheTarget+"/*")
 	fmt.Fprintf(&b, "  upstreams: { %s: { url: %q, caFile: \"\" } }\n", mcrHost, opts.upstream)
 	fmt.Fprintf(&b, "  upstreamTimeout: %s\n  tagTTL: %s\n", opts.upstreamTimeout, opts.tagTTL)
+	if opts.uploadTTL != 0 {
+		fmt.Fprintf(&b, "  uploadTTL: %s\n", opts.uploadTTL)
+	}
 	r.writeConfig("airlock.yaml", b.String())
 }
 

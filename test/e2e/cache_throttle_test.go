@@ -11,8 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -111,10 +109,9 @@ func TestCacheThrottledUpstream(t *testing.T) {
 		if got < 4<<20 {
 			t.Fatalf("client received %d bytes before leaving, want 4 MiB", got)
 		}
-		blobFile := filepath.Join(al.storage, "blobs", "sha256", d[7:9], d[7:])
 		deadline := left.Add(2*fullTransfer + 10*time.Second)
 		for {
-			if _, err := os.Stat(blobFile); err == nil {
+			if al.hasBlob(t, d) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -202,7 +199,7 @@ func TestCacheThrottledUpstream(t *testing.T) {
 		if r.err == nil && r.digest == d {
 			t.Fatalf("the client got the whole blob before the kill: nothing was mid-fill")
 		}
-		partial := storageTmpFiles(t, al.storage)
+		partial := al.tmpFiles(t)
 		t.Logf("storage tmp after the kill: %v", partial)
 		var biggest int64
 		for _, n := range partial {
@@ -211,13 +208,13 @@ func TestCacheThrottledUpstream(t *testing.T) {
 		if biggest < 1<<20 {
 			t.Errorf("storage tmp holds no partial fill after the kill (%v): was the blob written elsewhere?", partial)
 		}
-		if _, ok := storedBlobs(t, al.storage)[d]; ok {
+		if _, ok := al.storedBlobs(t)[d]; ok {
 			t.Fatalf("blob %s is stored under its digest after kill -9 mid-fill", d)
 		}
 
 		px.rate.Store(0) // the rest needs no slow link
 		al.start()
-		stored := storedBlobs(t, al.storage) // every blob file hashes to its name
+		stored := al.storedBlobs(t) // every blob file hashes to its name
 		if _, ok := stored[d]; ok {
 			t.Errorf("after the restart, blob %s is stored under its digest before any new fill", d)
 		}
@@ -226,7 +223,7 @@ func TestCacheThrottledUpstream(t *testing.T) {
 				t.Errorf("after the restart, blob %s committed before the crash is missing", other)
 			}
 		}
-		if left := storageTmpFiles(t, al.storage); len(left) != 0 {
+		if left := al.tmpFiles(t); len(left) != 0 {
 			t.Errorf("storage tmp after the restart = %v, want empty (temp files removed at start)", left)
 		}
 		if got := getDigest(t, c, pathStyle(d)); got != d {
@@ -235,7 +232,7 @@ func TestCacheThrottledUpstream(t *testing.T) {
 		if n := up.waitBlobGETs(t, []string{d})[d]; n != 2 {
 			t.Errorf("upstream GETs of %s = %d, want 2 (the killed fill and the new one)", d, n)
 		}
-		if !eventuallyStored(t, al.storage, d) {
+		if !al.eventuallyStored(t, d) {
 			t.Errorf("blob %s not stored after the new fill", d)
 		}
 	})

@@ -75,7 +75,7 @@ func TestSkopeoMultiArchRoundTrip(t *testing.T) {
 	}
 	// Every pushed blob is on disk under its digest, with content that
 	// hashes to it (the layout storedBlobs knows; see storage_test.go).
-	stored := storedBlobs(t, r.storage)
+	stored := r.storedBlobs(t)
 	for d := range srcBlobs {
 		if _, ok := stored[d]; !ok {
 			t.Errorf("storage %s has no file named by %s (storedBlobs does not know this layout?)", r.storage, d)

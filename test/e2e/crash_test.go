@@ -89,7 +89,7 @@ func TestCrashDuringPush(t *testing.T) {
 			}
 			resp = c.do(t, http.MethodGet, blobPath+big, nil, nil)
 			checkOCIError(t, "GET of the crashed blob", resp, []int{http.StatusNotFound}, []string{"BLOB_UNKNOWN"})
-			stored := storedBlobs(t, r.storage)
+			stored := r.storedBlobs(t)
 			if _, ok := stored[small]; !ok {
 				t.Errorf("storage has no file named by the blob pushed before the crash (%s): lost, or a layout storedBlobs does not know", small)
 			}
@@ -119,7 +119,7 @@ func TestCrashDuringPush(t *testing.T) {
 		if got := getDigest(t, c, blobPath+big); got != big {
 			t.Errorf("GET after retry hashes to %s, want %s", got, big)
 		}
-		if _, ok := storedBlobs(t, r.storage)[big]; !ok {
+		if _, ok := r.storedBlobs(t)[big]; !ok {
 			t.Errorf("storage has no file named by %s after the retry", big)
 		}
 	})

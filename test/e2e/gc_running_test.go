@@ -37,6 +37,7 @@ import (
 //     references, and leaves no temp file and no upload behind.
 func TestGCWhileServing(t *testing.T) {
 	skipUnlessAirlock(t)
+	skipOnObjectStorage(t, "this test runs a second airlock and gc on a storage directory and reads its tmp and uploads directories; TestObjStore* cover gc on object storage")
 	const (
 		fillSize = 24 << 20
 		fillRate = 2 << 20 // bytes/s from the upstream while the GC runs

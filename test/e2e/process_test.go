@@ -26,6 +26,13 @@ type process struct {
 // The process gets SIGKILL if the test binary dies first (Pdeathsig).
 func startProcess(t testing.TB, name, logPath, bin string, args ...string) *process {
 	t.Helper()
+	return startProcessEnv(t, name, logPath, nil, bin, args...)
+}
+
+// startProcessEnv is startProcess with env (KEY=value) added to this
+// process's environment.
+func startProcessEnv(t testing.TB, name, logPath string, env []string, bin string, args ...string) *process {
+	t.Helper()
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatalf("open log %s: %v", logPath, err)
@@ -33,6 +40,9 @@ func startProcess(t testing.TB, name, logPath, bin string, args ...string) *proc
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()

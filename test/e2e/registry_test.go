@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlockdev/airlock/internal/storage"
 	"github.com/airlockdev/airlock/internal/testkit/porttest"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -33,6 +34,14 @@ type regOptions struct {
 	users map[string]string
 	// tls serves HTTPS with this certificate (airlock only).
 	tls *certFiles
+	// storageURL puts airlock's content at this object storage URL (a
+	// second airlock on the same container or bucket) instead of a fresh
+	// one; used only with E2E_STORAGE set.
+	storageURL string
+	// redirect sets registry.storage.redirect (object storage only).
+	redirect bool
+	// uploadTTL sets registry.uploadTTL (zero: airlock's default).
+	uploadTTL time.Duration
 }
 
 // registry is one registry server under test, on 127.0.0.1.
@@ -52,6 +61,14 @@ type registry struct {
 	args       []string
 	proc       *process
 	starts     int
+
+	// Object storage (E2E_STORAGE, or regOptions.storageURL) instead of
+	// the storage directory.
+	storageURL string         // kept across restarts
+	scratch    string         // local scratch directory for cache fills
+	redirect   bool           // registry.storage.redirect
+	env        []string       // credentials (KEY=value) for the process
+	drv        storage.Driver // the test's own view, opened by driver()
 }
 
 // startTarget starts the registry the registry-agnostic tests run against:
@@ -75,14 +92,19 @@ func startAirlock(t testing.TB, opts regOptions) *registry {
 	bin := needAirlock(t)
 	r := newRegistry(t, kindAirlock, opts)
 	r.adminAddr = porttest.FreeAddr(t)
+	r.redirect = opts.redirect
+	r.useObjectStorage(opts.storageURL)
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\nlog: { format: json }\nadmin: { listen: %s }\nregistry:\n", r.adminAddr)
 	fmt.Fprintf(&b, "  listen: %s\n", r.addr)
 	if opts.tls != nil {
 		fmt.Fprintf(&b, "  tls: { certFile: %q, keyFile: %q }\n", opts.tls.cert, opts.tls.key)
 	}
-	fmt.Fprintf(&b, "  storage: { path: %q }\n", r.storage)
+	b.WriteString(r.storageYAML())
 	fmt.Fprintf(&b, "  anonymousPull: %t\n", opts.anonymousPull)
+	if opts.uploadTTL != 0 {
+		fmt.Fprintf(&b, "  uploadTTL: %s\n", opts.uploadTTL)
+	}
 	if len(opts.users) > 0 {
 		b.WriteString("  users:\n")
 		for _, name := range sortedKeys(opts.users) {
@@ -163,7 +185,7 @@ func (r *registry) start() {
 	r.t.Helper()
 	r.starts++
 	logPath := filepath.Join(r.dir, fmt.Sprintf("%s-%d.log", r.kind, r.starts))
-	r.proc = startProcess(r.t, r.kind, logPath, r.bin, r.args...)
+	r.proc = startProcessEnv(r.t, r.kind, logPath, r.env, r.bin, r.args...)
 	hc := &http.Client{Timeout: time.Second}
 	ready := func() bool {
 		var u string
