@@ -21,7 +21,7 @@
 //	root/tmp/s-<pid>-<hex>/                           temp files of one open Store (flock'd)
 //	root/lock                                         reference lock (flock) and token
 //	root/repos/<name>/_manifests/revisions/<alg>/<hex> revision record: media type, subject,
-//	                                                  artifactType, annotations (JSON)
+//	                                                  artifactType, annotations, body (JSON)
 //	root/repos/<name>/_manifests/tags/<tag>           the tagged digest (one flat file per
 //	                                                  tag: listing is one readdir)
 //	root/repos/<name>/_layers/<alg>/<hex>             empty file: blob linked into the repo
