@@ -73,6 +73,48 @@ func (s *Store) TouchLink(repo string, d oci.Digest) error {
 	return nil
 }
 
+// TagTime returns when tag of repo was last written or touched (a
+// pull-through cache records there when it last fetched or revalidated
+// the tag, so every replica sees it). ErrTagUnknown when there is none.
+func (s *Store) TagTime(repo, tag string) (time.Time, error) {
+	if err := s.checkRepo(repo); err != nil {
+		return time.Time{}, err
+	}
+	if err := checkTag(tag); err != nil {
+		return time.Time{}, err
+	}
+	info, err := s.statObj(tagName(repo, tag))
+	if err != nil {
+		if isNotExist(err) {
+			return time.Time{}, fmt.Errorf("tag %s:%s: %w", repo, tag, ErrTagUnknown)
+		}
+		return time.Time{}, err
+	}
+	return info.ModTime, nil
+}
+
+// TouchTag records now as tag's time, keeping its target (on object
+// storage: the tag object is rewritten with the digest it holds).
+func (s *Store) TouchTag(repo, tag string) error {
+	if err := s.checkRepo(repo); err != nil {
+		return err
+	}
+	if err := checkTag(tag); err != nil {
+		return err
+	}
+	name := tagName(repo, tag)
+	if t, ok := s.drv.(toucher); ok {
+		return t.Touch(s.ctx(), name)
+	}
+	unlock := s.lockRepo(repo)
+	defer unlock()
+	b, err := s.readSmall(name, 256)
+	if err != nil {
+		return err
+	}
+	return s.putObj(name, b)
+}
+
 // TagInfo is one tag of a repository.
 type TagInfo struct {
 	Tag     string

@@ -64,17 +64,42 @@ func (s *Store) StatManifest(ctx context.Context, repo string, ref oci.Reference
 
 func freshKey(repo, tag string) string { return repo + "\x00" + tag }
 
+// isFresh reports whether tag was fetched or revalidated within tagTTL:
+// by this process (memory), or by any replica sharing the storage (the
+// tag object's time, which markFresh refreshes).
 func (s *Store) isFresh(repo, tag string) bool {
 	s.freshMu.Lock()
 	at, ok := s.fresh[freshKey(repo, tag)]
 	s.freshMu.Unlock()
-	return ok && s.now().Sub(at) < s.tagTTL
+	if ok && s.now().Sub(at) < s.tagTTL {
+		return true
+	}
+	if s.blobs == nil {
+		return false
+	}
+	at, err := s.blobs.TagTime(repo, tag)
+	// The storage's clock may run a little ahead of this one.
+	if age := s.now().Sub(at); err != nil || age >= s.tagTTL || age <= -s.tagTTL {
+		return false
+	}
+	s.freshMu.Lock()
+	s.fresh[freshKey(repo, tag)] = at
+	s.freshMu.Unlock()
+	return true
 }
 
-func (s *Store) markFresh(repo, tag string) {
+// markFresh records that tag was just fetched or revalidated, in memory
+// and, when stored is false (a revalidation that wrote nothing), on the
+// tag object for the other replicas.
+func (s *Store) markFresh(repo, tag string, stored bool) {
 	s.freshMu.Lock()
 	s.fresh[freshKey(repo, tag)] = s.now()
 	s.freshMu.Unlock()
+	if !stored && s.blobs != nil {
+		if err := s.blobs.TouchTag(repo, tag); err != nil {
+			s.log.Warn("record tag revalidation time", "repo", repo, "tag", tag, "err", err)
+		}
+	}
 }
 
 // revalidate asks the upstream what tag points at now (HEAD), fetching the
@@ -97,7 +122,7 @@ func (s *Store) revalidate(ctx context.Context, t target, repo, tag string, have
 		desc, err := s.up.HeadManifest(uctx, t.host, t.repo, oci.Reference{Tag: tag})
 		if err == nil && have != nil && desc.Digest == have.Digest {
 			s.markUp(t.host)
-			s.markFresh(repo, tag)
+			s.markFresh(repo, tag, false)
 			return *have, nil
 		}
 		var body []byte
@@ -128,7 +153,7 @@ func (s *Store) revalidate(ctx context.Context, t target, repo, tag string, have
 		if err != nil {
 			return nil, err
 		}
-		s.markFresh(repo, tag)
+		s.markFresh(repo, tag, true)
 		return rec, nil
 	})
 	if err != nil {

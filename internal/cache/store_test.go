@@ -111,7 +111,7 @@ func (g gatedReader) Read(p []byte) (int, error) {
 
 func newStore(t *testing.T, up *fakeUpstream, now func() time.Time) (*Store, *blobstore.Store) {
 	t.Helper()
-	bs, err := blobstore.Open(t.TempDir(), blobstore.Options{})
+	bs, err := blobstore.Open(t.TempDir(), blobstore.Options{Now: now}) // one clock: tag times are on the store
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,4 +327,38 @@ func waitFills(t *testing.T, s *Store) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("fills still registered after 5s")
+}
+
+// A tag fetched through one replica is fresh for another on the same
+// storage: the fetch time is the tag object's, not only in memory.
+func TestTagFreshnessSharedByReplicas(t *testing.T) {
+	up := newFake()
+	cfg := random(100)
+	_ = up.addBlob(cfg)
+	m1 := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + string(oci.SHA256.FromBytes(cfg)) + `","size":100},"layers":[]}`)
+	up.addManifest("v1", m1)
+	a, bs := newStore(t, up, nil)
+	ctx := context.Background()
+	if _, err := a.GetManifest(ctx, "aks/app", oci.Reference{Tag: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	bs2, err := blobstore.Open(bs.Root(), blobstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs2.Close()
+	c := &Config{CacheRules: []Rule{{Name: "mcr", SourceRepo: "mcr.microsoft.com/*", TargetRepo: "aks/*"}}}
+	c.SetDefaults()
+	b, err := New(c, Deps{Local: registry.NewLocalStore(bs2), Blobs: bs2, Upstream: up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads := up.heads.Load()
+	if _, err := b.GetManifest(ctx, "aks/app", oci.Reference{Tag: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if up.heads.Load() != heads {
+		t.Errorf("the second replica asked the upstream for a tag the first fetched within tagTTL: HEADs %d → %d",
+			heads, up.heads.Load())
+	}
 }
