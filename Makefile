@@ -10,7 +10,7 @@ E2E_FLAGS ?= -count=1 -timeout 12m
 FUZZTIME  ?= 10s
 
 .DEFAULT_GOAL := help
-.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e fuzz bench bench-registry bench-cache bench-gateway bench-dns bench-storage diagrams clean
+.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e e2e-objstore fuzz bench bench-registry bench-cache bench-gateway bench-dns bench-storage diagrams clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,10 @@ conformance-baseline: ## same suite against Debian docker-registry (62/12/5)
 e2e: ## e2e suite as root: real skopeo, containerd, docker-registry, unbound, netns; airlock binary
 	$(GO) test -tags e2e $(E2E_FLAGS) ./test/e2e/...
 	$(GO) test -tags e2e $(E2E_FLAGS) -run 'E2E' ./internal/upstream ./internal/egress ./internal/dnsserver ./internal/node ./internal/verify
+
+e2e-objstore: build ## e2e cache and object storage tests with the content on Azurite, then on versitygw (root)
+	AIRLOCK_BIN=$(CURDIR)/$(BIN) AIRLOCK_REQUIRE_TOOLS=1 E2E_STORAGE=azblob $(GO) test -tags e2e $(E2E_FLAGS) -run 'TestCache|TestObjStore' ./test/e2e/
+	AIRLOCK_BIN=$(CURDIR)/$(BIN) AIRLOCK_REQUIRE_TOOLS=1 E2E_STORAGE=s3 $(GO) test -tags e2e $(E2E_FLAGS) -run 'TestCache|TestObjStore' ./test/e2e/
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s)
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
