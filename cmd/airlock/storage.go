@@ -101,7 +101,7 @@ func (w *storageWatch) check(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := w.bs.Ping(ctx); err != nil {
-		w.adm.SetReady("storage", fmt.Sprintf("storage %s: %v", w.bs.Location(), err))
+		w.adm.SetReady("storage", err.Error()) // names the storage
 		w.log.Warn("storage check failed", "storage", w.bs.Location(), "err", err)
 		return
 	}
