@@ -52,9 +52,10 @@ e2e: ## e2e suite as root: real skopeo, containerd, docker-registry, unbound, ne
 	$(GO) test -tags e2e $(E2E_FLAGS) ./test/e2e/...
 	$(GO) test -tags e2e $(E2E_FLAGS) -run 'E2E' ./internal/upstream ./internal/egress ./internal/dnsserver ./internal/node ./internal/verify
 
-e2e-objstore: build ## e2e cache and object storage tests with the content on Azurite, then on versitygw (root)
-	AIRLOCK_BIN=$(CURDIR)/$(BIN) AIRLOCK_REQUIRE_TOOLS=1 E2E_STORAGE=azblob $(GO) test -tags e2e $(E2E_FLAGS) -run 'TestCache|TestObjStore' ./test/e2e/
-	AIRLOCK_BIN=$(CURDIR)/$(BIN) AIRLOCK_REQUIRE_TOOLS=1 E2E_STORAGE=s3 $(GO) test -tags e2e $(E2E_FLAGS) -run 'TestCache|TestObjStore' ./test/e2e/
+e2e-objstore: build ## e2e cache and object storage tests with the content on Azurite, then on versitygw (root; runs both, fails at the end)
+	@rc=0; for s in azblob s3; do echo "e2e-objstore: E2E_STORAGE=$$s"; \
+	  AIRLOCK_BIN=$(CURDIR)/$(BIN) AIRLOCK_REQUIRE_TOOLS=1 E2E_STORAGE=$$s $(GO) test -tags e2e $(E2E_FLAGS) -run 'TestCache|TestObjStore' ./test/e2e/ || rc=1; \
+	done; exit $$rc
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s)
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
