@@ -14,6 +14,14 @@
 // trip, bad input) against Debian's docker-registry instead of airlock, to
 // check the harness itself and to compare behaviours.
 //
+// E2E_STORAGE=azblob or E2E_STORAGE=s3 puts the content of every airlock
+// the harness starts (startAirlock, startCacheAirlock) in a fresh container
+// on an Azurite, or a fresh bucket on a versitygw, that the test starts on
+// loopback (internal/testkit/azuritetest, versitygwtest); storage checks then
+// list and hash the objects instead of walking a directory. The TestObjStore*
+// tests run only then; `make e2e-objstore` runs them and the cache tests on
+// both backends. Tests that need a storage directory skip, saying why.
+//
 // Concurrency: tests run one after another (no t.Parallel); each owns the
 // servers it starts, and t.Cleanup stops them.
 package e2e
