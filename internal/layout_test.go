@@ -30,6 +30,7 @@ var rank = map[string]int{
 	"internal/upstream":  2,
 	"internal/ociclient": 1, // the plain OCI pull client (manifests, blobs, digest checks) shared by warm and verify
 	"internal/warm":      2, // the `airlock cache warm` client: pulls a list through airlock's own registry
+	"internal/cluster":   2, // coordination between replicas through Redis: leases, singleton jobs, shared records, versions
 	"internal/registry":  3, // servers
 	"internal/cache":     3,
 	"internal/egress":    3,
@@ -61,6 +62,7 @@ var rank = map[string]int{
 	"internal/testkit/logcap":        6, // slog JSON records captured for assertions
 	"internal/testkit/dnstest":       6, // miekg/dns servers for tests: any handler, or a zone map (Zone)
 	"internal/testkit/porttest":      6, // free loopback ports
+	"internal/testkit/redistest":     7, // (uses porttest) a private redis-server on loopback
 	"internal/testkit/ociupstream":   6, // fake OCI upstreams: blob GETs redirected to a fake metadata service
 	"internal/testkit/azuritetest":   7, // (uses porttest) a real Azurite (Azure Blob Storage emulator) on loopback
 	"internal/testkit/versitygwtest": 7, // (uses porttest) a real versitygw (S3 gateway) on loopback

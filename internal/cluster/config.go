@@ -1,0 +1,87 @@
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+)
+
+// Config is the cluster section of the config file.
+type Config struct {
+	// Name is this replica's name in logs, metrics and its version record.
+	// Default: the host name.
+	Name string `yaml:"name"`
+	// Redis is where replicas coordinate. Zero (no addresses): no Redis,
+	// local coordination only (a single replica).
+	Redis RedisConfig `yaml:"redis"`
+}
+
+// RedisConfig says how to reach Redis.
+type RedisConfig struct {
+	// Addresses are HOST:PORT: one Redis, or with SentinelMaster the
+	// sentinels. Empty: no Redis.
+	Addresses []string `yaml:"addresses"`
+	// SentinelMaster is the master name the sentinels serve; empty: the
+	// single address is Redis itself.
+	SentinelMaster string `yaml:"sentinelMaster"`
+	// Username for Redis ACLs; empty: the default user.
+	Username string `yaml:"username"`
+	// PasswordEnv names the environment variable holding the password (the
+	// password is never in the file). Empty: no password.
+	PasswordEnv string `yaml:"passwordEnv"`
+	// DB is the Redis database number; 0 is the default database.
+	DB int `yaml:"db"`
+	// TLS to Redis; off by default.
+	TLS TLSConfig `yaml:"tls"`
+	// KeyPrefix starts every key airlock writes. Default "airlock:".
+	KeyPrefix string `yaml:"keyPrefix"`
+}
+
+// TLSConfig is TLS to Redis.
+type TLSConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of the CAs trusted for Redis; empty: the
+	// system roots.
+	CAFile string `yaml:"caFile"`
+	// ServerName checked in Redis's certificate; empty: the address's host.
+	ServerName string `yaml:"serverName"`
+}
+
+// DefaultKeyPrefix is RedisConfig.KeyPrefix's default.
+const DefaultKeyPrefix = "airlock:"
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Validate reports every problem of c at its field path (relative to the
+// cluster section).
+func (c *Config) Validate(report func(path, msg string)) {
+	r := c.Redis
+	for i, a := range r.Addresses {
+		p := "redis.addresses[" + strconv.Itoa(i) + "]"
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" {
+			report(p, fmt.Sprintf("must be HOST:PORT, got %q", a))
+			continue
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			report(p, fmt.Sprintf("port must be 1-65535, got %q", port))
+		}
+	}
+	configured := len(r.Addresses) > 0
+	if !configured && (r.SentinelMaster != "" || r.Username != "" || r.PasswordEnv != "" || r.TLS.Enabled) {
+		report("redis.addresses", "must be set when other redis fields are (or remove them: no Redis means local coordination)")
+	}
+	if r.SentinelMaster == "" && len(r.Addresses) > 1 {
+		report("redis.addresses", "several addresses are sentinels: set redis.sentinelMaster, or give one address")
+	}
+	if r.PasswordEnv != "" && !envName.MatchString(r.PasswordEnv) {
+		report("redis.passwordEnv", fmt.Sprintf("must be an environment variable name (the password itself never goes in the file), got %q", r.PasswordEnv))
+	}
+	if r.DB < 0 {
+		report("redis.db", fmt.Sprintf("must not be negative, got %d", r.DB))
+	}
+	if !r.TLS.Enabled && (r.TLS.CAFile != "" || r.TLS.ServerName != "") {
+		report("redis.tls.enabled", "must be true when redis.tls.caFile or redis.tls.serverName is set")
+	}
+}
