@@ -43,6 +43,12 @@ var (
 // unreachable: callers treat it as a miss.
 var ErrUnavailable = errors.New("cluster: redis unavailable (coordination is local)")
 
+// Log messages of the transitions (one line each).
+const (
+	msgDegraded  = "redis unreachable: coordination is local (degraded) until it answers"
+	msgRecovered = "redis reachable: coordination is cluster-wide"
+)
+
 // Log keys.
 const (
 	logReplica = "replica"
@@ -70,6 +76,7 @@ type Cluster struct {
 
 	mu       sync.Mutex
 	up       bool
+	known    bool                   // a Redis call has had an outcome (logged transitions start from it)
 	reason   string                 // why degraded, while !up
 	local    map[string]*Lease      // leases this process holds (through Redis or local)
 	waiters  map[string][]chan bool // WaitLease waiters by key, woken by release notifications
@@ -229,24 +236,24 @@ func (c *Cluster) isUp() bool {
 func (c *Cluster) failed(op string, err error) {
 	c.m.errors.WithLabelValues(op).Inc()
 	c.mu.Lock()
-	was := c.up
-	c.up, c.reason = false, op+": "+err.Error()
+	log := c.up || !c.known // from up, or the first outcome after Start
+	c.up, c.known, c.reason = false, true, op+": "+err.Error()
 	c.mu.Unlock()
-	if was {
+	if log {
 		c.m.up.Set(0)
 		c.m.transitions.Inc()
-		c.log.Warn("redis unreachable: coordination is local (degraded) until it answers", logOp, op, logReason, err.Error())
+		c.log.Warn(msgDegraded, logOp, op, logReason, err.Error())
 	}
 }
 
 func (c *Cluster) recovered() {
 	c.mu.Lock()
 	was := c.up
-	c.up, c.reason = true, ""
+	c.up, c.known, c.reason = true, true, ""
 	c.mu.Unlock()
 	if !was {
 		c.m.up.Set(1)
-		c.log.Info("redis reachable: coordination is cluster-wide")
+		c.log.Info(msgRecovered)
 	}
 }
 

@@ -3,12 +3,15 @@ package cluster
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/airlockdev/airlock/internal/testkit/logcap"
 	"github.com/airlockdev/airlock/internal/testkit/redistest"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -25,8 +28,13 @@ func init() {
 // replica starts a Cluster named name on r.
 func replica(t *testing.T, r *redistest.Redis, name string) *Cluster {
 	t.Helper()
+	return replicaLog(t, r, name, nil)
+}
+
+func replicaLog(t *testing.T, r *redistest.Redis, name string, log *slog.Logger) *Cluster {
+	t.Helper()
 	c, err := New(Config{Name: name, Redis: RedisConfig{Addresses: []string{r.Addr}, KeyPrefix: "test:"}},
-		Deps{Registerer: prometheus.NewRegistry()})
+		Deps{Registerer: prometheus.NewRegistry(), Logger: log})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -165,7 +173,8 @@ func TestLeaseTakeoverAfterHolderDies(t *testing.T) {
 
 func TestRedisDownAndBack(t *testing.T) {
 	r := redistest.Start(t)
-	a := replica(t, r, "a")
+	logs := logcap.New("")
+	a := replicaLog(t, r, "a", logs.Logger())
 	ctx := context.Background()
 
 	if err := a.Put(ctx, "k", []byte("v"), time.Minute); err != nil {
@@ -214,6 +223,41 @@ func TestRedisDownAndBack(t *testing.T) {
 	if err := a.Put(ctx, "k", []byte("v4"), time.Minute); err != nil {
 		t.Fatalf("Put after recovery: %v", err)
 	}
+	var got []string
+	for _, rec := range logs.Records(t) {
+		got = append(got, rec["msg"].(string))
+	}
+	want := []string{msgRecovered, msgDegraded, msgRecovered} // one line per transition, not per failed call
+	if !slices.Equal(got, want) {
+		t.Errorf("log messages = %q, want %q", got, want)
+	}
+}
+
+// TestRedisPaused stands for a partitioned Redis: connected, not
+// answering. Calls end at callTimeout instead of hanging.
+func TestRedisPaused(t *testing.T) {
+	r := redistest.Start(t)
+	a := replica(t, r, "a")
+	ctx := context.Background()
+	if err := a.rdb.Do(ctx, "CLIENT", "PAUSE", "3000", "ALL").Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	start := time.Now()
+	if err := a.Put(ctx, "k", []byte("v"), time.Minute); err == nil {
+		t.Fatal("Put to a paused Redis = nil, want an error")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Put to a paused Redis took %v, want about callTimeout %v", took, callTimeout)
+	}
+	if d, _ := a.Degraded(); !d {
+		t.Fatal("Degraded() = false after a timed-out call, want true")
+	}
+	l, ok, _ := a.TryLease(ctx, "blob", time.Second)
+	if !ok || !l.Local() {
+		t.Fatal("TryLease while paused: want a local lease at once")
+	}
+	l.Release()
+	waitFor(t, "recovery after the pause", func() bool { d, _ := a.Degraded(); return !d })
 }
 
 func TestRedisLeaseLostWhenRedisDown(t *testing.T) {
@@ -351,6 +395,48 @@ func FuzzParseVersionRecord(f *testing.F) {
 		p, err := parseVersionRecord(b)
 		if err == nil && p.Name == "" {
 			t.Fatal("parsed a record without a name")
+		}
+	})
+}
+
+// BenchmarkOps measures the Redis-backed operations callers wait on.
+//
+//	AIRLOCK_REQUIRE_TOOLS=1 go test -run '^$' -bench Ops ./internal/cluster/
+func BenchmarkOps(b *testing.B) {
+	r := redistest.Start(b)
+	c, err := New(Config{Name: "bench", Redis: RedisConfig{Addresses: []string{r.Addr}}}, Deps{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer c.Shutdown(context.Background())
+	for !c.isUp() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx := context.Background()
+	b.Run("TryLease+Release", func(b *testing.B) {
+		for b.Loop() {
+			l, ok, _ := c.TryLease(ctx, "k", time.Minute)
+			if !ok || l.Local() {
+				b.Fatal("want a Redis lease")
+			}
+			l.Release()
+		}
+	})
+	b.Run("Put", func(b *testing.B) {
+		for b.Loop() {
+			if err := c.Put(ctx, "k", []byte("10.0.0.1"), time.Minute); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Get", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok, err := c.Get(ctx, "k"); !ok || err != nil {
+				b.Fatal("want a hit")
+			}
 		}
 	})
 }
