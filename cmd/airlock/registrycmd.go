@@ -14,6 +14,7 @@ import (
 
 	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/config"
+	"github.com/airlockdev/airlock/internal/registry"
 )
 
 const registryGCSummary = "find (and with --delete remove) blobs no manifest references"
@@ -64,7 +65,8 @@ func runRegistryGC(args []string, stdout, stderr io.Writer) int {
 			return exitFinding
 		}
 	}
-	bs, err := openStorage(context.Background(), sc, blobstore.Options{}, nil, slog.New(slog.DiscardHandler))
+	sc.LocalCache = registry.LocalCacheConfig{} // the server's local copies are its own
+	bs, err := openStorage(context.Background(), sc, blobstore.Options{UploadTTL: cfg.Registry.EffectiveUploadTTL()}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		fmt.Fprintf(stderr, "airlock registry gc: %v\n", err)
 		return exitFinding

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -31,14 +32,29 @@ func openStorage(ctx context.Context, sc registry.StorageConfig, opt blobstore.O
 	case "file":
 		return blobstore.Open(u.Path, opt)
 	case "azblob":
-		drv, err = azblob.Open(ctx, u, azblob.Options{Observer: obs, Logger: log})
+		d, derr := azblob.Open(ctx, u, azblob.Options{Observer: obs, Logger: log})
+		if d != nil {
+			drv = d
+		}
+		err = derr
 	case "s3":
-		drv, err = s3.Open(ctx, u, s3.Options{Observer: obs, Logger: log})
+		d, derr := s3.Open(ctx, u, s3.Options{Observer: obs, Logger: log})
+		if d != nil {
+			drv = d
+		}
+		err = derr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("registry storage: %w", err)
+		if drv == nil || !errors.Is(err, storage.ErrStorageUnavailable) {
+			return nil, fmt.Errorf("registry storage: %w", err)
+		}
+		// Start anyway: /readyz says why, and requests fail fast until the
+		// storage answers.
+		log.Warn("registry storage unreachable at start; serving once it answers", "storage", drv.String(), "err", err)
 	}
 	opt.Scratch = sc.Scratch
+	opt.LocalCacheMaxBytes = int64(sc.LocalCache.MaxSize)
+	opt.LocalCacheDir = sc.LocalCache.Path
 	return blobstore.OpenDriver(drv, opt)
 }
 

@@ -52,6 +52,11 @@ func (s *Store) Open(d oci.Digest) (io.ReadSeekCloser, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("open blob %s: %w", d, err)
 	}
+	if s.lc != nil {
+		if f := s.lc.open(d); f != nil {
+			return f, size, nil // a local copy: sendfile, no storage request
+		}
+	}
 	r, err := s.drv.Open(s.ctx(), blobName(d), size)
 	if err != nil {
 		if isNotExist(err) {
@@ -59,6 +64,9 @@ func (s *Store) Open(d oci.Digest) (io.ReadSeekCloser, int64, error) {
 			return nil, 0, fmt.Errorf("open blob %s: %w", d, ErrBlobUnknown)
 		}
 		return nil, 0, fmt.Errorf("open blob %s: %w", d, err)
+	}
+	if s.lc != nil {
+		s.lc.fetch(d, size, func() (io.ReadCloser, error) { return s.drv.Open(s.ctx(), blobName(d), size) })
 	}
 	if f, ok := r.(*os.File); ok {
 		return f, size, nil // sendfile; a missing file failed at Open
@@ -71,6 +79,22 @@ type blobReader struct {
 	io.ReadSeekCloser
 	s *Store
 	d oci.Digest
+}
+
+// Prefetch asks the storage for the bytes from offset before the caller
+// answers its client (storage readers have it): a vanished blob is then
+// ErrBlobUnknown, an unreachable storage its error, not a cut response.
+func (r *blobReader) Prefetch(offset int64) error {
+	p, ok := r.ReadSeekCloser.(interface{ Prefetch(int64) error })
+	if !ok {
+		return nil
+	}
+	err := p.Prefetch(offset)
+	if err != nil && isNotExist(err) {
+		r.s.sizes.Delete(r.d)
+		err = fmt.Errorf("read blob %s: %w", r.d, ErrBlobUnknown)
+	}
+	return err
 }
 
 func (r *blobReader) Read(p []byte) (int, error) {

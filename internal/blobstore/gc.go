@@ -323,6 +323,9 @@ func (s *Store) gcApply(ctx context.Context, p *gcPlan) error {
 			continue
 		}
 		s.sizes.Delete(d)
+		if s.lc != nil {
+			s.lc.remove(d)
+		}
 		p.report.Blobs = append(p.report.Blobs, d)
 		p.report.Bytes += p.sizes[d]
 	}

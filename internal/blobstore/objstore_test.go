@@ -222,3 +222,96 @@ func TestObjectStorageSmallBlobOneRequest(t *testing.T) {
 		})
 	}
 }
+
+// With a local cache, a hot blob is read from this replica's disk: after
+// the first read (which fetches a verified copy in the background) a GET
+// asks the storage nothing; a cache fill's blob is local at once; the
+// least recently used copy goes when the cache is full.
+func TestLocalBlobCache(t *testing.T) {
+	b := objstoretest.Backends(t)[0]
+	var mu sync.Mutex
+	gets := 0
+	obs := func(op, _ string, _, _ int64, _ time.Duration) {
+		if op == "GetBlob" || op == "GetObject" {
+			mu.Lock()
+			gets++
+			mu.Unlock()
+		}
+	}
+	drv := objstoretest.Driver(t, b.URL(t), storage.Observer(obs))
+	s, err := blobstore.OpenDriver(drv, blobstore.Options{Scratch: t.TempDir(), LocalCacheMaxBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	read := func(d oci.Digest) (isFile bool) {
+		r, _, err := s.Open(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		got, err := io.ReadAll(r)
+		if err != nil || oci.SHA256.FromBytes(got) != d {
+			t.Fatalf("read %s: %v (%d bytes, digest differs)", d, err, len(got))
+		}
+		_, isFile = r.(interface{ Fd() uintptr })
+		return isFile
+	}
+	pushed := bytes.Repeat([]byte("pushed "), 200_000) // 1.4 MB
+	d := oci.SHA256.FromBytes(pushed)
+	if _, err := s.Put(d, bytes.NewReader(pushed), -1); err != nil {
+		t.Fatal(err)
+	}
+	if read(d) {
+		t.Fatal("first read of a pushed blob came from a local copy; want the storage")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !read(d) {
+		if time.Now().After(deadline) {
+			t.Fatal("no local copy 30 s after the first read")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	before := gets
+	mu.Unlock()
+	for range 10 {
+		if !read(d) {
+			t.Fatal("a read after the copy arrived went to the storage")
+		}
+	}
+	mu.Lock()
+	if gets != before {
+		t.Errorf("10 warm reads sent %d GETs to the storage, want 0", gets-before)
+	}
+	mu.Unlock()
+
+	// A fill is local as soon as it commits.
+	filled := bytes.Repeat([]byte("filled "), 200_000)
+	fd := oci.SHA256.FromBytes(filled)
+	w, err := s.NewWriter(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(filled)
+	if err := w.Commit("cache/app"); err != nil {
+		t.Fatal(err)
+	}
+	if !read(fd) {
+		t.Error("a committed fill was not read from its local copy")
+	}
+
+	// 8 MiB of cache, blobs of at most 2 MiB: filling it evicts the oldest.
+	for i := range 6 {
+		big := bytes.Repeat([]byte{byte(i)}, 1900_000)
+		bd := oci.SHA256.FromBytes(big)
+		w, _ := s.NewWriter(bd)
+		w.Write(big)
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if read(d) {
+		t.Error("the least recently used copy survived a full cache")
+	}
+}

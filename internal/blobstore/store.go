@@ -49,6 +49,12 @@ type Options struct {
 	// system (a stat is cheap), DefaultLinkCacheTTL on object storage.
 	// Negative: none.
 	LinkCacheTTL time.Duration
+	// LocalCacheMaxBytes, on object storage, keeps copies of hot blobs on
+	// this replica's disk (in LocalCacheDir, default Scratch/airlock-blob-cache),
+	// at most this many bytes: a warm GET is then served from a local file
+	// and asks the storage nothing. Zero: no local copies.
+	LocalCacheMaxBytes int64
+	LocalCacheDir      string
 	// Scratch is the local directory for temp files on object storage
 	// (a cache fill spools there while clients read it); "" means
 	// os.TempDir(). Unused by Open, which keeps them under root/tmp.
@@ -137,6 +143,9 @@ type Store struct {
 	linked  sync.Map
 	touched sync.Map
 	linkTTL time.Duration
+	// lc keeps local copies of hot blobs (object storage with
+	// Options.LocalCacheMaxBytes); nil otherwise.
+	lc *localCache
 
 	// tmp is this Store's own local directory for temp files: under
 	// root/tmp, locked by tmpLock, on the file system (see tmp.go); a
@@ -243,11 +252,24 @@ func OpenDriver(drv Driver, opt Options) (*Store, error) {
 	if scratch == "" {
 		scratch = os.TempDir()
 	}
-	dir, err := os.MkdirTemp(scratch, "airlock-store-*")
+	dir, lock, err := claimScratch(scratch)
 	if err != nil {
 		return nil, fmt.Errorf("open blob store %s: scratch directory: %w", drv, err)
 	}
-	s.tmp = dir
+	s.tmp, s.tmpLock = dir, lock
+	if n := cleanScratch(scratch, dir); n > 0 {
+		s.log.Info("removed scratch directories of stores that are gone", keyPath, scratch, keyCount, n)
+	}
+	if opt.LocalCacheMaxBytes > 0 {
+		cdir := opt.LocalCacheDir
+		if cdir == "" {
+			cdir = filepath.Join(scratch, "airlock-blob-cache")
+		}
+		if s.lc, err = openLocalCache(cdir, opt.LocalCacheMaxBytes, s.log); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("open blob store %s: local blob cache: %w", drv, err)
+		}
+	}
 	return s, nil
 }
 

@@ -1,6 +1,7 @@
 package blobstore
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -150,6 +151,11 @@ func (s *Store) OtherUsers() (int, error) {
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		if s.lc != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.lc.close(ctx)
+			cancel()
+		}
 		err = os.RemoveAll(s.tmp)
 		if s.tmpLock != nil {
 			if cerr := s.tmpLock.Close(); err == nil {
@@ -166,4 +172,54 @@ func (s *Store) Close() error {
 		}
 	})
 	return err
+}
+
+// scratchPrefix starts the name of each object-storage Store's own scratch
+// directory; like the file system's temp directories, each is flock'd by
+// its owner for as long as the Store is open.
+const scratchPrefix = "airlock-store-"
+
+// claimScratch creates and locks this Store's scratch directory.
+func claimScratch(scratch string) (string, *os.File, error) {
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp(scratch, scratchPrefix+"*")
+	if err != nil {
+		return "", nil, err
+	}
+	f, busy, err := tryLockFile(dir)
+	if err == nil && busy {
+		err = fmt.Errorf("%s: locked by another store", dir)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return dir, f, nil
+}
+
+// cleanScratch removes the scratch directories under scratch whose owner
+// is gone (their lock is free): temp files of fills a crash cut off.
+func cleanScratch(scratch, own string) int {
+	ents, err := os.ReadDir(scratch)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range ents {
+		p := filepath.Join(scratch, e.Name())
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), scratchPrefix) || p == own {
+			continue
+		}
+		f, busy, err := tryLockFile(p)
+		if busy || err != nil {
+			continue
+		}
+		if os.RemoveAll(p) == nil {
+			n++
+		}
+		f.Close()
+	}
+	return n
 }

@@ -196,6 +196,9 @@ func (s *Store) Evict(repo string, d oci.Digest) (int64, error) {
 		return 0, fmt.Errorf("evict %s: %w", d, err)
 	}
 	s.sizes.Delete(d)
+	if s.lc != nil {
+		s.lc.remove(d)
+	}
 	s.bumpGen()
 	return size, nil
 }

@@ -91,6 +91,9 @@ func (w *Writer) Commit(repos ...string) error {
 	}
 	w.done = true
 	err := w.s.commitBlob(w.obj, w.d, w.n)
+	if err == nil && w.spool != nil && w.s.lc != nil {
+		w.s.lc.adopt(w.d, w.spool.Name(), w.n) // verified: keep a local copy
+	}
 	w.dropSpool()
 	if err != nil {
 		return fmt.Errorf("write blob %s: %w", w.d, err)

@@ -96,3 +96,19 @@ func FuzzIncludesLastByte(f *testing.F) {
 		}
 	})
 }
+
+func TestFirstOffset(t *testing.T) {
+	for _, c := range []struct {
+		rng  string
+		size int64
+		want int64
+	}{
+		{"", 100, 0}, {"bytes=10-", 100, 10}, {"bytes=10-20", 100, 10}, {"bytes=-30", 100, 70},
+		{"bytes=-300", 100, 0}, {"bytes=5-9, 50-60", 100, 5}, {"bytes=200-", 100, 0},
+		{"items=1-2", 100, 0}, {"bytes=x-", 100, 0}, {"bytes=-0", 100, 0}, {"bytes=", 100, 0},
+	} {
+		if got := firstOffset(c.rng, c.size); got != c.want {
+			t.Errorf("firstOffset(%q, %d) = %d, want %d", c.rng, c.size, got, c.want)
+		}
+	}
+}

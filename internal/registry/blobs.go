@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/airlockdev/airlock/internal/oci"
 )
@@ -52,6 +53,14 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, repo, arg strin
 		s.writeErr(w, r, err)
 		return
 	}
+	if p, ok := f.(interface{ Prefetch(int64) error }); ok {
+		// Object storage: ask for the bytes before any status is written,
+		// so a storage that is down answers UNAVAILABLE, not a cut body.
+		if err := p.Prefetch(firstOffset(r.Header.Get("Range"), size)); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+	}
 	content := io.ReadSeeker(f)
 	var watched *readErr
 	if _, isFile := f.(*os.File); !isFile {
@@ -87,6 +96,33 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, repo, arg strin
 		s.log.Warn("blob stream failed; aborting the response", keyRepo, repo, "digest", string(d), "err", watched.err)
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// firstOffset is where the body of a response to a Range header starts
+// (its first range; 0 without one or when it does not parse: the prefetch
+// is only a head start).
+func firstOffset(rng string, size int64) int64 {
+	spec, ok := strings.CutPrefix(rng, "bytes=")
+	if !ok {
+		return 0
+	}
+	first, _, _ := strings.Cut(spec, ",")
+	start, end, ok := strings.Cut(strings.TrimSpace(first), "-")
+	if !ok {
+		return 0
+	}
+	if start == "" { // suffix range: the last N bytes
+		n, err := strconv.ParseInt(end, 10, 64)
+		if err != nil || n <= 0 {
+			return 0
+		}
+		return max(size-n, 0)
+	}
+	n, err := strconv.ParseInt(start, 10, 64)
+	if err != nil || n < 0 || n >= size {
+		return 0
+	}
+	return n
 }
 
 // redirectBlob answers a GET of a blob the repository holds with 307 to a

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/airlockdev/airlock/internal/storage"
 )
 
 // Config is the registry section of airlock.yaml.
@@ -60,6 +62,18 @@ type StorageConfig struct {
 	// Scratch is a local directory for temp files of cache fills in
 	// progress on object storage. Default: the system temp directory.
 	Scratch string `yaml:"scratch" config:"path"`
+	// LocalCache keeps copies of hot blobs on this replica's disk when the
+	// content is on object storage (a warm GET then asks the storage
+	// nothing). Off unless maxSize is set.
+	LocalCache LocalCacheConfig `yaml:"localCache"`
+}
+
+// LocalCacheConfig bounds the replica-local copies of hot blobs.
+type LocalCacheConfig struct {
+	// MaxSize in bytes ("4GiB"); 0: no local copies.
+	MaxSize storage.Size `yaml:"maxSize"`
+	// Path of the directory; default: scratch/airlock-blob-cache.
+	Path string `yaml:"path" config:"path"`
 }
 
 // DefaultRedirectTTL applies when RedirectTTL is zero.
@@ -163,6 +177,8 @@ func (c *Config) Validate(report func(path, msg string)) {
 				report("storage.url", err.Error())
 			} else if st.Redirect && u.Scheme == "file" {
 				report("storage.redirect", "needs object storage (azblob:// or s3://): a directory has no URL to sign")
+			} else if st.LocalCache.MaxSize > 0 && u.Scheme == "file" {
+				report("storage.localCache.maxSize", "needs object storage (azblob:// or s3://): content on a directory is already local")
 			}
 		}
 	}

@@ -108,7 +108,10 @@ var (
 )
 
 // Open connects to the container u names (azblob://CONTAINER?…) and
-// checks that it exists, creating it when u has create=true.
+// checks that it exists, creating it when u has create=true. When the
+// storage cannot be reached it returns the driver together with an error
+// wrapping storage.ErrStorageUnavailable: the caller may keep the driver,
+// which works once the storage answers.
 func Open(ctx context.Context, u *url.URL, opts Options) (*Driver, error) {
 	cfg, err := parseConfig(u, os.Getenv)
 	if err != nil {
@@ -152,26 +155,42 @@ func Open(ctx context.Context, u *url.URL, opts Options) (*Driver, error) {
 	d.container = d.service.NewContainerClient(cfg.container)
 	d.pool.New = func() any { b := make([]byte, 0, d.blockSize); return &b }
 
-	switch err := d.Ping(ctx); {
-	case err == nil:
-		return d, nil
-	case !errors.Is(err, errNoContainer) || !cfg.create:
+	if err := d.ensure(ctx); err != nil {
+		if errors.Is(err, storage.ErrStorageUnavailable) {
+			// Usable once the storage answers: Ping (the /readyz check)
+			// then also creates a missing container when create=true.
+			return d, err
+		}
 		return nil, err
+	}
+	return d, nil
+}
+
+// ensure checks the container and, with create=true, creates it when
+// missing.
+func (d *Driver) ensure(ctx context.Context) error {
+	err := d.check(ctx)
+	if err == nil || !errors.Is(err, errNoContainer) || !d.cfg.create {
+		return err
 	}
 	_, err = d.container.Create(objhttp.WithOp(ctx, "CreateContainer"), nil)
 	if err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
-		return nil, d.fail("create container", "", err)
+		return d.fail("create container", "", err)
 	}
 	d.log.Info("created storage container", "storage", d.name)
-	return d, nil
+	return nil
 }
 
 // errNoContainer marks a container that does not exist.
 var errNoContainer = errors.New("container does not exist")
 
 // Ping reads the container's properties: one request that checks the
-// storage answers, the credentials work and the container exists.
-func (d *Driver) Ping(ctx context.Context) error {
+// storage answers, the credentials work and the container exists (and,
+// with create=true, creates it when missing).
+func (d *Driver) Ping(ctx context.Context) error { return d.ensure(ctx) }
+
+// check reads the container's properties.
+func (d *Driver) check(ctx context.Context) error {
 	_, err := d.container.GetProperties(objhttp.WithOp(ctx, "GetContainerProperties"), nil)
 	if err != nil {
 		return d.fail("check container", "", err)

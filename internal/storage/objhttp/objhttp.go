@@ -171,6 +171,29 @@ func (r *reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Prefetch sends the request for the bytes from offset now, so that a
+// missing object or an unreachable storage shows before the caller commits
+// to an answer (an HTTP status); a Seek to offset and Read then continue
+// that response.
+func (r *reader) Prefetch(offset int64) error {
+	if r.closed {
+		return errors.New("prefetch of a closed object reader")
+	}
+	if r.body != nil && r.bodyAt == offset || offset >= r.size {
+		return nil
+	}
+	if r.body != nil {
+		r.body.Close()
+		r.body = nil
+	}
+	body, err := r.fetch(r.ctx, offset)
+	if err != nil {
+		return err
+	}
+	r.body, r.bodyAt = body, offset
+	return nil
+}
+
 func (r *reader) Seek(offset int64, whence int) (int64, error) {
 	switch whence {
 	case io.SeekStart:

@@ -93,8 +93,9 @@ var (
 )
 
 // Open connects to the bucket u names and checks it exists (creating it
-// when u says create=true). It fails with an error wrapping
-// storage.ErrStorageUnavailable when the storage cannot be reached.
+// when u says create=true). When the storage cannot be reached it returns
+// the driver together with an error wrapping storage.ErrStorageUnavailable:
+// the caller may keep the driver, which works once the storage answers.
 func Open(ctx context.Context, u *url.URL, opts Options) (*Driver, error) {
 	cfg, err := parseURL(u)
 	if err != nil {
@@ -105,6 +106,11 @@ func Open(ctx context.Context, u *url.URL, opts Options) (*Driver, error) {
 		return nil, err
 	}
 	if err := d.ensureBucket(ctx); err != nil {
+		if errors.Is(err, storage.ErrStorageUnavailable) {
+			// Usable once the storage answers: Ping (the /readyz check)
+			// then also creates a missing bucket when create=true.
+			return d, err
+		}
 		return nil, err
 	}
 	return d, nil
@@ -177,8 +183,12 @@ func (d *Driver) headBucket(ctx context.Context) error {
 }
 
 // Ping checks the bucket is reachable, present and readable with the
-// credentials given: one HeadBucket.
+// credentials given: one HeadBucket (with create=true, a missing bucket is
+// created).
 func (d *Driver) Ping(ctx context.Context) error {
+	if d.cfg.Create {
+		return d.ensureBucket(ctx)
+	}
 	err := d.headBucket(ctx)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s: bucket %q does not exist: %w", d, d.cfg.Bucket, err)
