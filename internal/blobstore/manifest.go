@@ -29,10 +29,10 @@ type revisionFile struct {
 	Annotations  map[string]string `json:"annotations,omitempty"`
 }
 
-// maxRevisionFile bounds what is read back from a revision file. Its
-// annotations come from a manifest of at most oci.MaxManifestSize, so any
-// valid manifest fits.
-const maxRevisionFile = 2*oci.MaxManifestSize + 64<<10 // body (base64) and annotations
+// maxRevisionFile bounds what is read back from a revision record, which
+// holds the body as base64 (4/3 of at most MaxManifestSize) and the
+// annotations (at most MaxManifestSize): 3×MaxManifestSize bounds both.
+const maxRevisionFile = 3 * oci.MaxManifestSize
 
 // PutManifest stores m.Body as a blob (verified against m.Digest), records
 // the revision in repo, records a referrer entry under *m.Subject when set

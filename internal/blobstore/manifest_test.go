@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -382,5 +383,23 @@ func TestGetManifestDetectsCorruption(t *testing.T) {
 	}
 	if _, err := s.GetManifest("app", "v1"); err == nil {
 		t.Fatal("GetManifest(corrupt blob) = nil error, want an error")
+	}
+}
+
+// A manifest just under the 4 MiB limit, all of it annotations, fits in
+// its revision record (which holds both the body and the annotations).
+func TestManifestNearLimitWithAnnotations(t *testing.T) {
+	s := newStore(t)
+	ann := map[string]string{"pad": strings.Repeat("a", oci.MaxManifestSize-1024)}
+	body, err := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": oci.MediaTypeImageManifest, "annotations": ann})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := ManifestRecord{Digest: oci.SHA256.FromBytes(body), MediaType: oci.MediaTypeImageManifest, Body: body, Annotations: ann}
+	if err := s.PutManifest("big", rec, "v1"); err != nil {
+		t.Fatalf("PutManifest(%d bytes of annotations) = %v", len(body), err)
+	}
+	if m, err := s.GetManifest("big", "v1"); err != nil || m.Digest != rec.Digest {
+		t.Fatalf("GetManifest = %v", err)
 	}
 }
