@@ -35,7 +35,9 @@
 # measurements stay in $CACHE/bench-storage.jsonl.
 # Environment: BENCH_ROUNDS (3), BENCH_DURATION (5), BENCH_CLIENTS (16),
 # BENCH_BLOB_MIB (64), BENCH_COLD_BLOBS (16), BENCH_COLD_MIB (4),
-# BENCH_SETTLE (1), BENCH_PIN (1: registries on the upper half of the CPUs,
+# BENCH_LOCALCACHE (empty: airlock streams every GET from the storage;
+# e.g. 2GiB: registry.storage.localCache.maxSize, hot blobs served from a
+# local copy), BENCH_SETTLE (1), BENCH_PIN (1: registries on the upper half of the CPUs,
 # storage servers, counters, upstream and clients on the lower half),
 # BENCH_STORES ("file azurite versitygw"; a subset checks the rig),
 # AIRLOCK_BIN (else bin/airlock is built), AIRLOCK_TOOLS
@@ -47,6 +49,7 @@ set -euo pipefail
 
 rounds=${BENCH_ROUNDS:-3}
 dur=${BENCH_DURATION:-5}
+localcache=${BENCH_LOCALCACHE:-}
 nclients=${BENCH_CLIENTS:-16}
 mib=${BENCH_BLOB_MIB:-64}
 cold_blobs=${BENCH_COLD_BLOBS:-16}
@@ -56,7 +59,7 @@ pin=${BENCH_PIN:-1}
 read -r -a stores <<<"${BENCH_STORES:-file azurite versitygw}"
 tools=${AIRLOCK_TOOLS:-/opt/airlock-tools}
 cmdline="$0${*:+ $*}"
-envline="BENCH_ROUNDS=$rounds BENCH_DURATION=$dur BENCH_CLIENTS=$nclients BENCH_BLOB_MIB=$mib BENCH_COLD_BLOBS=$cold_blobs BENCH_COLD_MIB=$cold_mib BENCH_PIN=$pin BENCH_STORES='${stores[*]}'"
+envline="BENCH_ROUNDS=$rounds BENCH_DURATION=$dur BENCH_CLIENTS=$nclients BENCH_BLOB_MIB=$mib BENCH_COLD_BLOBS=$cold_blobs BENCH_COLD_MIB=$cold_mib BENCH_PIN=$pin BENCH_STORES='${stores[*]}'${localcache:+ BENCH_LOCALCACHE=$localcache}"
 has_store() { [[ " ${stores[*]} " == *" $1 "* ]]; }
 for t in docker-registry curl jq taskset ss; do
 	command -v "$t" >/dev/null || die "$t not installed (scripts/deps.sh)"
@@ -225,7 +228,11 @@ start_registry() {
 			echo "admin: { listen: 127.0.0.1:$admin }"
 			echo "registry:"
 			echo "  listen: 127.0.0.1:$port"
-			echo "  storage: { url: \"$url\", scratch: \"$dir/scratch\" }"
+			if [ -n "$localcache" ] && [ "$s" != file ]; then
+				echo "  storage: { url: \"$url\", scratch: \"$dir/scratch\", localCache: { maxSize: \"$localcache\" } }"
+			else
+				echo "  storage: { url: \"$url\", scratch: \"$dir/scratch\" }"
+			fi
 			echo "  anonymousPull: true"
 			if [ -n "$up" ]; then
 				echo "  cacheRules:"
