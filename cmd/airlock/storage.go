@@ -95,8 +95,9 @@ func (m *storageMetrics) observe(op, result string, sent, received int64, d time
 }
 
 // storageWatch keeps /readyz true to the storage: it pings it at start
-// and every interval, and marks the "storage" component not ready, with
-// the reason, while a ping fails.
+// and every interval, and marks "storage reachable" not ready, with the
+// reason, while a ping fails. (Its own unit, "storage", is marked ready by
+// the lifecycle once started; the check is a separate entry.)
 type storageWatch struct {
 	bs       *blobstore.Store
 	adm      *admin.Server
@@ -117,11 +118,11 @@ func (w *storageWatch) check(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := w.bs.Ping(ctx); err != nil {
-		w.adm.SetReady("storage", err.Error()) // names the storage
+		w.adm.SetReady("storage reachable", err.Error()) // names the storage
 		w.log.Warn("storage check failed", "storage", w.bs.Location(), "err", err)
 		return
 	}
-	w.adm.SetReady("storage", "")
+	w.adm.SetReady("storage reachable", "")
 }
 
 // Start checks once (a storage that is down does not stop airlock from
