@@ -22,8 +22,8 @@ deps: ## install missing Debian packages and the pinned storage emulators (Azuri
 	scripts/deps.sh
 	scripts/tools.sh
 
-test: deps ## everything CI runs: unit, conformance, e2e (keeps going, fails at the end)
-	AIRLOCK_REQUIRE_TOOLS=1 $(MAKE) -k test-unit conformance e2e
+test: deps ## everything CI runs: unit, conformance, e2e, e2e on object storage (keeps going, fails at the end)
+	AIRLOCK_REQUIRE_TOOLS=1 $(MAKE) -k test-unit conformance e2e e2e-objstore
 
 test-unit: vet fmt-check unit race ## go vet, gofmt, go test, race on concurrent packages
 
