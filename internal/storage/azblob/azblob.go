@@ -57,13 +57,7 @@ import (
 )
 
 // Options are the Driver's dependencies.
-type Options struct {
-	// Observer receives one record per request (nil: none).
-	Observer storage.Observer
-	// Logger logs what the driver does on its own, such as creating the
-	// container (nil: nothing).
-	Logger *slog.Logger
-}
+type Options = objhttp.Options
 
 // Writer tuning; see docs/dependencies.md for the measurements.
 const (

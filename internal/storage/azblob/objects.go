@@ -77,7 +77,7 @@ func (d *Driver) Open(ctx context.Context, name string, size int64) (io.ReadSeek
 			return nil, d.fail("read", name, err)
 		}
 		etag = resp.ETag
-		return &body{rc: resp.Body, d: d, name: name}, nil
+		return d.body(resp.Body, name), nil
 	}
 	return objhttp.NewReader(ctx, size, fetch), nil
 }
@@ -95,7 +95,7 @@ func (d *Driver) Get(ctx context.Context, name string, limit int64) ([]byte, err
 	if n := deref(resp.ContentLength); n > limit {
 		return nil, fmt.Errorf("%s: read %s: %d bytes, larger than the limit of %d", d.name, name, n, limit)
 	}
-	b, err := io.ReadAll(io.LimitReader(&body{rc: resp.Body, d: d, name: name}, limit+1))
+	b, err := io.ReadAll(io.LimitReader(d.body(resp.Body, name), limit+1))
 	if err != nil {
 		return nil, err
 	}
@@ -104,24 +104,6 @@ func (d *Driver) Get(ctx context.Context, name string, limit int64) ([]byte, err
 	}
 	return b, nil
 }
-
-// body is a Get Blob response body whose failures (a connection reset
-// mid-stream) are the driver's errors: storage.ErrStorageUnavailable.
-type body struct {
-	rc   io.ReadCloser
-	d    *Driver
-	name string
-}
-
-func (b *body) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF {
-		err = b.d.fail("read", b.name, err)
-	}
-	return n, err
-}
-
-func (b *body) Close() error { return b.rc.Close() }
 
 // Put replaces the blob with one Put Blob.
 func (d *Driver) Put(ctx context.Context, name string, data []byte) error {
@@ -211,4 +193,9 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// body makes a response body's mid-stream failures the driver's errors.
+func (d *Driver) body(rc io.ReadCloser, name string) io.ReadCloser {
+	return objhttp.Body(rc, func(err error) error { return d.fail("read", name, err) })
 }

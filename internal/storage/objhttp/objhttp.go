@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -220,3 +221,34 @@ func (r *reader) Close() error {
 	}
 	return nil
 }
+
+// Options are what an object-storage driver takes besides its URL.
+type Options struct {
+	// Observer receives one record per request (nil: none).
+	Observer storage.Observer
+	// Logger logs what the driver does on its own, such as creating the
+	// container or bucket (nil: nothing).
+	Logger *slog.Logger
+}
+
+// Body wraps a response body so that a failure in the middle of the
+// stream (a connection reset) becomes the driver's error through fail
+// (storage.ErrStorageUnavailable naming the storage and the object).
+func Body(rc io.ReadCloser, fail func(error) error) io.ReadCloser {
+	return &failingBody{rc: rc, fail: fail}
+}
+
+type failingBody struct {
+	rc   io.ReadCloser
+	fail func(error) error
+}
+
+func (b *failingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		err = b.fail(err)
+	}
+	return n, err
+}
+
+func (b *failingBody) Close() error { return b.rc.Close() }

@@ -31,7 +31,7 @@ func (d *Driver) Open(ctx context.Context, name string, size int64) (io.ReadSeek
 		if err != nil {
 			return nil, d.fail("GetObject", name, err)
 		}
-		return &body{rc: out.Body, d: d, name: name}, nil
+		return d.body(out.Body, name), nil
 	}
 	return objhttp.NewReader(ctx, size, fetch), nil
 }
@@ -50,7 +50,7 @@ func (d *Driver) Get(ctx context.Context, name string, limit int64) ([]byte, err
 	if n := aws.ToInt64(out.ContentLength); n > limit {
 		return nil, fmt.Errorf("%s: read %s: %d bytes, larger than the limit of %d", d, name, n, limit)
 	}
-	b, err := io.ReadAll(io.LimitReader(&body{rc: out.Body, d: d, name: name}, limit+1))
+	b, err := io.ReadAll(io.LimitReader(d.body(out.Body, name), limit+1))
 	if err != nil {
 		return nil, err
 	}
@@ -60,21 +60,7 @@ func (d *Driver) Get(ctx context.Context, name string, limit int64) ([]byte, err
 	return b, nil
 }
 
-// body is a GetObject response body whose failures mid-stream (a
-// connection reset) are the driver's errors: storage.ErrStorageUnavailable
-// naming the storage.
-type body struct {
-	rc   io.ReadCloser
-	d    *Driver
-	name string
+// body makes a response body's mid-stream failures the driver's errors.
+func (d *Driver) body(rc io.ReadCloser, name string) io.ReadCloser {
+	return objhttp.Body(rc, func(err error) error { return d.fail("GetObject", name, err) })
 }
-
-func (b *body) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF {
-		err = b.d.fail("GetObject", b.name, err)
-	}
-	return n, err
-}
-
-func (b *body) Close() error { return b.rc.Close() }

@@ -50,12 +50,7 @@ import (
 )
 
 // Options are a Driver's dependencies.
-type Options struct {
-	// Observer receives one record per request (nil: none).
-	Observer storage.Observer
-	// Logger logs what the driver does on its own (nil: discard).
-	Logger *slog.Logger
-}
+type Options = objhttp.Options
 
 // Writer tuning, measured in docs/dependencies.md ("S3 client").
 const (
