@@ -12,7 +12,11 @@ import (
 // LinkBlob makes blob d part of repo (a push or a cross-repository mount).
 // The blob must exist (ErrBlobUnknown otherwise). Linking refreshes the
 // times of link and blob, which is what GC's grace period looks at.
-func (s *Store) LinkBlob(repo string, d oci.Digest) error {
+func (s *Store) LinkBlob(repo string, d oci.Digest) error { return s.link(repo, d, false) }
+
+// link is LinkBlob; committed says the caller has just committed the blob
+// itself, so on object storage its existence need not be asked again.
+func (s *Store) link(repo string, d oci.Digest, committed bool) error {
 	if err := s.checkRepo(repo); err != nil {
 		return fmt.Errorf("link blob: %w", err)
 	}
@@ -22,14 +26,15 @@ func (s *Store) LinkBlob(repo string, d oci.Digest) error {
 	}
 	s.refRLock()
 	defer s.refRUnlock()
-	if err := s.linkLocked(repo, d); err != nil {
+	if err := s.linkLocked(repo, d, committed); err != nil {
 		return fmt.Errorf("link blob %s into %s: %w", d, repo, err)
 	}
 	return nil
 }
 
-// linkLocked links an existing blob into repo. The caller holds refMu shared.
-func (s *Store) linkLocked(repo string, d oci.Digest) error {
+// linkLocked links an existing blob into repo (committed: the caller just
+// committed it). The caller holds refMu shared.
+func (s *Store) linkLocked(repo string, d oci.Digest, committed bool) error {
 	if t, ok := s.drv.(toucher); ok {
 		// File system: refresh the blob's time (GC's grace) and the link's.
 		if err := t.Touch(s.ctx(), blobName(d)); err != nil {
@@ -44,8 +49,10 @@ func (s *Store) linkLocked(repo string, d oci.Digest) error {
 		} else if !isNotExist(err) {
 			return err
 		}
-	} else if _, err := s.Stat(d); err != nil {
-		return err
+	} else if !committed {
+		if _, err := s.Stat(d); err != nil {
+			return err
+		}
 	}
 	// Object storage: blobs keep their creation time; a link is written
 	// (or rewritten, which refreshes its time) in one request.

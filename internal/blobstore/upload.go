@@ -326,7 +326,7 @@ func (u *Upload) Commit(repo string, d oci.Digest) (int64, error) {
 		return 0, fmt.Errorf("commit upload %s as %s: %w", u.id, d, err) // upload intact: retryable
 	}
 	s.refRLock()
-	err = s.linkLocked(repo, d)
+	err = s.linkLocked(repo, d, true)
 	s.refRUnlock()
 	if derr := s.dropUpload(u); derr != nil {
 		s.log.Warn("remove committed upload", keyUpload, u.id, keyErr, derr)

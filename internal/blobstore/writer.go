@@ -99,7 +99,7 @@ func (w *Writer) Commit(repos ...string) error {
 		return fmt.Errorf("write blob %s: %w", w.d, err)
 	}
 	for _, repo := range repos {
-		if err := w.s.LinkBlob(repo, w.d); err != nil {
+		if err := w.s.link(repo, w.d, true); err != nil {
 			return err
 		}
 	}
