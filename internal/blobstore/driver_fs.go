@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"time"
 
@@ -34,8 +33,8 @@ func (d *fsDriver) String() string { return "file://" + d.root }
 
 // path maps a name to its file, refusing names that are not local.
 func (d *fsDriver) path(name string) (string, error) {
-	if name == "" || !filepath.IsLocal(filepath.FromSlash(name)) || path.Clean(name) != name {
-		return "", fmt.Errorf("object name %q: not a clean relative path", name)
+	if err := storage.CheckName(name); err != nil {
+		return "", err
 	}
 	return filepath.Join(d.root, filepath.FromSlash(name)), nil
 }

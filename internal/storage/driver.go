@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
+	"strings"
 	"time"
 )
 
@@ -58,6 +60,17 @@ type Driver interface {
 	// String names the storage for errors and logs ("file:///var/lib/airlock",
 	// "azblob://airlock", "s3://bucket"), never with credentials.
 	String() string
+}
+
+// CheckName enforces the Driver contract's rule for object names: clean,
+// relative, slash-separated, not empty, no "." or ".." element, no leading
+// or trailing slash. Every driver refuses other names with this error.
+func CheckName(name string) error {
+	if name == "" || path.Clean(name) != name || strings.HasPrefix(name, "/") ||
+		name == "." || name == ".." || strings.HasPrefix(name, "../") {
+		return fmt.Errorf("object name %q: want a clean relative path (no leading or trailing slash, no . or .. elements, no //)", name)
+	}
+	return nil
 }
 
 // ObjectWriter streams one new object.

@@ -8,8 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"path"
-	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
@@ -26,9 +24,8 @@ var notExist = fs.ErrNotExist
 
 // checkName refuses names that are not clean and relative.
 func checkName(name string) error {
-	if name == "" || path.Clean(name) != name || strings.HasPrefix(name, "/") ||
-		name == "." || name == ".." || strings.HasPrefix(name, "../") || strings.HasSuffix(name, "/") {
-		return fmt.Errorf("object name %q: want a clean relative path (no leading or trailing slash, no . or .. elements)", name)
+	if err := storage.CheckName(name); err != nil {
+		return err
 	}
 	if len(name) > 1024 {
 		return fmt.Errorf("object name %.40q…: longer than Azure's 1024 characters", name)

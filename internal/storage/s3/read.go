@@ -8,13 +8,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/airlockdev/airlock/internal/storage"
 	"github.com/airlockdev/airlock/internal/storage/objhttp"
 )
 
 // Open reads the object through ranged GetObjects from the reader's
 // offset; with size < 0 it stats the object first.
 func (d *Driver) Open(ctx context.Context, name string, size int64) (io.ReadSeekCloser, error) {
-	if err := checkName(name); err != nil {
+	if err := storage.CheckName(name); err != nil {
 		return nil, err
 	}
 	if size < 0 {
@@ -39,7 +40,7 @@ func (d *Driver) Open(ctx context.Context, name string, size int64) (io.ReadSeek
 // Get reads a whole object of at most limit bytes in one GetObject (no
 // HeadObject first).
 func (d *Driver) Get(ctx context.Context, name string, limit int64) ([]byte, error) {
-	if err := checkName(name); err != nil {
+	if err := storage.CheckName(name); err != nil {
 		return nil, err
 	}
 	out, err := d.client.GetObject(objhttp.WithOp(ctx, "GetObject"), &s3.GetObjectInput{Bucket: &d.cfg.Bucket, Key: &name})

@@ -33,7 +33,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
-	"path"
 	"strings"
 	"sync"
 	"time"
@@ -194,18 +193,9 @@ func (d *Driver) Ping(ctx context.Context) error {
 // String is s3://BUCKET, with ?endpoint=… for an S3-compatible server.
 func (d *Driver) String() string { return d.cfg.String() }
 
-// checkName refuses names that are not clean, relative and non-empty.
-func checkName(name string) error {
-	if name == "" || name == "." || path.Clean(name) != name || strings.HasPrefix(name, "/") ||
-		name == ".." || strings.HasPrefix(name, "../") {
-		return fmt.Errorf("object name %q: want a clean relative path (no leading or trailing slash, no . or .., no //)", name)
-	}
-	return nil
-}
-
 // Stat is one HeadObject.
 func (d *Driver) Stat(ctx context.Context, name string) (storage.ObjectInfo, error) {
-	if err := checkName(name); err != nil {
+	if err := storage.CheckName(name); err != nil {
 		return storage.ObjectInfo{}, err
 	}
 	out, err := d.client.HeadObject(objhttp.WithOp(ctx, "HeadObject"), &s3.HeadObjectInput{Bucket: &d.cfg.Bucket, Key: &name})
@@ -217,7 +207,7 @@ func (d *Driver) Stat(ctx context.Context, name string) (storage.ObjectInfo, err
 
 // Put is one PutObject, which S3 makes visible whole or not at all.
 func (d *Driver) Put(ctx context.Context, name string, data []byte) error {
-	if err := checkName(name); err != nil {
+	if err := storage.CheckName(name); err != nil {
 		return err
 	}
 	return d.putObject(ctx, "PutObject", name, data, nil)
@@ -227,7 +217,7 @@ func (d *Driver) Put(ctx context.Context, name string, data []byte) error {
 // (412, or 409 ConditionalRequestConflict for a concurrent conditional
 // write) when the name exists.
 func (d *Driver) Create(ctx context.Context, name string, data []byte) error {
-	if err := checkName(name); err != nil {
+	if err := storage.CheckName(name); err != nil {
 		return err
 	}
 	return d.putObject(ctx, "PutObjectIfNoneMatch", name, data, aws.String("*"))
@@ -253,7 +243,7 @@ func (d *Driver) putObject(ctx context.Context, op, name string, data []byte, if
 // page.
 func (d *Driver) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
 	if prefix != "" {
-		if err := checkName(prefix); err != nil {
+		if err := storage.CheckName(prefix); err != nil {
 			return err
 		}
 		prefix += "/"
@@ -291,7 +281,7 @@ func (d *Driver) Delete(ctx context.Context, name string) error {
 
 // SignedURL is a presigned GetObject of name, valid for ttl.
 func (d *Driver) SignedURL(ctx context.Context, name string, ttl time.Duration) (string, error) {
-	if err := checkName(name); err != nil {
+	if err := storage.CheckName(name); err != nil {
 		return "", err
 	}
 	req, err := s3.NewPresignClient(d.client).PresignGetObject(ctx,

@@ -40,7 +40,7 @@ type writer struct {
 // NewWriter starts a writer of name; it sends nothing until the first
 // part fills or Commit.
 func (d *Driver) NewWriter(ctx context.Context, name string) (storage.ObjectWriter, error) {
-	if err := checkName(name); err != nil {
+	if err := storage.CheckName(name); err != nil {
 		return nil, err
 	}
 	return &writer{d: d, ctx: ctx, name: name, buf: d.getBuf(), slots: make(chan struct{}, d.inFlight)}, nil
