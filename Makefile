@@ -10,7 +10,7 @@ E2E_FLAGS ?= -count=1 -timeout 12m
 FUZZTIME  ?= 10s
 
 .DEFAULT_GOAL := help
-.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e e2e-objstore fuzz bench bench-registry bench-cache bench-gateway bench-dns bench-storage diagrams clean
+.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e e2e-objstore fuzz bench bench-registry bench-cache bench-gateway bench-dns bench-storage bench-cluster diagrams clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,7 +60,7 @@ e2e-objstore: build ## e2e cache and object storage tests with the content on Az
 fuzz: ## run every fuzz target for FUZZTIME (default 10s)
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
-bench: bench-registry bench-cache bench-dns bench-gateway bench-storage ## all benchmarks (not part of test)
+bench: bench-registry bench-cache bench-dns bench-gateway bench-storage bench-cluster ## all benchmarks (not part of test)
 
 bench-registry: ## blob and manifest GETs: airlock vs nginx vs docker-registry
 	bench/registry.sh
@@ -76,6 +76,9 @@ bench-dns: ## DNS: airlock vs unbound with dnsperf, cached, half-load p99, misse
 
 bench-storage: ## registry on object storage (Azurite, versitygw): airlock vs distribution v3.1.2, warm GETs and cold pulls
 	bench/storage.sh
+
+bench-cluster: ## cold pull by 20 clients over 2 replicas (Redis fill leases) vs 1, on Azurite
+	bench/cluster.sh
 
 diagrams: ## regenerate docs/diagrams: packages.dot from the imports, every .dot rendered to SVG (graphviz)
 	$(GO) test -count=1 ./internal -run TestPackageDiagram -update-diagram >/dev/null || true

@@ -158,7 +158,7 @@ wait_other_benches() {
 	self="bench/$(basename "$0")"
 	while :; do
 		busy=
-		for p in $(pgrep -f 'bench/(registry|cache|gateway|dns|storage)\.sh'); do
+		for p in $(pgrep -f 'bench/(registry|cache|gateway|dns|storage|cluster)\.sh'); do
 			tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$self" && continue
 			case "$(cat "/proc/$p/comm" 2>/dev/null)" in
 			flock | timeout | "") ;;

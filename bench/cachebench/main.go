@@ -6,7 +6,7 @@
 // servers; every subcommand prints one JSON object on stdout.
 //
 //	cachebench seed      -registry URL            push bench/img:v1 and bench/blob:v1
-//	cachebench pull      -base URL -repo R -ref T -c N [-pids P]
+//	cachebench pull      -base URL[,URL…] -repo R -ref T -c N [-pids P]
 //	cachebench ttfb      -base URL -repo R -ref T -digest D -mode digest|manifest
 //	cachebench accesslog -file F [-offset N]      upstream requests and bytes
 //	cachebench probe     -url URL                 one GET: status, time, body

@@ -37,7 +37,7 @@ type pullResult struct {
 
 func runPull(args []string) error {
 	fs := flag.NewFlagSet("pull", flag.ExitOnError)
-	base := fs.String("base", "", "registry base URL (http://127.0.0.1:PORT)")
+	base := fs.String("base", "", "registry base URL (http://127.0.0.1:PORT); several, comma-separated: client i uses the (i mod n)th (replicas, round-robin)")
 	repo := fs.String("repo", "", "repository, as the client names it")
 	ref := fs.String("ref", "v1", "tag or digest")
 	ns := fs.String("ns", "", "send ?ns=HOST (mirror style)")
@@ -50,6 +50,13 @@ func runPull(args []string) error {
 	_ = fs.Parse(args)
 	if *base == "" || *repo == "" || *clients < 1 {
 		return fmt.Errorf("-base, -repo and -c ≥ 1 are required")
+	}
+	var bases []string
+	for b := range strings.SplitSeq(*base, ",") {
+		if b = strings.TrimRight(strings.TrimSpace(b), "/"); b == "" {
+			return fmt.Errorf("-base %q: empty URL in the list", *base)
+		}
+		bases = append(bases, b)
 	}
 	pids, err := procstat.ParsePIDs(*pidList)
 	if err != nil {
@@ -79,9 +86,9 @@ func runPull(args []string) error {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range *clients {
+	for i := range *clients {
 		wg.Go(func() {
-			c := puller{hc: newClient(), base: strings.TrimRight(*base, "/"), repo: *repo, ns: *ns}
+			c := puller{hc: newClient(), base: bases[i%len(bases)], repo: *repo, ns: *ns}
 			t0 := time.Now()
 			n, blobs, err := c.pull(ctx, *ref, *want)
 			d := time.Since(t0).Seconds()
