@@ -45,6 +45,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	notReady map[string]string // component → reason
+	degraded map[string]string // component → reason: serving, but not fully (still ready)
 	extra    map[string]http.Handler
 	srv      *http.Server
 }
@@ -64,7 +65,7 @@ func New(cfg Config, g prometheus.Gatherer, log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{gatherer: g, log: log, listen: cfg.Listen, failed: make(chan error, 1),
-		notReady: map[string]string{}, extra: map[string]http.Handler{}}
+		notReady: map[string]string{}, degraded: map[string]string{}, extra: map[string]http.Handler{}}
 }
 
 // SetReady marks a component ready (reason "") or not ready with a reason.
@@ -75,6 +76,21 @@ func (s *Server) SetReady(component, reason string) {
 		delete(s.notReady, component)
 	} else {
 		s.notReady[component] = reason
+	}
+}
+
+// SetDegraded marks a component degraded (reason non-empty) or not: it
+// serves, with less than its full function (a cluster replica coordinating
+// locally while Redis is unreachable). /readyz stays 200 — a load balancer
+// must not take every replica out because a shared dependency is down —
+// and lists the reasons after the first line "degraded".
+func (s *Server) SetDegraded(component, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if reason == "" {
+		delete(s.degraded, component)
+	} else {
+		s.degraded[component] = reason
 	}
 }
 
@@ -92,20 +108,29 @@ func (s *Server) Handler() http.Handler {
 	s.mu.Unlock()
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
-		var lines []string
-		for c, why := range s.notReady {
-			lines = append(lines, c+": "+why)
-		}
+		lines, degraded := reasons(s.notReady), reasons(s.degraded)
 		s.mu.Unlock()
-		if len(lines) > 0 {
-			sort.Strings(lines)
+		switch {
+		case len(lines) > 0:
 			w.WriteHeader(http.StatusServiceUnavailable)
-			w.Write([]byte(strings.Join(lines, "\n") + "\n"))
-			return
+			w.Write([]byte(strings.Join(append(lines, degraded...), "\n") + "\n"))
+		case len(degraded) > 0:
+			w.Write([]byte("degraded\n" + strings.Join(degraded, "\n") + "\n"))
+		default:
+			w.Write([]byte("ready\n"))
 		}
-		w.Write([]byte("ready\n"))
 	})
 	return mux
+}
+
+// reasons lists "component: reason" lines, sorted.
+func reasons(m map[string]string) []string {
+	var lines []string
+	for c, why := range m {
+		lines = append(lines, c+": "+why)
+	}
+	sort.Strings(lines)
+	return lines
 }
 
 // Serve answers on ln until Shutdown; nil after a clean shutdown.

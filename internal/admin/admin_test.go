@@ -41,3 +41,25 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("GET /readyz when ready = %d, want 200", code)
 	}
 }
+
+// A degraded component keeps /readyz at 200 (a load balancer must not drop
+// every replica when their shared Redis is down) and names the reason; a
+// component not ready still answers 503, with the degraded reasons too.
+func TestReadyzDegraded(t *testing.T) {
+	s := New(Config{}, prometheus.NewRegistry(), nil)
+	h := s.Handler()
+	s.SetDegraded("cluster", "redis unreachable: dial tcp: connection refused")
+	code, body := get(t, h, "/readyz")
+	if code != 200 || body != "degraded\ncluster: redis unreachable: dial tcp: connection refused\n" {
+		t.Errorf("GET /readyz degraded = %d %q, want 200 with the reason", code, body)
+	}
+	s.SetReady("storage reachable", "azblob: connection refused")
+	if code, body := get(t, h, "/readyz"); code != 503 || !strings.Contains(body, "storage reachable") || !strings.Contains(body, "cluster: redis") {
+		t.Errorf("GET /readyz not ready and degraded = %d %q, want 503 with both", code, body)
+	}
+	s.SetReady("storage reachable", "")
+	s.SetDegraded("cluster", "")
+	if code, body := get(t, h, "/readyz"); code != 200 || body != "ready\n" {
+		t.Errorf("GET /readyz recovered = %d %q, want 200 ready", code, body)
+	}
+}

@@ -121,6 +121,7 @@ func New(cfg Config, deps Deps) (*Cluster, error) {
 		waiters: map[string][]chan bool{},
 		reason:  "connecting to redis",
 	}
+	c.cfg.Addresses = cfg.Redis.addresses()
 	if env := cfg.Redis.PasswordEnv; env != "" {
 		c.pass = getenv(env)
 		if c.pass == "" {

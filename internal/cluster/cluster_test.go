@@ -33,7 +33,7 @@ func replica(t *testing.T, r *redistest.Redis, name string) *Cluster {
 
 func replicaLog(t *testing.T, r *redistest.Redis, name string, log *slog.Logger) *Cluster {
 	t.Helper()
-	c, err := New(Config{Name: name, Redis: RedisConfig{Addresses: []string{r.Addr}, KeyPrefix: "test:"}},
+	c, err := New(Config{Name: name, Redis: RedisConfig{Address: r.Addr, KeyPrefix: "test:"}},
 		Deps{Registerer: prometheus.NewRegistry(), Logger: log})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -373,6 +373,8 @@ func TestValidate(t *testing.T) {
 		{"bad address", Config{Redis: RedisConfig{Addresses: []string{"nope"}}}, "redis.addresses[0]"},
 		{"sentinels without master", Config{Redis: RedisConfig{Addresses: []string{"a:1", "b:1"}}}, "redis.addresses"},
 		{"password in env name", Config{Redis: RedisConfig{Addresses: []string{"a:1"}, PasswordEnv: "hunter 2"}}, "redis.passwordEnv"},
+		{"bad single address", Config{Redis: RedisConfig{Address: "nope"}}, "redis.address"},
+		{"address and addresses", Config{Redis: RedisConfig{Address: "a:1", Addresses: []string{"b:1"}}}, "redis.address"},
 		{"ca without tls", Config{Redis: RedisConfig{Addresses: []string{"a:1"}, TLS: TLSConfig{CAFile: "x"}}}, "redis.tls.enabled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

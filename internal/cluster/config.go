@@ -19,8 +19,10 @@ type Config struct {
 
 // RedisConfig says how to reach Redis.
 type RedisConfig struct {
-	// Addresses are HOST:PORT: one Redis, or with SentinelMaster the
-	// sentinels. Empty: no Redis.
+	// Address is one Redis, HOST:PORT. Empty and no Addresses: no Redis.
+	Address string `yaml:"address"`
+	// Addresses are HOST:PORT: with SentinelMaster the sentinels, or one
+	// Redis (as Address). Empty: no Redis.
 	Addresses []string `yaml:"addresses"`
 	// SentinelMaster is the master name the sentinels serve; empty: the
 	// single address is Redis itself.
@@ -57,8 +59,15 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // cluster section).
 func (c *Config) Validate(report func(path, msg string)) {
 	r := c.Redis
-	for i, a := range r.Addresses {
+	if r.Address != "" && len(r.Addresses) > 0 {
+		report("redis.address", "set redis.address (one Redis) or redis.addresses (sentinels), not both")
+		return
+	}
+	for i, a := range r.addresses() {
 		p := "redis.addresses[" + strconv.Itoa(i) + "]"
+		if r.Address != "" {
+			p = "redis.address"
+		}
 		host, port, err := net.SplitHostPort(a)
 		if err != nil || host == "" {
 			report(p, fmt.Sprintf("must be HOST:PORT, got %q", a))
@@ -68,9 +77,9 @@ func (c *Config) Validate(report func(path, msg string)) {
 			report(p, fmt.Sprintf("port must be 1-65535, got %q", port))
 		}
 	}
-	configured := len(r.Addresses) > 0
+	configured := len(r.addresses()) > 0
 	if !configured && (r.SentinelMaster != "" || r.Username != "" || r.PasswordEnv != "" || r.TLS.Enabled) {
-		report("redis.addresses", "must be set when other redis fields are (or remove them: no Redis means local coordination)")
+		report("redis.address", "must be set when other redis fields are (or remove them: no Redis means local coordination)")
 	}
 	if r.SentinelMaster == "" && len(r.Addresses) > 1 {
 		report("redis.addresses", "several addresses are sentinels: set redis.sentinelMaster, or give one address")
@@ -84,4 +93,12 @@ func (c *Config) Validate(report func(path, msg string)) {
 	if !r.TLS.Enabled && (r.TLS.CAFile != "" || r.TLS.ServerName != "") {
 		report("redis.tls.enabled", "must be true when redis.tls.caFile or redis.tls.serverName is set")
 	}
+}
+
+// addresses is where Redis is: Address, or Addresses.
+func (r *RedisConfig) addresses() []string {
+	if r.Address != "" {
+		return []string{r.Address}
+	}
+	return r.Addresses
 }

@@ -38,7 +38,11 @@ type Deps struct {
 	Metrics  *Metrics
 	// Purge removes idle uploads; called every PurgeInterval when set.
 	Purge func() (int, error)
-	Now   func() time.Time
+	// Singleton, when set, runs a periodic job on one replica at a time
+	// (cluster.Cluster.RunSingleton; it blocks until ctx ends). Nil: the
+	// job runs here on its own ticker.
+	Singleton func(ctx context.Context, name string, interval time.Duration, fn func(context.Context) error)
+	Now       func() time.Time
 	// Redirect, when set (registry.storage.redirect), gives a
 	// time-limited URL from which a client may read blob d directly from
 	// object storage; a blob GET is then answered 307 to it. An error
@@ -51,16 +55,17 @@ const PurgeInterval = 10 * time.Minute
 
 // Server is the OCI distribution HTTP server.
 type Server struct {
-	store   storage.Store
-	resolve Resolver
-	log     *slog.Logger
-	metrics *Metrics
-	purge   func() (int, error)
-	now     func() time.Time
-	redir   func(ctx context.Context, d oci.Digest) (string, error)
-	tlsOn   bool
-	listen  string    // cfg.Listen, bound by Start
-	tlsCfg  TLSConfig // the key pair Start loads
+	store     storage.Store
+	resolve   Resolver
+	log       *slog.Logger
+	metrics   *Metrics
+	purge     func() (int, error)
+	singleton func(ctx context.Context, name string, interval time.Duration, fn func(context.Context) error)
+	now       func() time.Time
+	redir     func(ctx context.Context, d oci.Digest) (string, error)
+	tlsOn     bool
+	listen    string    // cfg.Listen, bound by Start
+	tlsCfg    TLSConfig // the key pair Start loads
 
 	auth atomic.Pointer[authState]
 	cert atomic.Pointer[tls.Certificate]
@@ -80,18 +85,19 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		return nil, errors.New("registry: no store")
 	}
 	s := &Server{
-		store:   deps.Store,
-		resolve: deps.Resolver,
-		log:     deps.Logger,
-		metrics: deps.Metrics,
-		purge:   deps.Purge,
-		redir:   deps.Redirect,
-		now:     deps.Now,
-		tlsOn:   cfg.TLS.Enabled(),
-		listen:  cfg.Listen,
-		tlsCfg:  cfg.TLS,
-		done:    make(chan struct{}),
-		failed:  make(chan error, 1),
+		store:     deps.Store,
+		resolve:   deps.Resolver,
+		log:       deps.Logger,
+		metrics:   deps.Metrics,
+		purge:     deps.Purge,
+		singleton: deps.Singleton,
+		redir:     deps.Redirect,
+		now:       deps.Now,
+		tlsOn:     cfg.TLS.Enabled(),
+		listen:    cfg.Listen,
+		tlsCfg:    cfg.TLS,
+		done:      make(chan struct{}),
+		failed:    make(chan error, 1),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -207,6 +213,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) purgeLoop() {
+	if s.singleton != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-s.done; cancel() }()
+		s.singleton(ctx, "upload-purge", PurgeInterval, func(context.Context) error {
+			s.purgeOnce()
+			return nil
+		})
+		return
+	}
 	t := time.NewTicker(PurgeInterval)
 	defer t.Stop()
 	for {
@@ -214,14 +229,18 @@ func (s *Server) purgeLoop() {
 		case <-s.done:
 			return
 		case <-t.C:
-			n, err := s.purge()
-			if err != nil {
-				s.log.Warn("purging idle uploads", "err", err)
-			}
-			if n > 0 {
-				s.log.Info("purged idle uploads", "count", n)
-				s.metrics.UploadsPurged.Add(float64(n))
-			}
+			s.purgeOnce()
 		}
+	}
+}
+
+func (s *Server) purgeOnce() {
+	n, err := s.purge()
+	if err != nil {
+		s.log.Warn("purging idle uploads", "err", err)
+	}
+	if n > 0 {
+		s.log.Info("purged idle uploads", "count", n)
+		s.metrics.UploadsPurged.Add(float64(n))
 	}
 }
