@@ -19,7 +19,8 @@
 #   two        two replicas on the same container, both with cluster.redis;
 #              the clients round-robin over them (client i → replica i mod 2);
 #   two-local  two replicas, no cluster section: each coordinates its fills
-#              in-process only (what two replicas did before issue 13).
+#              in-process only (what two replicas did before issue 13);
+#   one-local  (not by default) one replica without a cluster section.
 # Each client (bench/cachebench pull, one connection) GETs the manifest, then
 # every blob, sha256 verified. Measured per pull: wall time (first request to
 # last byte of the last client), each replica's CPU seconds (utime+stime
@@ -56,8 +57,8 @@ for t in docker-registry redis-server redis-cli curl jq taskset ss; do
 done
 for t in "${targets[@]}"; do
 	case "$t" in
-	one | two | two-local) ;;
-	*) die "unknown target $t in BENCH_TARGETS (one, two, two-local)" ;;
+	one | one-local | two | two-local) ;;
+	*) die "unknown target $t in BENCH_TARGETS (one, one-local, two, two-local)" ;;
 	esac
 done
 azurite_bin="$AIRLOCK_TOOLS/azurite/node_modules/.bin/azurite-blob"
@@ -245,9 +246,10 @@ stop_replicas() {
 # measure ROUND TARGET: one cold pull by every client, fresh storage and
 # replicas, Redis flushed.
 measure() {
-	local round=$1 t=$2 n withredis=1 bases off j u c calls cpu0=() cpu1=() i cpus rerr
+	local round=$1 t=$2 n withredis=1 bases off j u c calls cpu0=() cpu1=() i cpus rerr s0 s1 k0 k1
 	case "$t" in
 	one) n=1 ;;
+	one-local) n=1 withredis=0 ;;
 	two) n=2 ;;
 	two-local) n=2 withredis=0 ;;
 	esac
@@ -262,10 +264,12 @@ measure() {
 	"${rcli[@]}" config resetstat >/dev/null
 	off=$(log_size)
 	for i in "${!rep_pids[@]}"; do cpu0+=("$(cpu_of "${rep_pids[$i]}")"); done
+	s0=$(cpu_of "$az_pid") k0=$(cpu_of "$redis_pid")
 	j=$("${cli[@]}" "$cb" pull -base "$bases" -repo "aks-managed-repository/bench/img" -ref v1 -manifest-digest "$img_digest" \
 		-c "$nclients" -upstream-pids "$upid" -clk-tck "$clk" -timeout 10m) || die "cold pull ($t) failed"
 	sleep "$settle"
 	for i in "${!rep_pids[@]}"; do cpu1+=("$(cpu_of "${rep_pids[$i]}")"); done
+	s1=$(cpu_of "$az_pid") k1=$(cpu_of "$redis_pid")
 	u=$("$cb" accesslog -file "$ulog" -offset "$off")
 	c=$(curl -fsS "$counter/__counts")
 	calls=$(redis_calls)
@@ -276,17 +280,18 @@ measure() {
 	done
 	record=$(jq -c -n --argjson r "$round" --arg t "$t" --argjson n "$n" --argjson redis "$withredis" \
 		--argjson j "$j" --argjson u "$u" --argjson c "$c" --argjson calls "$calls" --argjson cpus "$cpus" --argjson rerr "$rerr" \
+		--argjson scpu "$(awk -v a="$s0" -v b="$s1" 'BEGIN { print b - a }')" --argjson kcpu "$(awk -v a="$k0" -v b="$k1" 'BEGIN { print b - a }')" \
 		'{round: $r, target: $t, replicas: $n, redis: ($redis == 1), seconds: $j.wall_seconds,
 		  client_seconds_max: ($j.client_seconds | max), errors: $j.errors, first_error: $j.first_error,
 		  client_bytes: $j.bytes, blobs: $j.blobs, cpu: $cpus, cpu_total: ($cpus | add),
-		  upstream_cpu: $j.upstream_cpu_seconds, client_cpu: $j.client_cpu_seconds,
+		  upstream_cpu: $j.upstream_cpu_seconds, client_cpu: $j.client_cpu_seconds, storage_cpu: $scpu, redis_cpu: $kcpu,
 		  up: {blob_gets: $u.blob_gets, max_gets_per_blob: $u.max_gets_per_blob, manifest_gets: $u.manifest_gets,
 		       manifest_heads: $u.manifest_heads, blob_heads: $u.blob_heads, requests: $u.requests, blob_bytes: $u.blob_bytes,
 		       statuses: $u.statuses},
 		  storage: {requests: $c.requests, bytes_in: $c.bytes_in, bytes_out: $c.bytes_out, by_op: $c.by_op},
 		  redis_calls: $calls, replica_error_lines: $rerr}')
 	printf '%s\n' "$record" >>"$results"
-	log "  $t: $(jq -r '"\(.seconds*1000|round) ms, \(.errors) client errors\(if .first_error then " (" + .first_error + ")" else "" end), CPU-s per replica \(.cpu), upstream \(.up.blob_gets) blob GETs (max \(.up.max_gets_per_blob)/blob), \(.up.blob_bytes/1048576|round) MiB, storage \(.storage.requests) requests, \(.storage.bytes_in/1048576|round) MiB written, \(.redis_calls) Redis commands, \(.replica_error_lines) replica ERROR lines"' <<<"$record")"
+	log "  $t: $(jq -r '"\(.seconds*1000|round) ms, \(.errors) client errors\(if .first_error then " (" + .first_error + ")" else "" end), CPU-s per replica \(.cpu), upstream \(.up.blob_gets) blob GETs (max \(.up.max_gets_per_blob)/blob), \(.up.blob_bytes/1048576|round) MiB, storage \(.storage.requests) requests, \(.storage.bytes_in/1048576|round) MiB written, \(.redis_calls) Redis commands, \(.replica_error_lines) replica ERROR lines; CPU-s: clients \(.client_cpu*100|round/100), Azurite \(.storage_cpu), upstream \(.upstream_cpu*100|round/100), Redis \(.redis_cpu)"' <<<"$record")"
 	stop_replicas
 	stop_storage
 }
@@ -334,15 +339,15 @@ az_v=$(node -p 'require(process.argv[1]).version' "$AIRLOCK_TOOLS/azurite/node_m
 	echo "Storage: Azurite $az_v (\`--inMemoryPersistence\`), a fresh process and container per measurement, behind \`bench/reqcount\`. Redis: $(redis-server --version | awk '{ print $3 }' | tr -d 'v=') (no persistence), FLUSHALL per measurement."
 	echo "Replicas: $("$airlock" version 2>/dev/null | head -1), rule \`mcr.microsoft.com/*\` → \`aks-managed-repository/*\`, upstreamTimeout ${upstream_timeout}s. Clients: $nclients × bench/cachebench pull (one connection each: manifest, then every blob, sha256 verified), client i on replica i mod N."
 	echo
-	echo "| Round | Target | wall (ms) | client errors | upstream blob GETs (max per blob) | upstream MiB | CPU-s per replica | CPU-s all replicas | storage requests | MiB written to storage | Redis commands |"
-	echo "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"
-	q '.[] | "| \(.round) | \(.target) | \(.seconds * 1000 | f(0)) | \(.errors) | \(.up.blob_gets) (\(.up.max_gets_per_blob)) | \(.up.blob_bytes | mib | f(0)) | \(.cpu | map(f(2)) | join(" + ")) | \(.cpu_total | f(2)) | \(.storage.requests) | \(.storage.bytes_in | mib | f(0)) | \(.redis_calls) |"'
+	echo "| Round | Target | wall (ms) | client errors | upstream blob GETs (max per blob) | upstream MiB | CPU-s per replica | CPU-s all replicas | storage requests | MiB written to storage | Redis commands | CPU-s clients / Azurite / upstream / Redis |"
+	echo "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|"
+	q '.[] | "| \(.round) | \(.target) | \(.seconds * 1000 | f(0)) | \(.errors) | \(.up.blob_gets) (\(.up.max_gets_per_blob)) | \(.up.blob_bytes | mib | f(0)) | \(.cpu | map(f(2)) | join(" + ")) | \(.cpu_total | f(2)) | \(.storage.requests) | \(.storage.bytes_in | mib | f(0)) | \(.redis_calls) | \(.client_cpu | f(2)) / \(.storage_cpu | f(2)) / \(.upstream_cpu | f(2)) / \(.redis_cpu | f(2)) |"'
 	echo
 	echo "#### Medians over rounds; ratios against \`one\` are medians of same-round ratios"
 	echo
 	echo "| Target | wall (ms) | wall vs one | upstream blob GETs, total (max per blob) | upstream GETs vs one | CPU-s, busiest replica | CPU-s, all replicas | CPU all vs one | storage requests | MiB written to storage | Redis commands |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-	q '. as $all | ($all | map(.target) | unique) as $ts | ["one", "two", "two-local"][] as $t | select($ts | index($t))
+	q '. as $all | ($all | map(.target) | unique) as $ts | ["one", "one-local", "two", "two-local"][] as $t | select($ts | index($t))
 	  | ($all | map(select(.target == $t))) as $x
 	  | def ratio(k): [$x[] | . as $y | ($all | map(select(.target == "one" and .round == $y.round)) | .[0]) as $o
 	      | select($o != null) | ($y | k) / ($o | k)] | med;
