@@ -84,6 +84,14 @@ func runRegistryGC(args []string, stdout, stderr io.Writer) int {
 	} else if *del && *grace < minLiveGrace {
 		fmt.Fprintf(stderr, "airlock registry gc: warning: on object storage replicas may be pushing; with --grace %s a blob pushed for a manifest not yet pushed may be deleted\n", *grace)
 	}
+	if *del {
+		release, err := jobLease(cfg, "gc", stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "airlock registry gc: %v\n", err)
+			return exitFinding
+		}
+		defer release()
+	}
 	rep, err := bs.GC(context.Background(), !*del, *grace)
 	if err != nil {
 		fmt.Fprintf(stderr, "airlock registry gc: %v\n", err)

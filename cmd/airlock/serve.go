@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"syscall"
 	"time"
 
@@ -88,11 +89,15 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	adm := admin.New(cfg.Admin, reg, log.With("component", "admin"))
-	us, err := buildUnits(cfg, adm, log, reg)
+	cw, err := newClusterWatch(cfg, adm, log.With("component", "cluster"), reg)
 	if err != nil {
 		return err
 	}
-	if len(us) == 0 {
+	us, err := buildUnits(cfg, cw, adm, log, reg)
+	if err != nil {
+		return err
+	}
+	if len(us) == 1 { // the cluster alone
 		return errors.New("nothing to run: no section of the config sets a listen address")
 	}
 	// Serving outlives the signal: Shutdown ends it within --grace, then
@@ -127,14 +132,14 @@ loop:
 			runErr = err
 			break loop
 		case <-hup:
-			reload(cfgPath, cfg, log, level, us)
+			reload(cfgPath, cfg, log, level, us, cw)
 		case _, ok := <-changed:
 			if !ok {
 				changed = nil
 				continue
 			}
 			log.Info("config file changed; reloading", "config", describeConfig(cfgPath))
-			reload(cfgPath, cfg, log, level, us)
+			reload(cfgPath, cfg, log, level, us, cw)
 		}
 	}
 	adm.SetReady("airlock", "shutting down")
@@ -145,10 +150,11 @@ loop:
 }
 
 // buildUnits constructs the components the config enables, in start order
-// (the cache's jobs before the registry they serve, DNS before the gateway
-// that resolves through it, admin last), without binding anything.
-func buildUnits(cfg *config.File, adm *admin.Server, log *slog.Logger, reg *prometheus.Registry) ([]unit, error) {
-	var us []unit
+// (the cluster first: the others coordinate through it; the cache's jobs
+// before the registry they serve, DNS before the gateway that resolves
+// through it, admin last), without binding anything.
+func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog.Logger, reg *prometheus.Registry) ([]unit, error) {
+	us := []unit{{name: "cluster", c: cw}}
 	if cfg.Registry.Listen != "" {
 		rc := cfg.Registry.Config
 		slg := log.With("component", "storage")
@@ -170,12 +176,13 @@ func buildUnits(cfg *config.File, adm *admin.Server, log *slog.Logger, reg *prom
 			us = append(us, unit{name: "cache", c: jobs})
 		}
 		regSrv, err := registry.New(&rc, registry.Deps{
-			Store:    store,
-			Resolver: resolver,
-			Logger:   log.With("component", "registry"),
-			Metrics:  registry.NewMetrics(reg),
-			Purge:    bs.PurgeUploads,
-			Redirect: redirector(rc.Storage, bs),
+			Store:     store,
+			Resolver:  resolver,
+			Logger:    log.With("component", "registry"),
+			Metrics:   registry.NewMetrics(reg),
+			Purge:     bs.PurgeUploads,
+			Singleton: cw.cl.RunSingleton,
+			Redirect:  redirector(rc.Storage, bs),
 		})
 		if err != nil {
 			return nil, err
@@ -291,7 +298,7 @@ func compilePolicy(cfg *config.File, log *slog.Logger) (*policy.Policy, error) {
 
 // reload applies a re-read config file to every unit that reloads; on any
 // error the running config stays (of that unit and the ones after it).
-func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.LevelVar, us []unit) {
+func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.LevelVar, us []unit, cw *clusterWatch) {
 	next, err := config.Load(cfgPath)
 	if err != nil {
 		log.Error("reload: config invalid, keeping the running config", "config", describeConfig(cfgPath), "err", err.Error())
@@ -300,9 +307,13 @@ func reload(cfgPath string, running *config.File, log *slog.Logger, level *slog.
 	if next.Registry.Listen != running.Registry.Listen || next.Registry.Storage != running.Registry.Storage || next.Admin.Listen != running.Admin.Listen {
 		log.Warn("reload: listen addresses and registry.storage change only on restart")
 	}
+	if !reflect.DeepEqual(next.Cluster, running.Cluster) {
+		log.Warn("reload: the cluster section changes only on restart")
+	}
 	if !reloadAll(us, &nextConfig{File: next, log: log}, log) {
 		return
 	}
+	cw.setVersions(next)
 	if err := level.UnmarshalText([]byte(next.Log.Level)); err == nil {
 		log.Info("reloaded", "config", describeConfig(cfgPath), "log_level", next.Log.Level)
 	}

@@ -122,6 +122,7 @@ func New(cfg Config, deps Deps) (*Cluster, error) {
 		reason:  "connecting to redis",
 	}
 	c.cfg.Addresses = cfg.Redis.addresses()
+	redisLogOnce.Do(func() { redis.SetLogger(redisLog{log}) })
 	if env := cfg.Redis.PasswordEnv; env != "" {
 		c.pass = getenv(env)
 		if c.pass == "" {
@@ -284,4 +285,15 @@ func (c *Cluster) healthLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+var redisLogOnce sync.Once
+
+// redisLog writes the Redis client's own lines (pool dial failures, …) as
+// structured debug records of the first cluster's logger; the cluster logs
+// what matters (degraded, recovered) itself, once per change.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Debug("redis client", "msg", fmt.Sprintf(format, v...))
 }

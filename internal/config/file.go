@@ -5,6 +5,7 @@ import (
 
 	"github.com/airlockdev/airlock/internal/admin"
 	"github.com/airlockdev/airlock/internal/cache"
+	"github.com/airlockdev/airlock/internal/cluster"
 	"github.com/airlockdev/airlock/internal/dnsserver"
 	"github.com/airlockdev/airlock/internal/egress"
 	"github.com/airlockdev/airlock/internal/node"
@@ -34,6 +35,8 @@ type File struct {
 	Gateway egress.Config `yaml:"gateway"`
 	// Policy is the rule model shared by the gateway and DNS.
 	Policy policy.Config `yaml:"policy"`
+	// Cluster is how replicas coordinate (Redis); absent: one replica.
+	Cluster cluster.Config `yaml:"cluster"`
 	// Node is what `airlock node apply` makes of this host: outbound type,
 	// artifact source, resolver.
 	Node node.Config `yaml:"node"`

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlockdev/airlock/internal/config"
+	"github.com/airlockdev/airlock/internal/testkit/porttest"
+	"github.com/airlockdev/airlock/internal/testkit/redistest"
+)
+
+func parseConfig(t *testing.T, yaml string) *config.File {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+// Replicas of one cluster differ in their name and listen addresses; that
+// is no mismatch. A different cache rule or policy is.
+func TestConfigHashes(t *testing.T) {
+	const base = `version: 1
+cluster: {name: %s, redis: {address: "127.0.0.1:6379"}}
+admin: {listen: "%s"}
+dns: {listen: "%s", forwarders: ["%s"]}
+policy:
+  ruleCollectionGroups:
+    - name: g
+      priority: 100
+      ruleCollections:
+        - {name: c, type: application, priority: 100, action: allow, rules: [{name: r, sourceAddresses: ["*"], protocols: ["https:443"], targetFqdns: ["%s"]}]}
+`
+	a := parseConfig(t, fmt.Sprintf(base, "gw1", "127.0.0.1:9090", "127.0.0.1:53", "198.18.0.53:53", "example.com"))
+	b := parseConfig(t, fmt.Sprintf(base, "gw2", "127.0.0.2:9091", "127.0.0.2:53", "198.18.0.53:53", "example.com"))
+	c := parseConfig(t, fmt.Sprintf(base, "gw1", "127.0.0.1:9090", "127.0.0.1:53", "198.18.0.54:53", "example.com"))
+	d := parseConfig(t, fmt.Sprintf(base, "gw1", "127.0.0.1:9090", "127.0.0.1:53", "198.18.0.53:53", "example.org"))
+	ac, ap := configHashes(a)
+	bc, bp := configHashes(b)
+	cc, cp := configHashes(c)
+	dc, dp := configHashes(d)
+	if strings.HasPrefix(ac, "unhashable") {
+		t.Fatalf("config hash: %s", ac)
+	}
+	if ac != bc || ap != bp {
+		t.Errorf("replicas differing only in name and listen addresses: hashes %s/%s and %s/%s, want equal", ac, ap, bc, bp)
+	}
+	if ac == cc || ap != cp {
+		t.Errorf("different DNS forwarders: config hash %s vs %s (want different), policy %s vs %s (want equal)", ac, cc, ap, cp)
+	}
+	if ap == dp || ac != dc {
+		t.Errorf("different policy: policy hash %s vs %s (want different), config %s vs %s (want equal)", ap, dp, ac, dc)
+	}
+}
+
+// serve with a cluster section against a real redis-server: /readyz is
+// ready, says degraded (still 200) while Redis is down, recovers by itself
+// when Redis is back, and names a live replica whose policy differs.
+func TestServeClusterReadyz(t *testing.T) {
+	r := redistest.Start(t)
+	const conf = `version: 1
+cluster: {name: %s, redis: {address: "%s"}}
+admin: {listen: "%s"}
+policy:
+  ruleCollectionGroups:
+    - name: g
+      priority: 100
+      ruleCollections:
+        - {name: c, type: application, priority: 100, action: allow, rules: [{name: r, sourceAddresses: ["*"], protocols: ["https:443"], targetFqdns: ["%s"]}]}
+`
+	log := slog.New(slog.DiscardHandler)
+	run := func(name, fqdn string) (admin string, stop func()) {
+		admin = porttest.FreeAddr(t)
+		cfg := parseConfig(t, fmt.Sprintf(conf, name, r.Addr, admin, fqdn))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- serve(ctx, cfg, "", log, new(slog.LevelVar), 5*time.Second, 0) }()
+		return admin, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve %s: %v", name, err)
+			}
+		}
+	}
+	readyz := func(admin string) (int, string) {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitFor := func(admin, what string, ok func(int, string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			code, body := readyz(admin)
+			if ok(code, body) {
+				t.Logf("%s: /readyz %d %q", what, code, body)
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: /readyz still %d %q", what, code, body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	a1, stop1 := run("gw1", "example.com")
+	defer stop1()
+	waitFor(a1, "redis up", func(c int, b string) bool { return c == 200 && b == "ready\n" })
+
+	r.Stop()
+	waitFor(a1, "redis down", func(c int, b string) bool {
+		return c == 200 && strings.HasPrefix(b, "degraded\ncluster: ")
+	})
+	r.Restart()
+	waitFor(a1, "redis back", func(c int, b string) bool { return c == 200 && b == "ready\n" })
+
+	a2, stop2 := run("gw2", "example.org")
+	defer stop2()
+	for _, a := range []string{a1, a2} {
+		waitFor(a, "policy differs", func(c int, b string) bool {
+			return c == 200 && strings.Contains(b, "cluster versions: ") && strings.Contains(b, "gw")
+		})
+	}
+}
