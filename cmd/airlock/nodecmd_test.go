@@ -77,3 +77,46 @@ func TestNodeStatusNotApplied(t *testing.T) {
 		t.Errorf("node status on an empty root = %d %q %q, want \"not applied\"", code, out.String(), errOut.String())
 	}
 }
+
+// TestNodeApplyReplicas: node.registry and node.dns as lists reach every
+// hosts.toml, resolv.conf and the ruleset; a bad entry is named by its
+// index and place in the file; node.gateway takes one address.
+func TestNodeApplyReplicas(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "airlock.yaml")
+	list := strings.Replace(nodeTestConfig, "  registry: 10.42.2.4:5000\n  dns: 10.42.2.4:53\n",
+		"  registry: [ 10.42.2.4:5000, 10.42.2.5:5000 ]\n  dns:\n    - 10.42.2.4:53\n    - 10.42.2.5:53\n", 1)
+	writeFile(t, cfg, list)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"node", "apply", "--config", cfg, "--root", filepath.Join(dir, "root"), "--dry-run"}, &out, &errOut); code != exitOK {
+		t.Fatalf("node apply --dry-run = %d, stderr %q", code, errOut.String())
+	}
+	for _, want := range []string{
+		`ip daddr 10.42.2.5 tcp dport 5000 accept comment "airlock registry (node.registry[1])"`,
+		`ip daddr 10.42.2.5 meta l4proto { tcp, udp } th dport 53 accept comment "airlock DNS (node.dns[1])"`,
+		"[host.\"http://10.42.2.4:5000/v2/aks-managed-repository\"]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n\n[host.\"http://10.42.2.5:5000/v2/aks-managed-repository\"]",
+		"nameserver 10.42.2.4\nnameserver 10.42.2.5\noptions timeout:1 attempts:2\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("node apply --dry-run output lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	for _, tt := range []struct {
+		name, from, to, want string
+	}{
+		{"bad entry", "10.42.2.5:5000 ]", "registry.local:5000 ]", `airlock.yaml:8:31: node.registry[1]: host "registry.local" must be an IP address`},
+		{"two gateways", "  allowedAddresses", "  gateway: [ 10.42.2.1, 10.42.2.2 ]\n  allowedAddresses", "node.gateway: must be one IP address, the next hop of the default route, got 2: use the virtual address (keepalived or a load balancer) of your gateway replicas"},
+		{"a map", "  allowedAddresses", "  gateway: { a: b }\n  allowedAddresses", "node.gateway: expected a string, got a map"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			writeFile(t, cfg, strings.Replace(list, tt.from, tt.to, 1))
+			out.Reset()
+			errOut.Reset()
+			code := run([]string{"node", "apply", "--config", cfg, "--root", filepath.Join(dir, "root"), "--dry-run"}, &out, &errOut)
+			if code == exitOK || !strings.Contains(errOut.String(), tt.want) {
+				t.Errorf("node apply (%s) = %d, stderr %q, want an error containing %q", tt.name, code, errOut.String(), tt.want)
+			}
+		})
+	}
+}

@@ -222,7 +222,9 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		d.pointer(n, v, path)
 	case t == durationType:
 		d.duration(n, v, path)
-	case reflect.PointerTo(t).Implements(textUnmarshalerType):
+	case reflect.PointerTo(t).Implements(textUnmarshalerType) && (t.Kind() != reflect.Slice || n.Kind != yaml.SequenceNode):
+		// A list type that parses itself takes one string (node.Addresses:
+		// one address or a list); a list of it is decoded element by element.
 		d.text(n, v, path)
 	default:
 		switch t.Kind() {

@@ -59,7 +59,7 @@ func (n *Node) Apply(ctx context.Context, in Input) (*Result, error) {
 	c := in.Config
 	next := &State{
 		Version: stateVersion, OutboundType: c.OutboundType, ArtifactSource: c.ArtifactSource,
-		Resolver: p.Resolver, Registry: c.Registry, Gateway: c.Gateway, DNS: c.DNS,
+		Resolver: p.Resolver, Registry: c.Registry.String(), Gateway: c.Gateway.String(), DNS: c.DNS.String(),
 		Mirrors: p.Mirrors, CertsDir: p.CertsDir, CreatedDirs: prev.CreatedDirs,
 		Table: p.Counts != nil, RuleCounts: p.Counts, RulesetSHA256: sum([]byte(p.Ruleset)),
 	}

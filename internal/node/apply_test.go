@@ -18,7 +18,7 @@ func testInput(mut ...func(*Input)) Input {
 	in := Input{
 		Config: Config{
 			Root: "/", OutboundType: OutboundBlock, ArtifactSource: SourceCache,
-			Registry: "10.42.2.4:5000", Gateway: "10.42.2.1", DNS: "10.42.2.4:53",
+			Registry: Addresses{"10.42.2.4:5000"}, Gateway: Addresses{"10.42.2.1"}, DNS: Addresses{"10.42.2.4:53"},
 			AllowedAddresses: []string{"10.42.0.0/16"},
 		},
 		CacheRules: []CacheRule{
@@ -224,7 +224,7 @@ func TestResetRestoresBackupsAndSymlinks(t *testing.T) {
 		t.Errorf("state of config.toml = %+v, want modified with a backup", rec)
 	}
 	// A second apply keeps the first backup (the original).
-	mustApply(t, n, testInput(func(in *Input) { in.Config.Registry = "10.42.2.5:5000" }))
+	mustApply(t, n, testInput(func(in *Input) { in.Config.Registry = Addresses{"10.42.2.5:5000"} }))
 
 	changes, err := n.Reset(context.Background())
 	if err != nil {
@@ -278,8 +278,8 @@ func TestResetAfterOutsideChanges(t *testing.T) {
 // state) is exactly as the previous apply left it.
 func TestApplyFaultsKeepPreviousState(t *testing.T) {
 	changed := func(in *Input) {
-		in.Config.Registry = "10.42.2.5:5000"
-		in.Config.DNS = "10.42.2.5:53"
+		in.Config.Registry = Addresses{"10.42.2.5:5000"}
+		in.Config.DNS = Addresses{"10.42.2.5:53"}
 		in.CacheRules = append(in.CacheRules, CacheRule{SourceRepo: "quay.io/*", TargetRepo: "quay/*"})
 	}
 	tests := []struct {
@@ -396,9 +396,9 @@ func TestApplyErrorsSayWhatToDo(t *testing.T) {
 		mut  func(*Input)
 		want string
 	}{
-		{"resolv.conf with a port", func(in *Input) { in.Config.DNS = "10.42.2.4:5353"; in.Config.Resolver = ResolverResolvConf }, "serve airlock DNS on port 53"},
-		{"block without registry", func(in *Input) { in.Config.Registry = ""; in.Config.ArtifactSource = SourceDirect }, "set node.registry"},
-		{"udr without gateway", func(in *Input) { in.Config.OutboundType = OutboundUserDefinedRouting; in.Config.Gateway = "" }, "set node.gateway"},
+		{"resolv.conf with a port", func(in *Input) { in.Config.DNS = Addresses{"10.42.2.4:5353"}; in.Config.Resolver = ResolverResolvConf }, "serve airlock DNS on port 53"},
+		{"block without registry", func(in *Input) { in.Config.Registry = nil; in.Config.ArtifactSource = SourceDirect }, "set node.registry"},
+		{"udr without gateway", func(in *Input) { in.Config.OutboundType = OutboundUserDefinedRouting; in.Config.Gateway = nil }, "set node.gateway"},
 		{"cache without rules", func(in *Input) { in.CacheRules = nil }, "add a cache rule"},
 		{"containerd config version 1", func(in *Input) {}, "version = 2"},
 	}
@@ -429,9 +429,9 @@ func TestDryRunPrintsEverything(t *testing.T) {
 	}
 	out := p.DryRun()
 	for _, want := range []string{
-		Ruleset(RulesetInput{Outbound: OutboundBlock, Registry: mustAP("10.42.2.4:5000"), DNS: mustAP("10.42.2.4:53"), Allowed: nil})[:60],
+		Ruleset(RulesetInput{Outbound: OutboundBlock, Registry: []netip.AddrPort{mustAP("10.42.2.4:5000")}, DNS: []netip.AddrPort{mustAP("10.42.2.4:53")}, Allowed: nil})[:60],
 		"counter drop comment",
-		"# /etc/containerd/certs.d/docker.io/hosts.toml (hosts.toml docker.io)\n" + HostsTOML(Mirror{Upstream: "docker.io", Prefix: "docker"}, MirrorEndpoint{Registry: "10.42.2.4:5000"}),
+		"# /etc/containerd/certs.d/docker.io/hosts.toml (hosts.toml docker.io)\n" + HostsTOML(Mirror{Upstream: "docker.io", Prefix: "docker"}, MirrorEndpoint{Registries: []string{"10.42.2.4:5000"}}),
 		"# /etc/resolv.conf (resolv.conf)\n",
 		"# /etc/containerd/config.toml (containerd config)\nversion = 2\n",
 	} {

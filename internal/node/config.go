@@ -50,16 +50,23 @@ type Config struct {
 	OutboundType OutboundType `yaml:"outboundType"`
 	// ArtifactSource is Direct (default) or Cache.
 	ArtifactSource ArtifactSource `yaml:"artifactSource"`
-	// Registry is the airlock registry's address as the node reaches it
-	// ("host:port"). Required for artifactSource Cache and for block and
-	// userDefinedRouting (it stays reachable).
-	Registry string `yaml:"registry"`
-	// Gateway is the gateway host's address: the next hop of the default
-	// route for userDefinedRouting.
-	Gateway string `yaml:"gateway"`
-	// DNS is airlock DNS as the node reaches it ("ip:port"). Empty: the
+	// Registry is the airlock registry as the node reaches it: one
+	// "ip:port", or a list of them, one per replica (or one virtual
+	// address). Every replica is a [host] entry of hosts.toml, in this
+	// order: containerd tries the next when one fails. Required for
+	// artifactSource Cache and for block and userDefinedRouting (every
+	// replica stays reachable).
+	Registry Addresses `yaml:"registry"`
+	// Gateway is the gateway host's IP address: the next hop of the
+	// default route for userDefinedRouting. A route has one next hop, so
+	// this is one address: with several gateway replicas, their virtual
+	// address (keepalived or a cloud load balancer, docs/ha.md).
+	Gateway Addresses `yaml:"gateway"`
+	// DNS is airlock DNS as the node reaches it: one "ip:port", or a list
+	// of up to 3 (resolv.conf reads no more), one per replica. Every one
+	// is a nameserver, asked in order with a 1 s timeout. Empty: the
 	// resolver configuration is left alone.
-	DNS string `yaml:"dns"`
+	DNS Addresses `yaml:"dns"`
 	// AllowedAddresses are CIDRs or addresses (cluster and VNet ranges)
 	// that stay reachable under block and userDefinedRouting, for the node
 	// and for its pods alike; pods never reach the link-local part
@@ -149,20 +156,20 @@ func (c *Config) Validate(report func(path, msg string)) {
 	default:
 		report("artifactSource", fmt.Sprintf("must be Direct or Cache, got %q", c.ArtifactSource))
 	}
-	if c.Registry != "" {
-		if _, err := parseHostPort(c.Registry); err != nil {
-			report("registry", err.Error())
-		}
+	if len(c.Registry) > 0 {
+		c.Registry.validate("registry", report, nil)
 	} else if c.ArtifactSource == SourceCache {
 		report("registry", "required when artifactSource is Cache (the airlock registry's host:port as the node reaches it)")
 	}
-	if c.DNS != "" {
-		if ap, err := parseHostPort(c.DNS); err != nil {
-			report("dns", err.Error())
-		} else if c.Resolver == ResolverResolvConf && ap.Port() != 53 {
-			report("dns", fmt.Sprintf("resolv.conf cannot carry a port: serve airlock DNS on port 53 for nodes, or set node.resolver to resolved or none (got %q)", c.DNS))
-		}
+	if len(c.DNS) > MaxDNS {
+		report("dns", fmt.Sprintf("at most %d servers (resolv.conf reads no more), got %d", MaxDNS, len(c.DNS)))
 	}
+	c.DNS.validate("dns", report, func(ap netip.AddrPort, s string) string {
+		if c.Resolver == ResolverResolvConf && ap.Port() != 53 {
+			return fmt.Sprintf("resolv.conf cannot carry a port: serve airlock DNS on port 53 for nodes, or set node.resolver to resolved or none (got %q)", s)
+		}
+		return ""
+	})
 	switch c.Resolver {
 	case ResolverAuto, ResolverResolvConf, ResolverResolved, ResolverNone:
 	default:
@@ -171,12 +178,15 @@ func (c *Config) Validate(report func(path, msg string)) {
 	if !strings.HasPrefix(c.ContainerdConfig, "/") {
 		report("containerdConfig", fmt.Sprintf("must be an absolute path on the node (it is read under node.root), got %q", c.ContainerdConfig))
 	}
-	if c.Gateway != "" {
-		if _, err := netip.ParseAddr(c.Gateway); err != nil {
-			report("gateway", fmt.Sprintf("must be an IP address (the next hop of the default route), got %q", c.Gateway))
+	switch {
+	case len(c.Gateway) > 1:
+		report("gateway", fmt.Sprintf("must be one IP address, the next hop of the default route, got %d: %s", len(c.Gateway), gatewayVIP))
+	case len(c.Gateway) == 1:
+		if _, err := netip.ParseAddr(c.Gateway[0]); err != nil {
+			report("gateway", fmt.Sprintf("must be an IP address (the next hop of the default route), got %q; with several gateway replicas, %s", c.Gateway[0], gatewayVIP))
 		}
-	} else if c.OutboundType == OutboundUserDefinedRouting {
-		report("gateway", "required when outboundType is userDefinedRouting (the gateway host's IP address)")
+	case c.OutboundType == OutboundUserDefinedRouting:
+		report("gateway", "required when outboundType is userDefinedRouting (the gateway host's IP address; with several gateway replicas, "+gatewayVIP+")")
 	}
 	for _, list := range []struct {
 		key string

@@ -30,7 +30,7 @@ func TestPlanLinkLocalNote(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := Config{OutboundType: OutboundBlock, Registry: "10.42.2.4:5000", AllowedAddresses: tt.allowed, PodLinkLocalAccess: tt.access}
+			c := Config{OutboundType: OutboundBlock, Registry: Addresses{"10.42.2.4:5000"}, AllowedAddresses: tt.allowed, PodLinkLocalAccess: tt.access}
 			c.SetDefaults()
 			p, err := New(t.TempDir(), newFakeNet(), nil).Plan(Input{Config: c})
 			if err != nil {
@@ -56,10 +56,10 @@ func TestConfigValidate(t *testing.T) {
 		want string // "" = valid
 	}{
 		{"defaults", func(*Config) {}, ""},
-		{"block", func(c *Config) { c.OutboundType = OutboundBlock; c.Registry = "10.42.2.4:5000" }, ""},
+		{"block", func(c *Config) { c.OutboundType = OutboundBlock; c.Registry = Addresses{"10.42.2.4:5000"} }, ""},
 		{"bad resolver", func(c *Config) { c.Resolver = "dnsmasq" }, "resolver: must be auto, resolvconf, resolved or none"},
-		{"resolvconf needs port 53", func(c *Config) { c.Resolver = ResolverResolvConf; c.DNS = "10.42.2.4:5353" }, "dns: resolv.conf cannot carry a port"},
-		{"resolved takes a port", func(c *Config) { c.Resolver = ResolverResolved; c.DNS = "10.42.2.4:5353" }, ""},
+		{"resolvconf needs port 53", func(c *Config) { c.Resolver = ResolverResolvConf; c.DNS = Addresses{"10.42.2.4:5353"} }, "dns: resolv.conf cannot carry a port"},
+		{"resolved takes a port", func(c *Config) { c.Resolver = ResolverResolved; c.DNS = Addresses{"10.42.2.4:5353"} }, ""},
 		{"relative containerd config", func(c *Config) { c.ContainerdConfig = "etc/containerd/config.toml" }, "containerdConfig: must be an absolute path"},
 		{"udr without gateway", func(c *Config) { c.OutboundType = OutboundUserDefinedRouting }, "gateway: required"},
 		{"host-only addresses", func(c *Config) {

@@ -201,7 +201,7 @@ registry:
 			// node apply (outboundType none: no packet rules; nft runs in
 			// the namespace anyway) writes config.toml and hosts.toml.
 			root := filepath.Join(dir, "root-"+tc.name)
-			in := Input{Config: Config{OutboundType: OutboundNone, ArtifactSource: SourceCache, Registry: "127.0.0.1:5000"},
+			in := Input{Config: Config{OutboundType: OutboundNone, ArtifactSource: SourceCache, Registry: Addresses{"127.0.0.1:5000"}},
 				CacheRules: []CacheRule{{SourceRepo: "mcr.microsoft.com/*", TargetRepo: "aks-managed-repository/*"}}, RegistryTLS: tc.tls}
 			if tc.tls {
 				in.Config.RegistryCAFile = ca.caFile

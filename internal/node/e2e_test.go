@@ -171,7 +171,7 @@ func e2eInput(outbound OutboundType) Input {
 	in := Input{
 		Config: Config{
 			OutboundType: outbound, ArtifactSource: SourceCache,
-			Registry: "198.18.61.1:5000", Gateway: "198.18.61.1", DNS: "198.18.61.1:53",
+			Registry: Addresses{"198.18.61.1:5000"}, Gateway: Addresses{"198.18.61.1"}, DNS: Addresses{"198.18.61.1:53"},
 			AllowedAddresses: []string{"198.18.65.0/24", "fdaa:61::/64"},
 		},
 		CacheRules: []CacheRule{{SourceRepo: "mcr.microsoft.com/*", TargetRepo: "aks-managed-repository/*"}},

@@ -36,14 +36,17 @@ func TestRulesetGolden(t *testing.T) {
 		name string
 		in   RulesetInput
 	}{
-		{"ruleset-block", RulesetInput{Outbound: OutboundBlock, Registry: reg, DNS: dns, Allowed: allowed}},
-		{"ruleset-block-minimal", RulesetInput{Outbound: OutboundBlock, Registry: reg}},
-		{"ruleset-udr", RulesetInput{Outbound: OutboundUserDefinedRouting, Registry: reg, DNS: dns, Gateway: netip.MustParseAddr("10.42.2.1"), Allowed: allowed}},
-		{"ruleset-udr-v6", RulesetInput{Outbound: OutboundUserDefinedRouting, Registry: netip.MustParseAddrPort("[fdaa:42::4]:5000"), DNS: netip.MustParseAddrPort("[fdaa:42::4]:53"), Gateway: netip.MustParseAddr("fdaa:42::1")}},
-		{"ruleset-block-host-only", RulesetInput{Outbound: OutboundBlock, Registry: reg, DNS: dns, Allowed: allowed, HostAllowed: hostOnly}},
-		{"ruleset-block-pod-link-local", RulesetInput{Outbound: OutboundBlock, Registry: reg, Allowed: append(allowed, netip.MustParsePrefix("169.254.169.254/32")), PodLinkLocal: true}},
-		{"ruleset-none", RulesetInput{Outbound: OutboundNone, Registry: reg, DNS: dns, Allowed: allowed}},
-		{"ruleset-loadBalancer", RulesetInput{Outbound: OutboundLoadBalancer, Registry: reg}},
+		{"ruleset-block", RulesetInput{Outbound: OutboundBlock, Registry: []netip.AddrPort{reg}, DNS: []netip.AddrPort{dns}, Allowed: allowed}},
+		{"ruleset-block-minimal", RulesetInput{Outbound: OutboundBlock, Registry: []netip.AddrPort{reg}}},
+		{"ruleset-udr", RulesetInput{Outbound: OutboundUserDefinedRouting, Registry: []netip.AddrPort{reg}, DNS: []netip.AddrPort{dns}, Gateway: netip.MustParseAddr("10.42.2.1"), Allowed: allowed}},
+		{"ruleset-udr-v6", RulesetInput{Outbound: OutboundUserDefinedRouting, Registry: []netip.AddrPort{netip.MustParseAddrPort("[fdaa:42::4]:5000")}, DNS: []netip.AddrPort{netip.MustParseAddrPort("[fdaa:42::4]:53")}, Gateway: netip.MustParseAddr("fdaa:42::1")}},
+		{"ruleset-block-host-only", RulesetInput{Outbound: OutboundBlock, Registry: []netip.AddrPort{reg}, DNS: []netip.AddrPort{dns}, Allowed: allowed, HostAllowed: hostOnly}},
+		{"ruleset-block-pod-link-local", RulesetInput{Outbound: OutboundBlock, Registry: []netip.AddrPort{reg}, Allowed: append(allowed, netip.MustParsePrefix("169.254.169.254/32")), PodLinkLocal: true}},
+		{"ruleset-none", RulesetInput{Outbound: OutboundNone, Registry: []netip.AddrPort{reg}, DNS: []netip.AddrPort{dns}, Allowed: allowed}},
+		{"ruleset-block-replicas", RulesetInput{Outbound: OutboundBlock, Allowed: allowed,
+			Registry: []netip.AddrPort{reg, netip.MustParseAddrPort("10.42.2.5:5000"), netip.MustParseAddrPort("[fdaa:42::6]:5000")},
+			DNS:      []netip.AddrPort{dns, netip.MustParseAddrPort("10.42.2.5:53")}}},
+		{"ruleset-loadBalancer", RulesetInput{Outbound: OutboundLoadBalancer, Registry: []netip.AddrPort{reg}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,10 +61,12 @@ func TestHostsTOMLGolden(t *testing.T) {
 		m    Mirror
 		e    MirrorEndpoint
 	}{
-		{"hosts-path-style", Mirror{Upstream: "mcr.microsoft.com", Prefix: "aks-managed-repository"}, MirrorEndpoint{Registry: "10.42.2.4:5000"}},
-		{"hosts-mirror-style", Mirror{Upstream: "docker.io"}, MirrorEndpoint{Registry: "10.42.2.4:5000"}},
-		{"hosts-tls", Mirror{Upstream: "mcr.microsoft.com", Prefix: "aks-managed-repository"}, MirrorEndpoint{Registry: "10.42.2.4:5000", TLS: true, CAFile: "/etc/airlock/registry-ca.pem"}},
-		{"hosts-v6", Mirror{Upstream: "quay.io", Prefix: "quay"}, MirrorEndpoint{Registry: "[fdaa:42::4]:5000", TLS: true}},
+		{"hosts-path-style", Mirror{Upstream: "mcr.microsoft.com", Prefix: "aks-managed-repository"}, MirrorEndpoint{Registries: []string{"10.42.2.4:5000"}}},
+		{"hosts-mirror-style", Mirror{Upstream: "docker.io"}, MirrorEndpoint{Registries: []string{"10.42.2.4:5000"}}},
+		{"hosts-tls", Mirror{Upstream: "mcr.microsoft.com", Prefix: "aks-managed-repository"}, MirrorEndpoint{Registries: []string{"10.42.2.4:5000"}, TLS: true, CAFile: "/etc/airlock/registry-ca.pem"}},
+		{"hosts-replicas", Mirror{Upstream: "mcr.microsoft.com", Prefix: "aks-managed-repository"}, MirrorEndpoint{Registries: []string{"10.42.2.4:5000", "10.42.2.5:5000"}, TLS: true, CAFile: "/etc/airlock/registry-ca.pem"}},
+		{"hosts-replicas-mirror-style", Mirror{Upstream: "docker.io"}, MirrorEndpoint{Registries: []string{"10.42.2.4:5000", "10.42.2.5:5000", "[fdaa:42::6]:5000"}}},
+		{"hosts-v6", Mirror{Upstream: "quay.io", Prefix: "quay"}, MirrorEndpoint{Registries: []string{"[fdaa:42::4]:5000"}, TLS: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -54,33 +54,41 @@ func Mirrors(rules []CacheRule) ([]Mirror, error) {
 
 // MirrorEndpoint is how containerd reaches the airlock registry.
 type MirrorEndpoint struct {
-	Registry string // host:port as the node reaches it
-	TLS      bool   // https instead of http
-	CAFile   string // PEM CA file path on the node; "" = system roots
+	// Registries are the replicas' host:port as the node reaches them, in
+	// the order containerd tries them (or one virtual address).
+	Registries []string
+	TLS        bool   // https instead of http
+	CAFile     string // PEM CA file path on the node; "" = system roots
 }
 
-// URL is the mirror URL for m: the registry root, or the path-style API
-// root /v2/<prefix>.
-func (e MirrorEndpoint) URL(m Mirror) string {
+// URL is the mirror URL for m on one registry replica ("host:port"): the
+// registry root, or the path-style API root /v2/<prefix>.
+func (e MirrorEndpoint) URL(m Mirror, registry string) string {
 	scheme := "http"
 	if e.TLS {
 		scheme = "https"
 	}
-	u := scheme + "://" + e.Registry
+	u := scheme + "://" + registry
 	if m.Prefix != "" {
 		u += "/v2/" + m.Prefix
 	}
 	return u
 }
 
-// HostsTOML renders containerd's certs.d/<upstream>/hosts.toml for m. Both
-// the default server and the one host entry are the airlock registry:
-// containerd 1.6 tries the host entries, then the server, so a server
-// naming the real upstream would be a fallback to the internet whenever
-// airlock answers an error (DESIGN §4; research/registry.md §8).
+// HostsTOML renders containerd's certs.d/<upstream>/hosts.toml for m. The
+// default server and every host entry are the airlock registry: one
+// [host] entry per replica, in the order of e.Registries, and the first
+// replica as the server. containerd tries the host entries in order,
+// moving to the next when one fails (a dead replica costs one connection
+// error), then the server; a server naming the real upstream would be a
+// fallback to the internet whenever airlock answers an error (DESIGN §4;
+// research/registry.md §8).
 func HostsTOML(m Mirror, e MirrorEndpoint) string {
-	u := e.URL(m)
 	var b strings.Builder
+	if len(e.Registries) == 0 {
+		return ""
+	}
+	u := e.URL(m, e.Registries[0])
 	fmt.Fprintf(&b, "# written by `airlock node apply`: %s is pulled only through the airlock registry.\n", m.Upstream)
 	b.WriteString("# `airlock node reset` restores what was here before.\n")
 	fmt.Fprintf(&b, "server = %q\n", u)
@@ -91,13 +99,15 @@ func HostsTOML(m Mirror, e MirrorEndpoint) string {
 	if e.CAFile != "" {
 		fmt.Fprintf(&b, "ca = %q\n", e.CAFile)
 	}
-	fmt.Fprintf(&b, "\n[host.%q]\n", u)
-	b.WriteString("  capabilities = [\"pull\", \"resolve\"]\n")
-	if m.Prefix != "" {
-		b.WriteString("  override_path = true\n")
-	}
-	if e.CAFile != "" {
-		fmt.Fprintf(&b, "  ca = %q\n", e.CAFile)
+	for _, r := range e.Registries {
+		fmt.Fprintf(&b, "\n[host.%q]\n", e.URL(m, r))
+		b.WriteString("  capabilities = [\"pull\", \"resolve\"]\n")
+		if m.Prefix != "" {
+			b.WriteString("  override_path = true\n")
+		}
+		if e.CAFile != "" {
+			fmt.Fprintf(&b, "  ca = %q\n", e.CAFile)
+		}
 	}
 	return b.String()
 }

@@ -121,14 +121,14 @@ func TestDetectResolver(t *testing.T) {
 }
 
 func TestResolverFiles(t *testing.T) {
-	got := resolvedDropIn(netip.MustParseAddrPort("10.42.2.4:5353"))
+	got := resolvedDropIn([]netip.AddrPort{netip.MustParseAddrPort("10.42.2.4:5353")})
 	if !strings.Contains(got, "[Resolve]\nDNS=10.42.2.4:5353\nDomains=~.\n") {
 		t.Errorf("resolvedDropIn(:5353) = %q", got)
 	}
-	if got := resolvedDropIn(netip.MustParseAddrPort("[fdaa::4]:53")); !strings.Contains(got, "DNS=fdaa::4\n") {
+	if got := resolvedDropIn([]netip.AddrPort{netip.MustParseAddrPort("[fdaa::4]:53")}); !strings.Contains(got, "DNS=fdaa::4\n") {
 		t.Errorf("resolvedDropIn([fdaa::4]:53) = %q, want DNS=fdaa::4", got)
 	}
-	if _, err := resolvConf(netip.MustParseAddrPort("10.42.2.4:5353"), ""); err == nil || !strings.Contains(err.Error(), "port 53") {
+	if _, err := resolvConf([]netip.AddrPort{netip.MustParseAddrPort("10.42.2.4:5353")}, ""); err == nil || !strings.Contains(err.Error(), "port 53") {
 		t.Errorf("resolvConf(:5353) error = %v, want one about port 53", err)
 	}
 
@@ -137,7 +137,7 @@ func TestResolverFiles(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.Symlink("../run/systemd/resolve/stub-resolv.conf", filepath.Join(root, "etc/resolv.conf"))
 	n := New(root, newFakeNet(), nil)
-	res := mustApply(t, n, testInput(func(in *Input) { in.Config.DNS = "10.42.2.4:5353" }))
+	res := mustApply(t, n, testInput(func(in *Input) { in.Config.DNS = Addresses{"10.42.2.4:5353"} }))
 	if res.State.Resolver != ResolverResolved {
 		t.Errorf("resolver = %s, want resolved", res.State.Resolver)
 	}

@@ -47,22 +47,23 @@ func (n *Node) plan(in Input) (*Plan, error) {
 	p := &Plan{Outbound: c.OutboundType, Source: c.ArtifactSource, Resolver: ResolverNone}
 	rin := RulesetInput{Outbound: c.OutboundType}
 	var err error
-	if c.Registry != "" {
-		if rin.Registry, err = parseHostPort(c.Registry); err != nil {
-			return nil, fmt.Errorf("node.registry: %w", err)
-		}
+	if rin.Registry, err = c.Registry.parseAll("registry"); err != nil {
+		return nil, err
 	}
-	var dns netip.AddrPort
-	if c.DNS != "" {
-		if dns, err = parseHostPort(c.DNS); err != nil {
-			return nil, fmt.Errorf("node.dns: %w", err)
-		}
-		rin.DNS = dns
+	if rin.DNS, err = c.DNS.parseAll("dns"); err != nil {
+		return nil, err
 	}
-	if c.Gateway != "" {
-		if rin.Gateway, err = netip.ParseAddr(c.Gateway); err != nil {
+	if len(rin.DNS) > MaxDNS {
+		return nil, fmt.Errorf("node.dns: at most %d servers (resolv.conf reads no more), got %d", MaxDNS, len(rin.DNS))
+	}
+	switch len(c.Gateway) {
+	case 0:
+	case 1:
+		if rin.Gateway, err = netip.ParseAddr(c.Gateway[0]); err != nil {
 			return nil, fmt.Errorf("node.gateway: %w", err)
 		}
+	default:
+		return nil, fmt.Errorf("node.gateway: must be one IP address, the next hop of the default route, got %d: %s", len(c.Gateway), gatewayVIP)
 	}
 	if rin.Allowed, err = parsePrefixes("allowedAddresses", c.AllowedAddresses); err != nil {
 		return nil, err
@@ -74,12 +75,12 @@ func (n *Node) plan(in Input) (*Plan, error) {
 	if c.OutboundType.HasRules() {
 		p.Notes = append(p.Notes, linkLocalNotes(c, rin.Allowed)...)
 	}
-	if c.OutboundType.HasRules() && !rin.Registry.IsValid() {
+	if c.OutboundType.HasRules() && len(rin.Registry) == 0 {
 		return nil, errors.New("node.registry is empty: outboundType " + string(c.OutboundType) + " would cut the node off its registry; set node.registry to the airlock registry's ip:port")
 	}
 	if c.OutboundType == OutboundUserDefinedRouting {
 		if !rin.Gateway.IsValid() {
-			return nil, errors.New("node.gateway is empty: userDefinedRouting routes through the gateway host; set node.gateway to its IP address")
+			return nil, errors.New("node.gateway is empty: userDefinedRouting routes through the gateway host; set node.gateway to its IP address (with several gateway replicas, " + gatewayVIP + ")")
 		}
 		g := rin.Gateway
 		p.route = &g
@@ -92,8 +93,8 @@ func (n *Node) plan(in Input) (*Plan, error) {
 			return nil, err
 		}
 	}
-	if dns.IsValid() {
-		if err := n.planResolver(p, c.Resolver, dns); err != nil {
+	if len(rin.DNS) > 0 {
+		if err := n.planResolver(p, c.Resolver, rin.DNS); err != nil {
 			return nil, err
 		}
 	}
@@ -102,7 +103,7 @@ func (n *Node) plan(in Input) (*Plan, error) {
 
 func (n *Node) planMirrors(p *Plan, in Input) error {
 	c := in.Config
-	if c.Registry == "" {
+	if len(c.Registry) == 0 {
 		return errors.New("node.registry is empty: artifactSource Cache pins upstreams to the airlock registry; set node.registry")
 	}
 	mirrors, err := Mirrors(in.CacheRules)
@@ -127,7 +128,7 @@ func (n *Node) planMirrors(p *Plan, in Input) error {
 		p.Notes = append(p.Notes, edit.note)
 	}
 	p.CertsDir = edit.certsDir
-	ep := MirrorEndpoint{Registry: c.Registry, TLS: in.RegistryTLS || c.RegistryCAFile != "", CAFile: c.RegistryCAFile}
+	ep := MirrorEndpoint{Registries: c.Registry, TLS: in.RegistryTLS || c.RegistryCAFile != "", CAFile: c.RegistryCAFile}
 	for _, m := range mirrors {
 		p.files = append(p.files, wantFile{
 			path:    path.Join(edit.certsDir, m.Upstream, "hosts.toml"),
@@ -139,7 +140,7 @@ func (n *Node) planMirrors(p *Plan, in Input) error {
 	return nil
 }
 
-func (n *Node) planResolver(p *Plan, mode ResolverMode, dns netip.AddrPort) error {
+func (n *Node) planResolver(p *Plan, mode ResolverMode, dns []netip.AddrPort) error {
 	if mode == ResolverNone {
 		return nil
 	}

@@ -55,36 +55,70 @@ func nameservers(conf string) []string {
 	return out
 }
 
-// resolvConf renders /etc/resolv.conf naming only airlock DNS; the
-// search, domain and options lines of the current file are kept.
-func resolvConf(dns netip.AddrPort, current string) (string, error) {
-	if dns.Port() != 53 {
-		return "", fmt.Errorf("node.dns %s: resolv.conf cannot carry a port; serve airlock DNS on port 53 for nodes, or set node.resolver: resolved (systemd-resolved takes ip:port) or none", dns)
+// shortTimeouts is the options line written with several DNS servers:
+// glibc waits timeout seconds for a server before asking the next, and
+// makes attempts rounds over the list, so a dead replica costs about a
+// second instead of the default 5 s (resolv.conf(5)).
+const shortTimeouts = "options timeout:1 attempts:2"
+
+// resolvConf renders /etc/resolv.conf naming only airlock DNS, one
+// nameserver per replica in order; the search, domain and options lines of
+// the current file are kept. With several servers the timeout and
+// attempts options are airlock's (shortTimeouts), replacing the file's.
+func resolvConf(dns []netip.AddrPort, current string) (string, error) {
+	for i, ap := range dns {
+		if ap.Port() != 53 {
+			return "", fmt.Errorf("node.%s %s: resolv.conf cannot carry a port; serve airlock DNS on port 53 for nodes, or set node.resolver: resolved (systemd-resolved takes ip:port) or none", entryKey("dns", i, len(dns)), ap)
+		}
 	}
 	var b strings.Builder
 	b.WriteString("# written by `airlock node apply`: every name is resolved by airlock DNS.\n")
 	b.WriteString("# `airlock node reset` restores what was here before.\n")
-	fmt.Fprintf(&b, "nameserver %s\n", dns.Addr())
+	for _, ap := range dns {
+		fmt.Fprintf(&b, "nameserver %s\n", ap.Addr())
+	}
+	several := len(dns) > 1
 	sc := bufio.NewScanner(strings.NewReader(current))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) > 0 && (f[0] == "search" || f[0] == "domain" || f[0] == "options") {
-			b.WriteString(strings.Join(f, " ") + "\n")
+		if len(f) == 0 || (f[0] != "search" && f[0] != "domain" && f[0] != "options") {
+			continue
 		}
+		if f[0] == "options" && several {
+			kept := f[:1]
+			for _, o := range f[1:] {
+				if !strings.HasPrefix(o, "timeout:") && !strings.HasPrefix(o, "attempts:") {
+					kept = append(kept, o)
+				}
+			}
+			if len(kept) == 1 {
+				continue
+			}
+			f = kept
+		}
+		b.WriteString(strings.Join(f, " ") + "\n")
+	}
+	if several {
+		b.WriteString(shortTimeouts + "\n")
 	}
 	return b.String(), nil
 }
 
 // resolvedDropIn renders the systemd-resolved drop-in: airlock DNS as the
-// global server, and the routing domain ~. so every name goes to it.
-func resolvedDropIn(dns netip.AddrPort) string {
-	server := dns.Addr().String()
-	if dns.Port() != 53 {
-		server = dns.String()
+// global servers, one per replica in order, and the routing domain ~. so
+// every name goes to them. systemd-resolved moves to the next server when
+// one stops answering.
+func resolvedDropIn(dns []netip.AddrPort) string {
+	servers := make([]string, len(dns))
+	for i, ap := range dns {
+		servers[i] = ap.Addr().String()
+		if ap.Port() != 53 {
+			servers[i] = ap.String()
+		}
 	}
 	return "# written by `airlock node apply`: every name is resolved by airlock DNS.\n" +
 		"# `airlock node reset` removes this file.\n" +
 		"[Resolve]\n" +
-		"DNS=" + server + "\n" +
+		"DNS=" + strings.Join(servers, " ") + "\n" +
 		"Domains=~.\n"
 }

@@ -14,10 +14,12 @@ const Table = "airlock_node"
 // RulesetInput is what the node's packet rules depend on.
 type RulesetInput struct {
 	Outbound OutboundType
-	// Registry stays reachable over TCP (zero: not set).
-	Registry netip.AddrPort
-	// DNS stays reachable over UDP and TCP (zero: not set).
-	DNS netip.AddrPort
+	// Registry are the registry replicas, each reachable over TCP (empty:
+	// not set).
+	Registry []netip.AddrPort
+	// DNS are the DNS replicas, each reachable over UDP and TCP (empty:
+	// not set).
+	DNS []netip.AddrPort
 	// Gateway is the next hop that traffic may leave through under
 	// userDefinedRouting.
 	Gateway netip.Addr
@@ -178,11 +180,11 @@ func egressRules(in RulesetInput) []rule {
 	if len(v6) > 0 {
 		rs = append(rs, rule{text: `ip6 daddr @allowed_v6 accept comment "node.allowedAddresses"`})
 	}
-	if in.Registry.IsValid() {
-		rs = append(rs, rule{text: fmt.Sprintf(`%s daddr %s tcp dport %d accept comment "airlock registry (node.registry)"`, ipFamily(in.Registry.Addr()), in.Registry.Addr(), in.Registry.Port())})
+	for i, ap := range in.Registry {
+		rs = append(rs, rule{text: fmt.Sprintf(`%s daddr %s tcp dport %d accept comment "airlock registry (%s)"`, ipFamily(ap.Addr()), ap.Addr(), ap.Port(), entryKey("node.registry", i, len(in.Registry)))})
 	}
-	if in.DNS.IsValid() {
-		rs = append(rs, rule{text: fmt.Sprintf(`%s daddr %s meta l4proto { tcp, udp } th dport %d accept comment "airlock DNS (node.dns)"`, ipFamily(in.DNS.Addr()), in.DNS.Addr(), in.DNS.Port())})
+	for i, ap := range in.DNS {
+		rs = append(rs, rule{text: fmt.Sprintf(`%s daddr %s meta l4proto { tcp, udp } th dport %d accept comment "airlock DNS (%s)"`, ipFamily(ap.Addr()), ap.Addr(), ap.Port(), entryKey("node.dns", i, len(in.DNS)))})
 	}
 	if in.Outbound == OutboundUserDefinedRouting && in.Gateway.IsValid() {
 		rs = append(rs, rule{text: fmt.Sprintf(`rt %s nexthop %s accept comment "userDefinedRouting: leaves through the gateway host (node.gateway)"`, ipFamily(in.Gateway), in.Gateway),

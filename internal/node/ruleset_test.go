@@ -13,10 +13,12 @@ func rulesetInputs() map[string]RulesetInput {
 	allowed := []netip.Prefix{netip.MustParsePrefix("10.42.0.0/16"), netip.MustParsePrefix("fdaa:42::/48"), netip.MustParsePrefix("169.254.169.254/32"), netip.MustParsePrefix("fe80::/64")}
 	host := []netip.Prefix{netip.MustParsePrefix("168.63.129.16/32"), netip.MustParsePrefix("fd00:ec2::254/128")}
 	return map[string]RulesetInput{
-		"block":                {Outbound: OutboundBlock, Registry: reg, Allowed: allowed, HostAllowed: host},
-		"block pod link-local": {Outbound: OutboundBlock, Registry: reg, Allowed: allowed, PodLinkLocal: true},
-		"udr":                  {Outbound: OutboundUserDefinedRouting, Registry: reg, Gateway: netip.MustParseAddr("10.42.2.1"), Allowed: allowed, HostAllowed: host},
-		"udr v6":               {Outbound: OutboundUserDefinedRouting, Registry: netip.MustParseAddrPort("[fdaa:42::4]:5000"), Gateway: netip.MustParseAddr("fdaa:42::1")},
+		"block":                {Outbound: OutboundBlock, Registry: []netip.AddrPort{reg}, Allowed: allowed, HostAllowed: host},
+		"block pod link-local": {Outbound: OutboundBlock, Registry: []netip.AddrPort{reg}, Allowed: allowed, PodLinkLocal: true},
+		"udr":                  {Outbound: OutboundUserDefinedRouting, Registry: []netip.AddrPort{reg}, Gateway: netip.MustParseAddr("10.42.2.1"), Allowed: allowed, HostAllowed: host},
+		"udr v6":               {Outbound: OutboundUserDefinedRouting, Registry: []netip.AddrPort{netip.MustParseAddrPort("[fdaa:42::4]:5000")}, Gateway: netip.MustParseAddr("fdaa:42::1")},
+		"udr replicas": {Outbound: OutboundUserDefinedRouting, Registry: []netip.AddrPort{reg, netip.MustParseAddrPort("[fdaa:42::5]:5000")},
+			DNS: []netip.AddrPort{netip.MustParseAddrPort("10.42.2.4:53"), netip.MustParseAddrPort("10.42.2.5:53")}, Gateway: netip.MustParseAddr("10.42.2.1"), Allowed: allowed},
 	}
 }
 

@@ -26,9 +26,11 @@ type State struct {
 	// Resolver is the resolver configuration written: resolvconf,
 	// resolved, or none.
 	Resolver ResolverMode `json:"resolver"`
-	Registry string       `json:"registry,omitempty"`
-	Gateway  string       `json:"gateway,omitempty"`
-	DNS      string       `json:"dns,omitempty"`
+	// Registry, Gateway and DNS are the node section's addresses; several
+	// replicas are joined by ", " (a string, as before replicas).
+	Registry string `json:"registry,omitempty"`
+	Gateway  string `json:"gateway,omitempty"`
+	DNS      string `json:"dns,omitempty"`
 	// Mirrors are the upstreams pinned to the airlock registry, and
 	// CertsDir the containerd hosts directory they are written to.
 	Mirrors  []Mirror `json:"mirrors,omitempty"`

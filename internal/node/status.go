@@ -96,11 +96,15 @@ func (s *Status) Print(w io.Writer) {
 	fmt.Fprintf(w, "artifactSource: %s\n", st.ArtifactSource)
 	if len(st.Mirrors) > 0 {
 		fmt.Fprintf(w, "mirrors:        (hosts files in %s)\n", st.CertsDir)
-		ep := MirrorEndpoint{Registry: st.Registry}
+		regs := strings.Split(st.Registry, ", ")
 		for _, m := range st.Mirrors {
 			target := st.Registry + " (mirror style, ?ns=" + m.Upstream + ")"
 			if m.Prefix != "" {
-				target = strings.TrimPrefix(ep.URL(m), "http://")
+				urls := make([]string, len(regs))
+				for i, r := range regs {
+					urls[i] = strings.TrimPrefix(MirrorEndpoint{}.URL(m, r), "http://")
+				}
+				target = strings.Join(urls, ", ")
 			}
 			fmt.Fprintf(w, "  %s → %s\n", m.Upstream, target)
 		}
