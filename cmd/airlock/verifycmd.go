@@ -80,7 +80,8 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "airlock verify: %v\n", err)
 		return exitFinding
 	}
-	opt := verify.Options{Root: cfg.Node.Root, NodeDNS: cfg.Node.DNS, Netns: *netns, Timeout: *timeout, Log: log, Reaches: cfg.Node.Reaches}
+	opt := verify.Options{Root: cfg.Node.Root, NodeDNS: cfg.Node.DNS, Netns: *netns, Timeout: *timeout, Log: log, Reaches: cfg.Node.Reaches,
+		Registries: cfg.Node.Registry, RegistryTLS: cfg.Registry.TLS.Enabled() || cfg.Node.RegistryCAFile != "", RegistryCAFile: cfg.Node.RegistryCAFile}
 	if *root != "" {
 		opt.Root = *root
 	}

@@ -22,9 +22,18 @@ type Options struct {
 	// Root is the node's file system root: resolv.conf, the resolved
 	// drop-in and containerd's certs.d are read under it. Default "/".
 	Root string
-	// NodeDNS is node.dns ("ip:port"), the resolver used when none is
-	// configured under Root. Empty: none.
-	NodeDNS string
+	// NodeDNS is node.dns ("ip:port" each, one per replica), the
+	// resolvers used when none is configured under Root. Empty: none.
+	NodeDNS []string
+	// Registries is node.registry ("ip:port" each): with several replicas
+	// each gets a registry-replica row (GET /v2/). Empty or one: none (the
+	// registry-image row covers a single registry).
+	Registries []string
+	// RegistryTLS says the registry serves https (registry.tls, or
+	// node.registryCAFile set); RegistryCAFile is the CA it is checked
+	// against, a path on the node (read under Root). Empty: system roots.
+	RegistryTLS    bool
+	RegistryCAFile string
 	// Netns names a network namespace under /run/netns to probe from (a
 	// pod's). Empty: the caller's namespace. Needs root.
 	Netns string
@@ -92,7 +101,8 @@ func run(ctx context.Context, t Targets, opt Options, ports fixedPorts) (Report,
 		defer ns.close()
 		e.ns = ns
 	}
-	b := &battery{t: t, e: e, root: opt.Root, ports: ports, reaches: opt.Reaches, pod: opt.Netns != ""}
+	b := &battery{t: t, e: e, root: opt.Root, ports: ports, reaches: opt.Reaches, pod: opt.Netns != "",
+		registries: opt.Registries, registryTLS: opt.RegistryTLS, registryCA: opt.RegistryCAFile}
 	b.allowed = sync.OnceValue(func() allowedResult {
 		actx, cancel := context.WithTimeout(ctx, positiveBudget*opt.Timeout)
 		defer cancel()
@@ -154,6 +164,11 @@ type battery struct {
 	allowed func() allowedResult // the allowed name reached normally, once
 	reaches func(addr netip.Addr, pod bool) bool
 	pod     bool // probing from a namespace (a pod's)
+	// registries are node.registry's replicas; registryTLS and registryCA
+	// say how to reach them.
+	registries  []string
+	registryTLS bool
+	registryCA  string
 }
 
 // metadataExpected is Reachable when the node's configuration lets the
@@ -231,6 +246,7 @@ func (b *battery) probes() []probe {
 		{channel: "registry-image", target: t.RegistryImage, expected: Reachable, missing: need("registryImage", t.RegistryImage),
 			budget: positiveBudget, run: b.registryImage},
 	}...)
+	ps = append(ps, b.replicaProbes()...)
 	for i := range ps {
 		if ps[i].expected == "" {
 			ps[i].expected = Blocked

@@ -159,7 +159,7 @@ func TestRegistryImageTLSMirrorWithCA(t *testing.T) {
 `,
 		"etc/airlock/ca.crt": string(certPEM(cert)),
 	})
-	rep, err := run(context.Background(), Targets{RegistryImage: "mcr.microsoft.com/pause:3.6"}, Options{Root: root, NodeDNS: res.String(), Timeout: testTimeout}, fixedPorts{udp: 1, http: 1})
+	rep, err := run(context.Background(), Targets{RegistryImage: "mcr.microsoft.com/pause:3.6"}, Options{Root: root, NodeDNS: []string{res.String()}, Timeout: testTimeout}, fixedPorts{udp: 1, http: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,24 +273,26 @@ func TestFindResolver(t *testing.T) {
 	tests := []struct {
 		name    string
 		files   map[string]string
-		nodeDNS string
+		nodeDNS []string
+		all     int // servers found
 		want    string
 		source  string
 	}{
-		{"resolv.conf", map[string]string{"etc/resolv.conf": "search x\nnameserver 10.42.2.4\nnameserver 10.0.0.1\n"}, "10.9.9.9:53", "10.42.2.4:53", "nameserver in"},
+		{"resolv.conf", map[string]string{"etc/resolv.conf": "search x\nnameserver 10.42.2.4\nnameserver 10.0.0.1\n"}, []string{"10.9.9.9:53"}, 2, "10.42.2.4:53", "nameserver in"},
 		{"stub with airlock drop-in", map[string]string{
 			"etc/resolv.conf":                          "nameserver 127.0.0.53\n",
 			"etc/systemd/resolved.conf.d/airlock.conf": "[Resolve]\nDNS=10.42.2.4:5353#airlock\nDomains=~.\n",
-		}, "", "10.42.2.4:5353", "DNS= in"},
-		{"drop-in only", map[string]string{"etc/systemd/resolved.conf.d/airlock.conf": "[Resolve]\nDNS=10.42.2.4\n"}, "", "10.42.2.4:53", "DNS= in"},
-		{"node.dns fallback", nil, "10.42.2.4:53", "10.42.2.4:53", "node.dns"},
-		{"nothing", nil, "", "invalid AddrPort", "node.dns is unset"},
+		}, nil, 1, "10.42.2.4:5353", "DNS= in"},
+		{"drop-in only", map[string]string{"etc/systemd/resolved.conf.d/airlock.conf": "[Resolve]\nDNS=10.42.2.4 10.42.2.5\n"}, nil, 2, "10.42.2.4:53", "DNS= in"},
+		{"node.dns fallback", nil, []string{"10.42.2.4:53"}, 1, "10.42.2.4:53", "node.dns"},
+		{"node.dns replicas", nil, []string{"10.42.2.4:53", "10.42.2.5:53", "x"}, 2, "10.42.2.4:53", "node.dns"},
+		{"nothing", nil, nil, 0, "invalid AddrPort", "node.dns is unset"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := findResolver(writeRoot(t, tt.files), tt.nodeDNS)
-			if r.server.String() != tt.want || !strings.Contains(r.source, tt.source) {
-				t.Errorf("findResolver = %v (%s), want %s from %q", r.server, r.source, tt.want, tt.source)
+			if r.server.String() != tt.want || !strings.Contains(r.source, tt.source) || len(r.all) != tt.all {
+				t.Errorf("findResolver = %v (%s, all %v), want %s from %q, %d in all", r.server, r.source, r.all, tt.want, tt.source, tt.all)
 			}
 		})
 	}

@@ -29,9 +29,9 @@ func runTest(t *testing.T, tg Targets, res netip.AddrPort, ports fixedPorts) Rep
 	if ports.http == 0 {
 		ports.http = portOf(t, interceptor(t))
 	}
-	nodeDNS := ""
+	var nodeDNS []string
 	if res.IsValid() {
-		nodeDNS = res.String()
+		nodeDNS = []string{res.String()}
 	}
 	start := time.Now()
 	rep, err := run(context.Background(), tg, Options{Root: t.TempDir(), NodeDNS: nodeDNS, Timeout: testTimeout}, ports)

@@ -19,6 +19,9 @@ import (
 type resolver struct {
 	server netip.AddrPort // invalid: none found
 	source string         // where it was found, for the report
+	// all are every server from the same source, in order (server first):
+	// the DNS replicas the node asks.
+	all []netip.AddrPort
 }
 
 func (r resolver) String() string {
@@ -31,12 +34,14 @@ func (r resolver) String() string {
 // resolvedStub is systemd-resolved's local stub listener.
 var resolvedStub = netip.MustParseAddr("127.0.0.53")
 
-// findResolver finds the DNS server the node's workloads use: the first
-// nameserver in ROOT/etc/resolv.conf, unless that is systemd-resolved's
-// stub and airlock's drop-in (ROOT/etc/systemd/resolved.conf.d/airlock.conf)
-// names the server behind it; then the drop-in; then nodeDNS (node.dns).
-// It never falls back to the machine's resolver.
-func findResolver(root, nodeDNS string) resolver {
+// findResolver finds the DNS servers the node's workloads use: the
+// nameservers in ROOT/etc/resolv.conf, unless the first is
+// systemd-resolved's stub and airlock's drop-in
+// (ROOT/etc/systemd/resolved.conf.d/airlock.conf) names the servers behind
+// it; then the drop-in; then nodeDNS (node.dns, every entry that parses).
+// The probes use the first; the replica checks ask each. It never falls
+// back to the machine's resolver.
+func findResolver(root string, nodeDNS []string) resolver {
 	resolvPath := filepath.Join(root, "etc", "resolv.conf")
 	dropIn := filepath.Join(root, "etc", "systemd", "resolved.conf.d", "airlock.conf")
 	var conf, drop []netip.AddrPort
@@ -48,14 +53,20 @@ func findResolver(root, nodeDNS string) resolver {
 	}
 	switch {
 	case len(conf) > 0 && conf[0].Addr() == resolvedStub && len(drop) > 0:
-		return resolver{drop[0], "DNS= in " + dropIn + ", behind the systemd-resolved stub in " + resolvPath}
+		return resolver{drop[0], "DNS= in " + dropIn + ", behind the systemd-resolved stub in " + resolvPath, drop}
 	case len(conf) > 0:
-		return resolver{conf[0], "nameserver in " + resolvPath}
+		return resolver{conf[0], "nameserver in " + resolvPath, conf}
 	case len(drop) > 0:
-		return resolver{drop[0], "DNS= in " + dropIn}
+		return resolver{drop[0], "DNS= in " + dropIn, drop}
 	}
-	if ap, err := netip.ParseAddrPort(nodeDNS); err == nil {
-		return resolver{ap, "node.dns; no nameserver in " + resolvPath}
+	var fromNode []netip.AddrPort
+	for _, s := range nodeDNS {
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			fromNode = append(fromNode, ap)
+		}
+	}
+	if len(fromNode) > 0 {
+		return resolver{fromNode[0], "node.dns; no nameserver in " + resolvPath, fromNode}
 	}
 	return resolver{source: "no nameserver in " + resolvPath + " or " + dropIn + ", and node.dns is unset"}
 }
