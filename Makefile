@@ -10,7 +10,7 @@ E2E_FLAGS ?= -count=1 -timeout 12m
 FUZZTIME  ?= 10s
 
 .DEFAULT_GOAL := help
-.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e e2e-objstore fuzz bench bench-registry bench-cache bench-gateway bench-dns bench-storage bench-cluster diagrams clean
+.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e e2e-objstore fuzz bench bench-registry bench-cache bench-gateway bench-dns bench-storage bench-cluster bench-failover diagrams clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -79,6 +79,9 @@ bench-storage: ## registry on object storage (Azurite, versitygw): airlock vs di
 
 bench-cluster: ## cold pull by 20 clients over 2 replicas (Redis fill leases) vs 1, on Azurite
 	bench/cluster.sh
+
+bench-failover: ## failover gap without a VIP: DNS and registry clients with two replica addresses, first one killed or hung
+	bench/failover.sh
 
 diagrams: ## regenerate docs/diagrams: packages.dot from the imports, every .dot rendered to SVG (graphviz)
 	$(GO) test -count=1 ./internal -run TestPackageDiagram -update-diagram >/dev/null || true
