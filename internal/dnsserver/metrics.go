@@ -42,3 +42,32 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	return m
 }
+
+// shareMetrics are those of observations shared through the cluster
+// (Observations.Share), named airlock_dnsserver_observations_*.
+type shareMetrics struct {
+	shared  *prometheus.CounterVec // result: published | queue_full | unavailable
+	lookups *prometheus.CounterVec // result: hit | miss | throttled | unavailable | error
+	bad     prometheus.Counter     // members read from Redis that are no name or no expiry
+}
+
+func newShareMetrics(reg prometheus.Registerer) *shareMetrics {
+	m := &shareMetrics{
+		shared: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_dnsserver_observations_shared_total",
+			Help: "Address-name pairs this replica's DNS answered, by what became of sharing them with the other replicas (published; dropped: queue_full, unavailable while Redis is away).",
+		}, []string{"result"}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_dnsserver_observations_lookups_total",
+			Help: "Gateway look-ups of other replicas' observations for an address this replica's did not allow, by result (hit: names learnt; miss: none new; throttled: the address was asked about within a second; unavailable: Redis is away, local only; error: the read failed).",
+		}, []string{"result"}),
+		bad: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_dnsserver_observations_shared_bad_total",
+			Help: "Members read from Redis that are no host name or no expiry, skipped.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.shared, m.lookups, m.bad)
+	}
+	return m
+}
