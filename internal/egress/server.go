@@ -34,7 +34,9 @@ type Deps struct {
 	Now func() time.Time
 	// Names tells which names airlock DNS answered with an address (still
 	// within TTL plus grace), so FQDN network rules match exactly those
-	// addresses; nil: FQDN network rules match nothing.
+	// addresses; nil: FQDN network rules match nothing. When it is also a
+	// ClusterNames, a flow its names do not allow is decided again with
+	// the names the other replicas' DNS answered.
 	Names NameSource
 }
 
@@ -43,6 +45,20 @@ type Deps struct {
 type NameSource interface {
 	NamesFor(addr netip.Addr, now time.Time) []dnsname.Name
 }
+
+// ClusterNames is a NameSource that can also ask the other replicas
+// (dnsserver.Observations, shared through the cluster). LookupNames
+// returns every name valid for addr once it learnt one, and false when it
+// learnt nothing; it never waits longer than ctx (nor, for Redis, its own
+// call timeout) and answers at once while Redis is away.
+type ClusterNames interface {
+	NameSource
+	LookupNames(ctx context.Context, addr netip.Addr, now time.Time) ([]dnsname.Name, bool)
+}
+
+// remoteLookupTimeout bounds a decision's wait for the other replicas'
+// names (the cluster's own call timeout is shorter).
+const remoteLookupTimeout = time.Second
 
 // Server is the gateway: the explicit proxy and the transparent listener
 // share its policy, dialer, tunnel tracking and decision records.
@@ -54,6 +70,7 @@ type Server struct {
 	m           *Metrics
 	origDst     func(*net.TCPConn) (netip.AddrPort, error)
 	names       NameSource
+	remote      ClusterNames // names, when it can ask the other replicas
 	now         func() time.Time
 	pol         atomic.Pointer[policy.Policy]
 	udp         udpConfig   // UDP flows (udp.go)
@@ -107,6 +124,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.remote, _ = deps.Names.(ClusterNames)
 	s.pol.Store(deps.Policy)
 	return s, nil
 }
@@ -123,9 +141,24 @@ func (s *Server) decide(f policy.Flow) policy.Decision {
 	if p == nil {
 		return policy.Deny(policy.ReasonNoMatch)
 	}
-	if s.names != nil && f.Dst.Addr().IsValid() && !f.Dst.Addr().IsUnspecified() {
-		f.DstNames = s.names.NamesFor(f.Dst.Addr(), s.now())
+	dst := f.Dst.Addr()
+	named := s.names != nil && dst.IsValid() && !dst.IsUnspecified()
+	if named {
+		f.DstNames = s.names.NamesFor(dst, s.now())
 	}
+	d := p.Decide(f)
+	if d.Allowed() || !named || s.remote == nil {
+		return d
+	}
+	// Not allowed with what this replica's DNS answered: another replica's
+	// DNS may have answered the address (once per address per second).
+	ctx, cancel := context.WithTimeout(context.Background(), remoteLookupTimeout)
+	names, learnt := s.remote.LookupNames(ctx, dst, s.now())
+	cancel()
+	if !learnt {
+		return d
+	}
+	f.DstNames = names
 	return p.Decide(f)
 }
 
