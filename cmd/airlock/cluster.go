@@ -159,7 +159,7 @@ func hashBytes(b []byte) string {
 // does not answer within a few seconds the job goes on with a warning (the
 // jobs are safe to run concurrently; the lease only saves duplicate work).
 func jobLease(cfg *config.File, name string, stderr io.Writer) (release func(), err error) {
-	if cfg.Cluster.Redis.Address == "" && len(cfg.Cluster.Redis.Addresses) == 0 {
+	if !redisConfigured(cfg) {
 		return func() {}, nil
 	}
 	cl, err := cluster.New(cfg.Cluster, cluster.Deps{})
@@ -194,4 +194,9 @@ func jobLease(cfg *config.File, name string, stderr io.Writer) (release func(), 
 		return nil, err
 	}
 	return func() { l.Release(); stop() }, nil
+}
+
+// redisConfigured reports whether replicas coordinate through Redis.
+func redisConfigured(cfg *config.File) bool {
+	return cfg.Cluster.Redis.Address != "" || len(cfg.Cluster.Redis.Addresses) > 0
 }

@@ -190,6 +190,13 @@ func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog
 		us = append(us, unit{name: "registry", c: regSrv, reload: func(next *nextConfig) error {
 			return regSrv.Reload(&next.Registry.Config)
 		}})
+		if w := cfg.Registry.Cache.Warm; w.Every > 0 {
+			job, err := newWarmJob(w, regSrv.InternalPullHandler("scheduled-warm"), cw, log.With("component", "warm"), reg)
+			if err != nil {
+				return nil, err
+			}
+			us = append(us, unit{name: "cache warm", c: job})
+		}
 	}
 
 	gateway := cfg.Gateway.ProxyListen != "" || cfg.Gateway.TransparentListen != "" || cfg.Gateway.L4Listen != ""
@@ -219,6 +226,12 @@ func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog
 			dns.SetPolicy(p)
 			return nil
 		}})
+		if redisConfigured(cfg) {
+			// Addresses this replica's DNS answered are published to Redis;
+			// a flow another replica's gateway would deny is looked up there.
+			sh := dns.ShareObservations(cw.cl, dnsserver.ShareDeps{Logger: log.With("component", "dns-share"), Registerer: reg})
+			us = append(us, unit{name: "dns-share", c: sh})
+		}
 	}
 
 	if gateway {

@@ -177,6 +177,17 @@ func (c *Cluster) Start(ctx context.Context) error {
 	c.rdb = redis.NewUniversalClient(opts)
 	ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	c.m.up.Set(0)
+	// The first PING is answered (or fails) before Start returns, so that
+	// replicas starting together do not all take local leases (and run
+	// every singleton job) in the moment before they know Redis is up.
+	// It waits at most one call timeout.
+	cctx, cancel := c.call(ctx)
+	if err := c.rdb.Ping(cctx).Err(); err != nil {
+		c.failed("ping", err)
+	} else {
+		c.recovered()
+	}
+	cancel()
 	c.wg.Add(3)
 	go func() { defer c.wg.Done(); c.healthLoop(ctx) }()
 	go func() { defer c.wg.Done(); c.notifyLoop(ctx) }()

@@ -150,6 +150,18 @@ func (s *Server) Reload(cfg *Config) error {
 // Handler is the HTTP handler, for tests and for embedding.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
+// internalPullKey marks a request of this process's own (InternalPullHandler).
+type internalPullKey struct{}
+
+// InternalPullHandler serves this process's own pulls (the scheduled cache
+// warm) as user: pulls only, without credentials; pushes and deletes are
+// authenticated as usual. It is never put on a listener.
+func (s *Server) InternalPullHandler(user string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.serveHTTP(w, r.WithContext(context.WithValue(r.Context(), internalPullKey{}, user)))
+	})
+}
+
 // Serve answers on ln until Shutdown. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv, ln := s.prepare(ctx, ln)

@@ -37,6 +37,9 @@ type cacheOptions struct {
 	upstreamTimeout time.Duration // default 3s
 	tagTTL          time.Duration // default 5m
 	uploadTTL       time.Duration // registry.uploadTTL; zero: airlock's default
+	registryExtra   string        // more lines of the registry section (indented two spaces)
+	extra           string        // more top-level sections (cluster: …)
+	shareWith       *registry     // another replica: use its storage instead of a fresh one
 }
 
 // skipUnlessAirlock skips cache tests when the suite targets another registry.
@@ -56,7 +59,14 @@ func startCacheAirlock(t testing.TB, opts cacheOptions) *registry {
 	r := newRegistry(t, kindAirlock, regOptions{anonymousPull: true, tls: opts.tls})
 	r.adminAddr = porttest.FreeAddr(t)
 	r.bin = bin
-	r.useObjectStorage("")
+	if o := opts.shareWith; o != nil {
+		r.storage = o.storage
+		if o.storageURL != "" {
+			r.useObjectStorage(o.storageURL)
+		}
+	} else {
+		r.useObjectStorage("")
+	}
 	r.writeCacheConfig(opts)
 	r.args = []string{"serve", "--config", r.configPath}
 	r.start()
@@ -88,6 +98,8 @@ func (r *registry) writeCacheConfig(opts cacheOptions) {
 	if opts.uploadTTL != 0 {
 		fmt.Fprintf(&b, "  uploadTTL: %s\n", opts.uploadTTL)
 	}
+	b.WriteString(opts.registryExtra)
+	b.WriteString(opts.extra)
 	r.writeConfig("airlock.yaml", b.String())
 }
 
