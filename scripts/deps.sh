@@ -11,7 +11,7 @@ pkgs=(
 	nginx-light haproxy squid tinyproxy unbound
 	bind9-dnsutils knot-dnsutils dnsperf
 	wrk hyperfine jq openssl curl ca-certificates util-linux procps
-	redis-server
+	redis-server keepalived
 )
 
 missing=()
