@@ -40,6 +40,9 @@ is logged and sent back to its sender, until interrupted.
 
 DNS probes use the nameserver in ROOT/etc/resolv.conf (or airlock's
 systemd-resolved drop-in), else node.dns; never the machine's resolver.
+With several DNS servers there, or several node.registry replicas, each
+replica gets a positive row of its own (dns-replica, registry-replica):
+a dead replica fails its row.
 --root defaults to node.root. --netns needs root.
 
 Exit 0 when nothing leaked and every positive check passed, 1 on any leak
