@@ -19,15 +19,16 @@ const nodeApplySummary = "make this host an isolated node: nftables, containerd 
 
 const nodeApplyUsage = `
 Applies the node section of the config to this host: the outbound type's
-nftables rules (table inet airlock_node; block and userDefinedRouting),
-for userDefinedRouting the default route via node.gateway, for artifactSource
-Cache one containerd hosts.toml per cache-rule upstream pinned to the airlock
-registry (every node.registry replica, in order; and containerd's
+nftables rules (table inet airlock_node; block and userDefinedRouting), for
+userDefinedRouting the default route via node.gateway, for artifactSource
+Cache one containerd hosts.toml per cache-rule upstream pinned to the
+airlock registry (every node.registry replica, in order; and containerd's
 config_path when missing), and the resolver pointed at node.dns (every
-replica, with short timeouts); docs/ha.md covers replicas. Every file
-lives under --root (node.root, default /); files changed are backed up first, under <root>/var/lib/airlock/node.
-Idempotent: running it again prints "no change". Nothing is changed when a
-step fails. Makes no network calls. Needs root (nft, ip) unless --dry-run.
+replica, with short timeouts); docs/ha.md covers replicas. Every file lives
+under --root (node.root, default /); files changed are backed up first,
+under <root>/var/lib/airlock/node. Idempotent: running it again prints "no
+change". Nothing is changed when a step fails. Makes no network calls. Needs
+root (nft, ip) unless --dry-run.
 
 Example:
   airlock node apply --config /etc/airlock/airlock.yaml --dry-run
