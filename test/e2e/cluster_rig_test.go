@@ -88,7 +88,7 @@ type clusterRig struct {
 	azurite         *azuritetest.Azurite
 	container       string // the replicas' shared Azurite container
 	ctrd            *containerd
-	clusterKey      bool // airlock serve accepted the cluster section
+	clusterKey      bool       // airlock serve accepted the cluster section
 	t               *testing.T // the test the rig belongs to: its cleanups run at its end
 }
 
