@@ -106,6 +106,24 @@ func (s *Store) tryBlob(ctx context.Context, t target, repo string, d oci.Digest
 	if err != nil {
 		return nil, 0, err
 	}
+	if !open {
+		// A HEAD needs only the size: the upstream's, known here once the
+		// fill started, or announced by the replica that fills it.
+		select {
+		case <-fl.sized:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+		fl.mu.Lock()
+		state, ferr, size := fl.state, fl.err, fl.size
+		fl.mu.Unlock()
+		if state == failed {
+			return nil, 0, ferr
+		}
+		if size >= 0 {
+			return nil, size, nil
+		}
+	}
 	r, size, err := openFill(ctx, fl)
 	if err != nil {
 		return nil, 0, err

@@ -36,13 +36,41 @@ type fill struct {
 	err     error
 	repos   map[string]bool // repositories to link the blob into
 	started chan struct{}   // closed once size and path are known, or on failure
+	sized   chan struct{}   // closed once the size is known (here, or from the replica that fills), or on start or failure
 	done    chan struct{}   // closed when the fill leaves filling: verified or failed
 }
 
 func newFill(d oci.Digest, repo string) *fill {
-	f := &fill{d: d, size: -1, repos: map[string]bool{repo: true}, started: make(chan struct{}), done: make(chan struct{})}
+	f := &fill{d: d, size: -1, repos: map[string]bool{repo: true}, started: make(chan struct{}), sized: make(chan struct{}), done: make(chan struct{})}
 	f.cond = sync.NewCond(&f.mu)
 	return f
+}
+
+// knownSize is the blob's size if known yet, else -1.
+func (f *fill) knownSize() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.size
+}
+
+// setSize records the size another replica's fill announced, for HEAD
+// requests waiting on this one.
+func (f *fill) setSize(n int64) {
+	f.mu.Lock()
+	if f.size < 0 {
+		f.size = n
+	}
+	closeOnce(f.sized)
+	f.mu.Unlock()
+}
+
+// closeOnce closes ch unless closed; callers hold the fill's mutex.
+func closeOnce(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
 }
 
 // fail ends the fill with err; every reader sees it.
@@ -76,11 +104,10 @@ func (f *fill) verified() (repos []string) {
 }
 
 func (f *fill) markStarted() {
-	select {
-	case <-f.started:
-	default:
-		close(f.started)
-	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	closeOnce(f.started)
+	closeOnce(f.sized)
 }
 
 // errFillFailed is what readers of a failed fill get.
@@ -135,12 +162,23 @@ func (s *Store) runFill(t target, f *fill) {
 	// keeps flowing may take as long as it needs.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// Across replicas: one fill per blob at a time. The wait is detached
+	// too, and shared by this replica's readers; it ends when the holder
+	// commits, fails, or dies (its lease expires after the TTL).
+	release, ready := s.coordinate(ctx, s.blobWait(f))
+	if ready {
+		f.fail(errReadLocal) // another replica committed it: readers go to storage
+		return
+	}
+	// After the commit (or failure): waiters find the blob stored.
+	defer release()
 	body, size, err := s.up.GetBlob(ctx, t.host, t.repo, f.d)
 	if err != nil {
 		f.fail(s.upstreamErr(t, string(f.d), err))
 		return
 	}
 	defer body.Close()
+	s.publishSize(f.d, size)
 
 	w, err := s.blobs.NewWriter(f.d)
 	if err != nil {

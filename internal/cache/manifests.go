@@ -113,6 +113,15 @@ func (s *Store) revalidate(ctx context.Context, t target, repo, tag string, have
 		return *have, nil
 	}
 	v, err, _ := s.flights.Do("tag\x00"+repo+"\x00"+tag, func() (any, error) {
+		// Across replicas: one revalidation of a tag at a time; a waiter
+		// serves what the holder stored once the shared tag time shows it
+		// fresh.
+		ref := oci.Reference{Tag: tag}
+		release, ready := s.coordinateManifest(ctx, repo, ref, func() bool { return s.isFresh(repo, tag) })
+		if ready != nil {
+			return *ready, nil
+		}
+		defer release()
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 		defer cancel()
 		if have != nil {
@@ -165,6 +174,11 @@ func (s *Store) revalidate(ctx context.Context, t target, repo, tag string, have
 // fetchByDigest fetches an immutable manifest once, however many ask.
 func (s *Store) fetchByDigest(ctx context.Context, t target, repo string, d oci.Digest) (storage.ManifestRecord, error) {
 	v, err, shared := s.flights.Do("digest\x00"+repo+"\x00"+string(d), func() (any, error) {
+		release, ready := s.coordinateManifest(ctx, repo, oci.Reference{Digest: d}, nil)
+		if ready != nil {
+			return *ready, nil
+		}
+		defer release()
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 		defer cancel()
 		desc, body, err := s.up.GetManifest(uctx, t.host, t.repo, oci.Reference{Digest: d})
@@ -183,6 +197,38 @@ func (s *Store) fetchByDigest(ctx context.Context, t target, repo string, d oci.
 		return storage.ManifestRecord{}, err
 	}
 	return v.(storage.ManifestRecord), nil
+}
+
+// coordinateManifest takes the cluster lease of a manifest fetch (see
+// coordinate). ready is the stored record when another replica fetched it
+// meanwhile: fresh is whether that replica's work is done for a tag (for a
+// digest: nil, the manifest being stored is enough).
+func (s *Store) coordinateManifest(ctx context.Context, repo string, ref oci.Reference, fresh func() bool) (release func(), ready *storage.ManifestRecord) {
+	if s.cluster == nil {
+		return func() {}, nil
+	}
+	var rec storage.ManifestRecord
+	wctx, cancel := s.manifestWaitCtx(ctx)
+	defer cancel()
+	release, ok := s.coordinate(wctx, leaseWait{
+		kind: "manifest",
+		key:  manifestLeaseKey(repo, ref),
+		ready: func() bool {
+			if fresh != nil && !fresh() {
+				return false
+			}
+			r, err := s.Local.GetManifest(wctx, repo, ref)
+			if err != nil {
+				return false
+			}
+			rec = r
+			return true
+		},
+	})
+	if ok {
+		return nil, &rec
+	}
+	return release, nil
 }
 
 // storeManifest verifies and stores an upstream manifest. want is the

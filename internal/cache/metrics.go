@@ -11,6 +11,8 @@ type metrics struct {
 	verifyFailures prometheus.Counter
 	cachedBytes    prometheus.Gauge
 	evictedBytes   prometheus.Counter
+	fillLeases     *prometheus.CounterVec // kind, result
+	fillLeaseLost  *prometheus.CounterVec // kind
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,9 +41,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		evictedBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "airlock_cache_evicted_bytes_total", Help: "Bytes freed by quota eviction.",
 		}),
+		fillLeases: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_cache_fill_leases_total",
+			Help: "Upstream fetches coordinated across replicas, by kind (blob, manifest) and result: held (fetched here under a cluster-wide lease), local (fetched here under a process-local lease: redis unreachable), waited (another replica fetched it), took_over (another replica's fetch ended without it: fetched here), none (gave up waiting: fetched without a lease).",
+		}, []string{"kind", "result"}),
+		fillLeaseLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_cache_fill_lease_lost_total", Help: "Upstream fetches that lost their cluster lease and went on (another replica may fetch the same content meanwhile), by kind.",
+		}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.hits, m.misses, m.coalesced, m.upstreamBytes, m.stale, m.verifyFailures, m.cachedBytes, m.evictedBytes)
+		reg.MustRegister(m.hits, m.misses, m.coalesced, m.upstreamBytes, m.stale, m.verifyFailures, m.cachedBytes, m.evictedBytes, m.fillLeases, m.fillLeaseLost)
 	}
 	return m
 }

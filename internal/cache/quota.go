@@ -20,9 +20,31 @@ const QuotaInterval = time.Minute
 const quotaLowWater = 0.9
 
 // Run enforces the quota until ctx ends. Without a quota it returns at once.
+// With a cluster the periodic check is the singleton job "cache-quota"
+// (one replica per interval), and every run — periodic or kicked after a
+// fill — holds the cluster-wide run lease, so one replica at a time evicts.
 func (s *Store) Run(ctx context.Context) {
 	if s.quota <= 0 {
 		return
+	}
+	if s.cluster != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.cluster.RunSingleton(ctx, quotaJob, QuotaInterval, func(ctx context.Context) error {
+				s.runQuota(ctx)
+				return nil
+			})
+		}()
+		defer func() { <-done }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.quotaKick:
+				s.runQuota(ctx)
+			}
+		}
 	}
 	t := time.NewTicker(QuotaInterval)
 	defer t.Stop()

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/airlockdev/airlock/internal/blobstore"
+	"github.com/airlockdev/airlock/internal/cluster"
 	"github.com/airlockdev/airlock/internal/oci"
 	"github.com/airlockdev/airlock/internal/storage"
 	"github.com/airlockdev/airlock/internal/upstream"
@@ -57,6 +58,10 @@ type Deps struct {
 	Logger   *slog.Logger
 	Registry prometheus.Registerer // nil: metrics not registered
 	Now      func() time.Time
+	// Cluster coordinates upstream fetches and the quota eviction with the
+	// other replicas on the same storage (docs/cluster.md). nil: this
+	// process is the only one; fetches are coalesced in-process only.
+	Cluster *cluster.Cluster
 }
 
 // Store is the pull-through cache.
@@ -72,6 +77,9 @@ type Store struct {
 	log     *slog.Logger
 	m       *metrics
 	now     func() time.Time
+
+	cluster  *cluster.Cluster // nil: local coordination only
+	leaseTTL time.Duration    // of fill leases
 
 	flights singleflight.Group // manifest fetches, key repo@ref
 
@@ -96,19 +104,21 @@ func New(cfg *Config, deps Deps) (*Store, error) {
 		return nil, fmt.Errorf("cache: invalid rules: %v", problems)
 	}
 	s := &Store{
-		Local:   deps.Local,
-		blobs:   deps.Blobs,
-		up:      deps.Upstream,
-		rules:   rs,
-		tagTTL:  cfg.TagTTL,
-		timeout: cfg.UpstreamTimeout,
-		quota:   cfg.Quota,
-		log:     deps.Logger,
-		m:       newMetrics(deps.Registry),
-		now:     deps.Now,
-		fills:   map[oci.Digest]*fill{},
-		fresh:   map[string]time.Time{},
-		down:    map[string]time.Time{},
+		Local:    deps.Local,
+		blobs:    deps.Blobs,
+		up:       deps.Upstream,
+		rules:    rs,
+		tagTTL:   cfg.TagTTL,
+		timeout:  cfg.UpstreamTimeout,
+		quota:    cfg.Quota,
+		log:      deps.Logger,
+		m:        newMetrics(deps.Registry),
+		now:      deps.Now,
+		cluster:  deps.Cluster,
+		leaseTTL: DefaultFillLeaseTTL,
+		fills:    map[oci.Digest]*fill{},
+		fresh:    map[string]time.Time{},
+		down:     map[string]time.Time{},
 
 		quotaKick: make(chan struct{}, 1),
 	}

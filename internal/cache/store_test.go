@@ -29,6 +29,8 @@ type fakeUpstream struct {
 	gate      chan struct{} // when set, a blob body stops after its first half until closed
 	blobGets  atomic.Int32
 	heads     atomic.Int32
+	manGets   atomic.Int32  // GetManifest calls (HEADs not included)
+	manGate   chan struct{} // when set, GetManifest and HeadManifest wait until closed
 }
 
 func newFake() *fakeUpstream {
@@ -54,12 +56,23 @@ func (f *fakeUpstream) addManifest(tag string, body []byte) oci.Digest {
 
 func (f *fakeUpstream) HeadManifest(_ context.Context, host, repo string, ref oci.Reference) (oci.Descriptor, error) {
 	f.heads.Add(1)
-	d, body, err := f.GetManifest(context.Background(), host, repo, ref)
+	d, body, err := f.getManifest(host, repo, ref)
 	_ = body
 	return d, err
 }
 
-func (f *fakeUpstream) GetManifest(_ context.Context, _, _ string, ref oci.Reference) (oci.Descriptor, []byte, error) {
+func (f *fakeUpstream) GetManifest(_ context.Context, host, repo string, ref oci.Reference) (oci.Descriptor, []byte, error) {
+	f.manGets.Add(1)
+	return f.getManifest(host, repo, ref)
+}
+
+func (f *fakeUpstream) getManifest(_, _ string, ref oci.Reference) (oci.Descriptor, []byte, error) {
+	f.mu.Lock()
+	gate := f.manGate
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	if f.down.Load() {
 		return oci.Descriptor{}, nil, fmt.Errorf("%w: connection refused", ErrUpstreamUnavailable)
 	}
