@@ -38,7 +38,7 @@ import (
 // on 0.0.0.0) with the same policy, the same container on one Azurite and
 // one Redis, plus keepalived (VRRP v3, unicast peers on the lan bridge)
 // holding the virtual address; a replica whose /readyz does not answer 200
-// gives it up. inet holds the "internet" on its loopback: the upstream
+// gives it up (the shipped deploy/keepalived example). inet holds the "internet" on its loopback: the upstream
 // registry, the resolver, web and UDP echo targets, Redis and Azurite. The
 // upstream registry, Redis and Azurite run on the root namespace's
 // loopback (so the existing helpers start, stop and count them) behind
@@ -72,7 +72,8 @@ type replica struct {
 	keepalive *process
 }
 
-// admin is the replica's admin listener.
+// admin is the replica's admin listener as the test reaches it (airlock
+// listens on 0.0.0.0:9090: the keepalived check asks 127.0.0.1:9090).
 func (r *replica) admin() string { return r.lanAddr + ":9090" }
 
 // registryAddr is its registry, as hosts.toml lists it.
@@ -182,6 +183,14 @@ func newClusterRig(t *testing.T, upRate int64) *clusterRig {
 		}
 		c.startReplica(t, g)
 	}
+	if c.clusterKey {
+		for _, g := range []*replica{c.gw1, c.gw2} {
+			if err := waitFor(g.proc, 15*time.Second, func() bool { s, b := c.readyz(g); return s == http.StatusOK && strings.HasPrefix(b, "ready") }); err != nil {
+				s, b := c.readyz(g)
+				t.Errorf("%s /readyz is %d %q, want ready (both replicas up, Redis up, the same config)", g.name, s, b)
+			}
+		}
+	}
 	c.startKeepalived(t, c.gw1, 150, c.gw2)
 	c.startKeepalived(t, c.gw2, 100, c.gw1)
 	if holder := c.waitVIP(t, 30*time.Second, c.gw1); holder != c.gw1 {
@@ -225,7 +234,8 @@ func (c *clusterRig) checkClusterKey(t testing.TB) bool {
 }
 
 // replicaConfig is g's airlock.yaml: everything on 0.0.0.0 (so the VIP is
-// served too), content in the shared container.
+// served too), content in the shared container. The replicas' files differ
+// only in cluster.name, so they agree on the config hash.
 func (c *clusterRig) replicaConfig(g *replica, withCluster bool) string {
 	store := "azblob://" + c.container + "?endpoint=" + url.QueryEscape("http://"+clAzurite+"/"+azuritetest.Account) + "&create=true"
 	var cl string
@@ -237,7 +247,7 @@ log: { format: json, level: info }
 admin: { listen: %[1]q }
 %[2]sregistry:
   listen: "0.0.0.0:5000"
-  storage: { url: %[3]q, scratch: %[4]q }
+  storage: { url: %[3]q }
   anonymousPull: true
   cacheRules:
     - { name: %[5]s, sourceRepo: "%[6]s/*", targetRepo: "%[7]s/*" }
@@ -270,7 +280,7 @@ policy:
           action: allow
           rules:
             - { name: web, protocols: ["https:443", "http:80"], sourceAddresses: ["198.18.0.0/15"], targetFqdns: [allowed.test] }
-`, g.admin(), cl, store, filepath.Join(g.dir, "scratch"), cacheRule, mcrHost, cacheTarget, inetRegistry, inetResolver, clProxyPort)
+`, "0.0.0.0:9090", cl, store, "", cacheRule, mcrHost, cacheTarget, inetRegistry, inetResolver, clProxyPort)
 }
 
 // startReplica starts g's airlock and waits for /readyz. The rig's test
@@ -280,7 +290,11 @@ func (c *clusterRig) startReplica(t testing.TB, g *replica) {
 	t.Helper()
 	g.starts++
 	logPath := filepath.Join(g.dir, fmt.Sprintf("airlock-%d.log", g.starts))
-	p := startProcess(t, "airlock "+g.name, logPath, "ip", "netns", "exec", g.ns, needAirlock(t), "serve", "--config", g.cfg)
+	// Scratch is the default (the temp directory), set per replica by
+	// TMPDIR: a scratch path in the file would differ between the
+	// replicas' configs.
+	p := startProcessEnv(t, "airlock "+g.name, logPath, []string{"TMPDIR=" + filepath.Join(g.dir, "scratch")},
+		"ip", "netns", "exec", g.ns, needAirlock(t), "serve", "--config", g.cfg)
 	g.proc = p
 	t = c.t
 	t.Cleanup(func() {
@@ -294,6 +308,11 @@ func (c *clusterRig) startReplica(t testing.TB, g *replica) {
 	if err := waitFor(p, 30*time.Second, func() bool { s, _ := c.readyz(g); return s == http.StatusOK }); err != nil {
 		t.Fatalf("airlock %s: %v\n%s", g.name, err, p.logTail(40))
 	}
+}
+
+// logPath is the log of g's current airlock.
+func (g *replica) logPath() string {
+	return filepath.Join(g.dir, fmt.Sprintf("airlock-%d.log", g.starts))
 }
 
 // logs returns every log line g's airlock wrote, over all its starts.
@@ -310,50 +329,62 @@ func (g *replica) logs(t testing.TB) string {
 	return b.String()
 }
 
-// startKeepalived runs keepalived in g's namespace in the foreground,
-// VRRP only, with a private config and pid files; stopped by its PID.
+// The keepalived example shipped for two gateway replicas, and where it
+// expects its check script.
+const (
+	keepalivedExample   = "../../deploy/keepalived/keepalived.conf.example"
+	keepalivedCheck     = "../../deploy/keepalived/keepalived-check.sh"
+	keepalivedCheckPath = "/usr/local/lib/airlock/keepalived-check.sh"
+)
+
+// startKeepalived runs keepalived in g's namespace in the foreground, VRRP
+// only, with the shipped example (deploy/keepalived) made g's: its lan
+// interface and addresses, the rig's VIP and router id, priority 150 for
+// gw1 and 100 for gw2, the check script copied into a directory only root
+// may write. Pid files are private; stopped by its PID.
 func (c *clusterRig) startKeepalived(t testing.TB, g *replica, priority int, peer *replica) {
 	t.Helper()
 	dir := filepath.Join(g.dir, "keepalived")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "lib"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(dir, "keepalived.conf")
-	writeFile(t, conf, fmt.Sprintf(`global_defs {
-  router_id %[1]s
-  script_user root
-  enable_script_security
-  vrrp_version 3
-  vrrp_garp_master_delay 1
-  vrrp_garp_master_repeat 3
-}
-vrrp_script airlock_ready {
-  script "/usr/bin/curl -sf -m 1 -o /dev/null http://%[2]s/readyz"
-  interval 1
-  timeout 2
-  fall 1
-  rise 1
-}
-vrrp_instance airlock {
-  state BACKUP
-  interface %[3]s
-  virtual_router_id %[4]d
-  priority %[5]d
-  advert_int 0.2
-  unicast_src_ip %[6]s
-  unicast_peer {
-    %[7]s
-  }
-  virtual_ipaddress {
-    %[8]s/24 dev %[3]s
-  }
-  track_script {
-    airlock_ready
-  }
-}
-`, g.name, g.admin(), g.lanIf, clVRID, priority, g.lanAddr, peer.lanAddr, clVIP))
+	raw, err := os.ReadFile(keepalivedExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check, err := os.ReadFile(keepalivedCheck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "lib", "keepalived-check.sh")
+	if err := os.WriteFile(script, check, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.NewReplacer(
+		keepalivedCheckPath, script,
+		"router_id airlock_gw1", "router_id airlock_"+g.name,
+		"interface eth0", "interface "+g.lanIf,
+		"dev eth0", "dev "+g.lanIf,
+		"virtual_router_id 51", fmt.Sprintf("virtual_router_id %d", clVRID),
+		"priority 150", fmt.Sprintf("priority %d", priority),
+		"unicast_src_ip 10.42.2.4", "unicast_src_ip "+g.lanAddr,
+		"\t\t10.42.2.5 ", "\t\t"+peer.lanAddr+" ",
+		"10.42.2.100/24", clVIP+"/24",
+	).Replace(string(raw))
+	for _, want := range []string{script, g.lanIf, g.lanAddr, peer.lanAddr, clVIP} {
+		if !strings.Contains(conf, want) {
+			t.Fatalf("%s: could not make it %s's (no %q after the replacements):\n%s", keepalivedExample, g.name, want, conf)
+		}
+	}
+	for _, line := range strings.Split(conf, "\n") {
+		if code, _, _ := strings.Cut(line, "#"); strings.Contains(code, "10.42.2.") {
+			t.Fatalf("%s: an example address is left after the replacements: %q", keepalivedExample, line)
+		}
+	}
+	path := filepath.Join(dir, "keepalived.conf")
+	writeFile(t, path, conf)
 	p := startProcess(t, "keepalived "+g.name, filepath.Join(dir, "keepalived.log"), "ip", "netns", "exec", g.ns,
-		"keepalived", "-n", "-l", "-D", "--vrrp", "-f", conf, "-p", filepath.Join(dir, "keepalived.pid"), "-r", filepath.Join(dir, "vrrp.pid"))
+		"keepalived", "-n", "-l", "-D", "--vrrp", "-f", path, "-p", filepath.Join(dir, "keepalived.pid"), "-r", filepath.Join(dir, "vrrp.pid"))
 	g.keepalive = p
 	t.Cleanup(func() { p.stop(10 * time.Second) })
 }

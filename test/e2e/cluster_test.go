@@ -61,13 +61,15 @@ func TestE2EClusterFailover(t *testing.T) {
 	bigBlobs := seedImage(t, c.up, clBigRepo, clBigTag, big)
 	small := buildImage(t, "amd64", 1400, 2, 1<<20)
 	smallBlobs := seedImage(t, c.up, "cluster/small", "1", small)
+	after := buildImage(t, "amd64", 1500, 2, 8<<20)
+	afterBlobs := seedImage(t, c.up, "cluster/after", "1", after)
 	var total int64
 	if m, err := big.Manifest(); err == nil {
 		for _, l := range m.Layers {
 			total += l.Size
 		}
 	}
-	t.Logf("seeded %s:%s (%d blobs, %s of layers) and cluster/small:1 in %s", clBigRepo, clBigTag, len(bigBlobs), mib(total), time.Since(start).Round(time.Millisecond))
+	t.Logf("seeded %s:%s (%d blobs, %s of layers) cluster/small:1 and cluster/after:1 in %s", clBigRepo, clBigTag, len(bigBlobs), mib(total), time.Since(start).Round(time.Millisecond))
 	seeded := c.up.blobGETs(t)
 
 	c.ctrd = startContainerdIn(t, c.node)
@@ -183,6 +185,7 @@ func TestE2EClusterFailover(t *testing.T) {
 		if len(g2) == 0 {
 			t.Errorf("gw2 answered no blob GET: the pull did not go through gw2")
 		}
+		t.Logf("gw2 cluster leases: %s", leaseCounts(c, c.gw2))
 	})
 
 	t.Run("b_dns_gap", func(t *testing.T) {
@@ -230,6 +233,20 @@ func TestE2EClusterFailover(t *testing.T) {
 		} else {
 			t.Logf("FQDN network-rule flow to ntp.test (resolved through gw1) through gw2: %q", got)
 		}
+		// The flows above went through gw2: its decision records (a UDP
+		// flow's record comes when it ends, udpIdleTimeout 1 s).
+		time.Sleep(1500 * time.Millisecond)
+		verdicts := map[string]int{}
+		for _, rec := range airlockRecords(t, c.gw2.logPath()) {
+			if rec["msg"] != "egress decision" {
+				continue
+			}
+			verdicts[fmt.Sprintf("%v %v %v", rec["verdict"], rec["proto"], rec["rule"])]++
+		}
+		t.Logf("gw2 egress decisions (verdict proto rule → count): %v", verdicts)
+		if verdicts["allow tcp web"] < 2 {
+			t.Errorf("gw2 recorded %d allowed tcp flows by rule web, want ≥ 2 (the CONNECT and the transparent flow)", verdicts["allow tcp web"])
+		}
 		// Control: ntp2.test was never resolved; its address stays closed.
 		if got := udpProbe(t, c.node, inetNTP2+":123", 1500*time.Millisecond); got != "" {
 			t.Errorf("udp to %s:123 (ntp2.test, never resolved) answered %q, want no answer", inetNTP2, got)
@@ -243,8 +260,14 @@ func TestE2EClusterFailover(t *testing.T) {
 		restart := time.Now()
 		c.startReplica(t, c.gw1)
 		t.Logf("gw1 restarted (pid %d), ready after %s", c.gw1.proc.pid(), time.Since(restart).Round(time.Millisecond))
-		h := c.waitVIP(t, 10*time.Second, c.gw1)
-		t.Logf("VIP holder 10s after gw1 came back: %s (gw1 has the higher priority and preempts)", replicaName(h))
+		// nopreempt (the shipped keepalived example): the VIP stays on gw2
+		// once gw1's check passes again (rise 2 × interval 2 s).
+		time.Sleep(5 * time.Second)
+		if h := c.vipHolder(t); h != c.gw2 {
+			t.Errorf("VIP holder 5s after gw1 came back: %s, want gw2 (nopreempt)", replicaName(h))
+		} else {
+			t.Logf("VIP holder 5s after gw1 came back: gw2 (nopreempt)")
+		}
 
 		before := c.up.blobGETs(t)
 		c.ctrd.mustCtr(t, "images", "rm", "--sync", ref)
@@ -285,7 +308,7 @@ func TestE2EClusterFailover(t *testing.T) {
 		c.redis.Stop()
 		t.Logf("Redis killed (SIGKILL)")
 		for _, g := range []*replica{c.gw1, c.gw2} {
-			body := waitReadyz(t, c, g, 15*time.Second, "degraded")
+			body := waitReadyz(t, c, g, 15*time.Second, "degraded", "redis")
 			t.Logf("%s /readyz %s after Redis died: %q; airlock_cluster_redis_up=%s", g.name, time.Since(down).Round(time.Millisecond), body, metricStr(c, g, "airlock_cluster_redis_up"))
 		}
 		// Both keep serving: DNS, a cached blob, a cold image, CONNECT.
@@ -316,7 +339,11 @@ func TestE2EClusterFailover(t *testing.T) {
 		sg := c.up.blobGETs(t)
 		var counts []string
 		for _, d := range smallBlobs {
-			counts = append(counts, fmt.Sprintf("%s=%d", shortDigest(d), sg[d]-seeded[d]))
+			n := sg[d] - seeded[d]
+			counts = append(counts, fmt.Sprintf("%s=%d", shortDigest(d), n))
+			if n < 1 || n > 2 {
+				t.Errorf("upstream GETs of %s during the outage: %d, want 1 or 2 (at most one fill per replica)", d, n)
+			}
 		}
 		t.Logf("upstream GETs of cluster/small's blobs (cold during the outage, local leases only): %s", strings.Join(counts, " "))
 
@@ -324,7 +351,7 @@ func TestE2EClusterFailover(t *testing.T) {
 		c.redis.Restart()
 		t.Logf("Redis back (empty)")
 		for i, g := range []*replica{c.gw1, c.gw2} {
-			body := waitReadyz(t, c, g, 20*time.Second, "ready")
+			body := waitReadyz(t, c, g, 20*time.Second, "ready", "")
 			t.Logf("%s /readyz %s after Redis came back: %q; airlock_cluster_redis_up=%s", g.name, time.Since(up).Round(time.Millisecond), body, metricStr(c, g, "airlock_cluster_redis_up"))
 			if g.proc.exited() || g.proc.pid() != pids[i] {
 				t.Errorf("%s was restarted (pid %d → %d, exited %v)", g.name, pids[i], g.proc.pid(), g.proc.exited())
@@ -333,7 +360,52 @@ func TestE2EClusterFailover(t *testing.T) {
 				t.Errorf("%s airlock_cluster_redis_up = %g (present %v) after Redis came back, want 1", g.name, v, ok)
 			}
 		}
+
+		// Coordinated again: cold blobs asked of both replicas at once are
+		// fetched upstream once (a cluster-wide fill lease).
+		var wg sync.WaitGroup
+		errs := make(chan error, 2*len(afterBlobs))
+		for _, g := range []*replica{c.gw1, c.gw2} {
+			for _, d := range afterBlobs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got, err := getBlob(nsClient(c.node, time.Minute), g.registryAddr(), "cluster/after", d)
+					if err == nil && got != d {
+						err = fmt.Errorf("digest %s", got)
+					}
+					if err != nil {
+						errs <- fmt.Errorf("%s GET %s: %w", g.name, shortDigest(d), err)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("cold blob of cluster/after through both replicas at once: %v", err)
+		}
+		ag := c.up.waitBlobGETs(t, afterBlobs)
+		counts = counts[:0]
+		for _, d := range afterBlobs {
+			counts = append(counts, fmt.Sprintf("%s=%d", shortDigest(d), ag[d]-seeded[d]))
+			if n := ag[d] - seeded[d]; n != 1 {
+				t.Errorf("upstream GETs of %s asked of gw1 and gw2 at once after Redis came back: %d, want 1 (one fill cluster-wide)", d, n)
+			}
+		}
+		t.Logf("cluster/after (cold, asked of both replicas at once after the recovery): upstream GETs per blob %s; leases gw1 %s, gw2 %s",
+			strings.Join(counts, " "), leaseCounts(c, c.gw1), leaseCounts(c, c.gw2))
 	})
+}
+
+// leaseCounts renders airlock_cluster_leases_total by result on g.
+func leaseCounts(c *clusterRig, g *replica) string {
+	var parts []string
+	for _, r := range []string{"acquired", "busy", "local", "lost"} {
+		v, _ := c.metric(g, "airlock_cluster_leases_total", `result="`+r+`"`)
+		parts = append(parts, fmt.Sprintf("%s=%g", r, v))
+	}
+	return strings.Join(parts, " ")
 }
 
 // replicaName is g's name, "none" for nil.
@@ -368,20 +440,21 @@ func sameCounts(a, b map[string]int, keys []string) bool {
 }
 
 // waitReadyz waits until g's /readyz is 200 and its body starts with
-// prefix; it fails the test at the deadline. It returns the body.
-func waitReadyz(t testing.TB, c *clusterRig, g *replica, timeout time.Duration, prefix string) string {
+// prefix and contains sub; it fails the test at the deadline. It returns
+// the body.
+func waitReadyz(t testing.TB, c *clusterRig, g *replica, timeout time.Duration, prefix, sub string) string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var status int
 	var body string
 	for time.Now().Before(deadline) {
 		status, body = c.readyz(g)
-		if status == http.StatusOK && strings.HasPrefix(body, prefix) {
+		if status == http.StatusOK && strings.HasPrefix(body, prefix) && strings.Contains(body, sub) {
 			return strings.TrimSpace(body)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Errorf("%s /readyz after %s: %d %q, want 200 %q…", g.name, timeout, status, body, prefix)
+	t.Errorf("%s /readyz after %s: %d %q, want 200 %q… with %q", g.name, timeout, status, body, prefix, sub)
 	return strings.TrimSpace(body)
 }
 
