@@ -165,7 +165,7 @@ func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog
 			return nil, err
 		}
 		us = append(us, unit{name: "storage", c: newStorageWatch(bs, adm, slg)})
-		store, resolver, inventory, jobs, err := registryStore(&cfg.Registry.Cache, bs, log, reg)
+		store, resolver, inventory, jobs, err := registryStore(&cfg.Registry.Cache, bs, cw, log, reg)
 		if err != nil {
 			return nil, err
 		}
@@ -267,7 +267,7 @@ func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog
 // registryStore is the plain local store, or, with cache rules, the
 // pull-through cache in front of it (which also resolves ?ns= requests),
 // its inventory handler and its background jobs (not started).
-func registryStore(cc *cache.Config, bs *blobstore.Store, log *slog.Logger, reg prometheus.Registerer) (storage.Store, registry.Resolver, http.Handler, *cache.Jobs, error) {
+func registryStore(cc *cache.Config, bs *blobstore.Store, cw *clusterWatch, log *slog.Logger, reg prometheus.Registerer) (storage.Store, registry.Resolver, http.Handler, *cache.Jobs, error) {
 	local := registry.NewLocalStore(bs)
 	if len(cc.CacheRules) == 0 {
 		return local, nil, nil, nil, nil
@@ -289,7 +289,8 @@ func registryStore(cc *cache.Config, bs *blobstore.Store, log *slog.Logger, reg 
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("registry.upstreams: %w", err)
 	}
-	cs, err := cache.New(cc, cache.Deps{Local: local, Blobs: bs, Upstream: cache.FromClient(up), Logger: log.With("component", "cache"), Registry: reg})
+	cs, err := cache.New(cc, cache.Deps{Local: local, Blobs: bs, Upstream: cache.FromClient(up), Logger: log.With("component", "cache"), Registry: reg,
+		Cluster: cw.cl})
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
