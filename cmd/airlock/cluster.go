@@ -102,7 +102,8 @@ var perReplica = map[string]bool{"Log": true, "Admin": true, "Node": true, "Veri
 
 // configHashes hashes what every replica must agree on: the config without
 // the per-replica keys (any key ending in "Listen", the cluster name, the
-// sections in perReplica) and, separately, the policy. Both are SHA-256 of
+// storage's local scratch and local cache, the sections in perReplica) and,
+// separately, the policy. Both are SHA-256 of
 // the decoded, defaulted config as JSON, so formatting, comments and key
 // order in the file do not count.
 func configHashes(cfg *config.File) (configHash, policyHash string) {
@@ -121,6 +122,12 @@ func configHashes(cfg *config.File) (configHash, policyHash string) {
 		delete(c, "Name")
 	}
 	dropListen(all)
+	if r, ok := all["Registry"].(map[string]any); ok {
+		if st, ok := r["Storage"].(map[string]any); ok {
+			delete(st, "Scratch") // local directories of this replica
+			delete(st, "LocalCache")
+		}
+	}
 	pb, _ := json.Marshal(cfg.Policy)
 	return hashJSON(all), hashBytes(pb)
 }

@@ -52,6 +52,11 @@ policy:
 	if ac != bc || ap != bp {
 		t.Errorf("replicas differing only in name and listen addresses: hashes %s/%s and %s/%s, want equal", ac, ap, bc, bp)
 	}
+	e := parseConfig(t, fmt.Sprintf(base, "gw1", "127.0.0.1:9090", "127.0.0.1:53", "198.18.0.53:53", "example.com"))
+	e.Registry.Storage.Scratch, e.Registry.Storage.LocalCache.Path = "/var/tmp/gw1", "/var/cache/gw1"
+	if ec, _ := configHashes(e); ec != ac {
+		t.Errorf("replicas differing only in local scratch and cache directories: config hash %s vs %s, want equal", ec, ac)
+	}
 	if ac == cc || ap != cp {
 		t.Errorf("different DNS forwarders: config hash %s vs %s (want different), policy %s vs %s (want equal)", ac, cc, ap, cp)
 	}
