@@ -76,49 +76,7 @@ wait_other_benches
 # CPU split: replicas on the upper half; everything else on the lower.
 cpu_split "$pin"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do stop_pid "$p"; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-# stop PID: stop_pid, and forget PID so the exit trap never signals a
-# number the system may have handed to another process since.
-stop() {
-	local p keep=()
-	stop_pid "$1"
-	for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-	pids=("${keep[@]}")
-}
-results="$work/results.jsonl"
-: >"$results"
-
-# other_port: a free port no server of this run was given yet.
-used_ports=" "
-other_port() {
-	local p
-	p=$(free_port)
-	while [[ "$used_ports" == *" $p "* ]]; do p=$(free_port); done
-	used_ports+="$p "
-	echo "$p"
-}
-
-# wait_answer URL PID: wait until URL answers any HTTP status (Azurite
-# answers an unauthenticated request with 4xx).
-wait_answer() {
-	local _
-	for _ in $(seq 1 300); do
-		[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" || true)" != 000 ] && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
-# cpu_of PID: utime+stime of PID (all threads) in seconds.
-cpu_of() { awk -v clk="$clk" '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / clk }' "/proc/$1/stat"; }
+bench_workspace # $work, $pids, $results; stop, other_port, wait_answer, cpu_of (scripts/lib.sh)
 
 # --- Redis -----------------------------------------------------------------
 rport=$(other_port)

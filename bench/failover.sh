@@ -36,34 +36,7 @@ mkdir -p "$CACHE/bin"
 (cd "$ROOT/bench/failprobe" && go build -o "$CACHE/bin/failprobe" .) || die "build bench/failprobe failed"
 fp="$CACHE/bin/failprobe"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill -CONT "$p" 2>/dev/null || true
-		stop_pid "$p"
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-stop() {
-	local p keep=()
-	kill -CONT "$1" 2>/dev/null || true
-	stop_pid "$1"
-	for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-	pids=("${keep[@]}")
-}
-results="$work/results.jsonl"
-: >"$results"
-used_ports=" "
-other_port() {
-	local p
-	p=$(free_port)
-	while [[ "$used_ports" == *" $p "* ]]; do p=$(free_port); done
-	used_ports+="$p "
-	echo "$p"
-}
+bench_workspace # $work, $pids, $results; stop, other_port (scripts/lib.sh)
 wait_dns() {
 	local _
 	for _ in $(seq 1 100); do

@@ -198,3 +198,61 @@ start_versitygw() {
 		"$bin" --port "127.0.0.1:$2" --quiet posix "$1" >"$3" 2>&1 &
 	echo $!
 }
+
+# bench_workspace: what a bench script run owns. $work is a temp directory,
+# $pids the processes the run started (every one is stopped on exit, resumed
+# first if the run froze it), $results a JSON-lines file in $work. Use stop
+# PID to stop one early, other_port for a port no server of this run was
+# given yet.
+bench_workspace() {
+	work=$(mktemp -d)
+	pids=()
+	results="$work/results.jsonl"
+	: >"$results"
+	used_ports=" "
+	trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+	local p
+	for p in "${pids[@]}"; do
+		kill -CONT "$p" 2>/dev/null || true
+		stop_pid "$p"
+	done
+	rm -rf "$work"
+}
+
+# stop PID: stop_pid (resuming PID first if frozen), and forget PID so the
+# exit trap never signals a number the system may have handed to another
+# process since.
+stop() {
+	local p keep=()
+	kill -CONT "$1" 2>/dev/null || true
+	stop_pid "$1"
+	for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	pids=("${keep[@]}")
+}
+
+# other_port: a free port no server of this run was given yet.
+other_port() {
+	local p
+	p=$(free_port)
+	while [[ "$used_ports" == *" $p "* ]]; do p=$(free_port); done
+	used_ports+="$p "
+	echo "$p"
+}
+
+# wait_answer URL PID: wait until URL answers any HTTP status (storage
+# servers answer an unauthenticated request with 4xx), or PID is gone.
+wait_answer() {
+	local _
+	for _ in $(seq 1 300); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" || true)" != 000 ] && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# cpu_of PID: utime+stime of PID (all threads) in seconds.
+cpu_of() { awk -v clk="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / clk }' "/proc/$1/stat"; }
