@@ -391,6 +391,11 @@ func TestClusterRedisDownThenBack(t *testing.T) {
 	reps := []*replica{a, b}
 
 	rd.Stop()
+	// Each replica finds out at its next Redis call or health PING (every
+	// second); from then on its leases are local.
+	for _, r := range reps {
+		waitUntil(t, "degraded with redis down", func() bool { d, _ := r.c.Degraded(); return d })
+	}
 	cold := up.addBlob(random(1 << 20))
 	errs := run(20, reps, func(_ int, s *Store) error { return getBlob(context.Background(), s, "aks/x", cold) })
 	for _, err := range errs {
@@ -402,7 +407,7 @@ func TestClusterRedisDownThenBack(t *testing.T) {
 	}
 	for i, r := range reps {
 		if deg, _ := r.c.Degraded(); !deg {
-			t.Errorf("replica %d not degraded with redis down", i)
+			t.Errorf("replica %d not degraded with redis down after the pulls", i)
 		}
 	}
 
