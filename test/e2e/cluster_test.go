@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -94,7 +95,7 @@ func TestE2EClusterFailover(t *testing.T) {
 	}
 
 	// b runs all through a.
-	probe := startDNSProbes(t, c)
+	probe := startGapProbes(t, c)
 
 	var killAt, vipMovedAt time.Time
 	t.Run("a_pull_survives_kill", func(t *testing.T) {
@@ -188,7 +189,7 @@ func TestE2EClusterFailover(t *testing.T) {
 		t.Logf("gw2 cluster leases: %s", leaseCounts(c, c.gw2))
 	})
 
-	t.Run("b_dns_gap", func(t *testing.T) {
+	t.Run("b_gaps_dns_gateway_registry", func(t *testing.T) {
 		if killAt.IsZero() {
 			t.Skip("no kill happened (a failed early)")
 		}
@@ -197,10 +198,10 @@ func TestE2EClusterFailover(t *testing.T) {
 		res := probe.stop()
 		for _, r := range res {
 			gap, at := r.longestGap(killAt.Add(-time.Second))
-			t.Logf("DNS %s: %d queries, %d answered (%d by the second server), %d unanswered, slowest answer %s; longest gap without an answer around the kill: %s (starting %s after the kill)",
+			t.Logf("%s: %d probes, %d answered (%d by the second server), %d unanswered, slowest answer %s; longest gap without an answer around the kill: %s (starting %s after the kill)",
 				r.name, r.sent, len(r.ok), r.second, r.sent-len(r.ok), r.slowest.Round(time.Millisecond), gap.Round(time.Millisecond), at.Sub(killAt).Round(time.Millisecond))
 			if len(r.ok) == 0 || !r.ok[len(r.ok)-1].After(killAt) {
-				t.Errorf("DNS %s: no answer after the kill", r.name)
+				t.Errorf("%s: no answer after the kill", r.name)
 			}
 		}
 	})
@@ -489,8 +490,8 @@ func jsonLine(line string, v any) bool {
 	return strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), v) == nil
 }
 
-// dnsProbe asks for allowed.test every 50 ms and records when answers came.
-type dnsProbe struct {
+// gapProbe asks for allowed.test every 50 ms and records when answers came.
+type gapProbe struct {
 	name    string
 	sent    int
 	ok      []time.Time
@@ -500,7 +501,7 @@ type dnsProbe struct {
 
 // longestGap is the longest time between two answers (or from the last
 // answer to the end) among answers after since, and when it began.
-func (p *dnsProbe) longestGap(since time.Time) (time.Duration, time.Time) {
+func (p *gapProbe) longestGap(since time.Time) (time.Duration, time.Time) {
 	var gap time.Duration
 	var at time.Time
 	for i := 1; i < len(p.ok); i++ {
@@ -514,22 +515,22 @@ func (p *dnsProbe) longestGap(since time.Time) (time.Duration, time.Time) {
 	return gap, at
 }
 
-type dnsProbes struct {
+type gapProbes struct {
 	stopc chan struct{}
 	wg    sync.WaitGroup
-	res   []*dnsProbe
+	res   []*gapProbe
 }
 
-func (p *dnsProbes) stop() []*dnsProbe {
+func (p *gapProbes) stop() []*gapProbe {
 	close(p.stopc)
 	p.wg.Wait()
 	return p.res
 }
 
-// startDNSProbes asks from the node every 50 ms: at the VIP, and in
+// startGapProbes asks from the node every 50 ms: at the VIP, and in
 // resolv.conf order (gw1, then gw2 when gw1 does not answer within 250 ms
 // or refuses).
-func startDNSProbes(t *testing.T, c *clusterRig) *dnsProbes {
+func startGapProbes(t *testing.T, c *clusterRig) *gapProbes {
 	t.Helper()
 	dial := func(addr string) net.Conn {
 		var conn net.Conn
@@ -542,9 +543,9 @@ func startDNSProbes(t *testing.T, c *clusterRig) *dnsProbes {
 		return conn
 	}
 	vip, g1, g2 := dial(clVIP+":53"), dial(clGw1Lan+":53"), dial(clGw2Lan+":53")
-	ps := &dnsProbes{stopc: make(chan struct{})}
-	run := func(name string, ask func(p *dnsProbe) bool) {
-		p := &dnsProbe{name: name}
+	ps := &gapProbes{stopc: make(chan struct{})}
+	run := func(name string, ask func(p *gapProbe) bool) {
+		p := &gapProbe{name: name}
 		ps.res = append(ps.res, p)
 		ps.wg.Add(1)
 		go func() {
@@ -568,11 +569,46 @@ func startDNSProbes(t *testing.T, c *clusterRig) *dnsProbes {
 		}()
 	}
 	const timeout = 250 * time.Millisecond
-	run("at the VIP "+clVIP, func(*dnsProbe) bool {
+	run("DNS at the VIP "+clVIP, func(*gapProbe) bool {
 		_, err := dnsAsk(vip, "allowed.test", timeout)
 		return err == nil
 	})
-	run("in resolv.conf order (gw1, gw2; 250 ms each)", func(p *dnsProbe) bool {
+	// The gateway at the VIP: a new CONNECT through the explicit proxy
+	// (answered 200 once the gateway dialled allowed.test), and a new
+	// transparent TLS flow (the default route is the VIP). The registry at
+	// the VIP: GET /v2/. Each with 250 ms to connect and 1 s in all.
+	run("gateway CONNECT at the VIP", func(*gapProbe) bool {
+		conn, err := dialIn(c.node, "tcp", clVIP+":"+clProxyPort, timeout)
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(time.Second))
+		fmt.Fprintf(conn, "CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodConnect})
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+	run("gateway transparent TLS at the VIP", func(*gapProbe) bool {
+		conn, err := dialIn(c.node, "tcp", inetAllowed+":443", timeout)
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(time.Second))
+		return tlsClient(conn, "allowed.test").Handshake() == nil
+	})
+	run("registry GET /v2/ at the VIP", func(*gapProbe) bool {
+		conn, err := dialIn(c.node, "tcp", clVIP+":5000", timeout)
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(time.Second))
+		fmt.Fprintf(conn, "GET /v2/ HTTP/1.1\r\nHost: %s:5000\r\nConnection: close\r\n\r\n", clVIP)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+	run("DNS in resolv.conf order (gw1, gw2; 250 ms each)", func(p *gapProbe) bool {
 		if _, err := dnsAsk(g1, "allowed.test", timeout); err == nil {
 			return true
 		}
