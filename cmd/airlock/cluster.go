@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -206,4 +207,16 @@ func jobLease(cfg *config.File, name string, stderr io.Writer) (release func(), 
 // redisConfigured reports whether replicas coordinate through Redis.
 func redisConfigured(cfg *config.File) bool {
 	return cfg.Cluster.Redis.Address != "" || len(cfg.Cluster.Redis.Addresses) > 0
+}
+
+// replicaName is cluster.name, or the host name.
+func replicaName(cfg *config.File) (string, error) {
+	if cfg.Cluster.Name != "" {
+		return cfg.Cluster.Name, nil
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("cluster: no cluster.name and no host name to default to (%w): set cluster.name", err)
+	}
+	return h, nil
 }

@@ -122,6 +122,16 @@ policy:
 	defer stop1()
 	waitFor(a1, "redis up", func(c int, b string) bool { return c == 200 && b == "ready\n" })
 
+	resp, err := http.Get("http://" + a1 + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `airlock_cluster_redis_up{replica="gw1"} 1`; !strings.Contains(string(b), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+
 	r.Stop()
 	waitFor(a1, "redis down", func(c int, b string) bool {
 		return c == 200 && strings.HasPrefix(b, "degraded\ncluster: ")

@@ -88,12 +88,24 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logger, level *slog.LevelVar, grace, watch time.Duration) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// With replicas every record and every airlock metric names the replica
+	// (cluster.name), so logs and scrapes of several replicas can be merged.
+	var areg prometheus.Registerer = reg
+	clog := log.With("component", "cluster") // the cluster adds the replica itself
+	if redisConfigured(cfg) {
+		name, err := replicaName(cfg)
+		if err != nil {
+			return err
+		}
+		log = log.With("replica", name)
+		areg = prometheus.WrapRegistererWith(prometheus.Labels{"replica": name}, reg)
+	}
 	adm := admin.New(cfg.Admin, reg, log.With("component", "admin"))
-	cw, err := newClusterWatch(cfg, adm, log.With("component", "cluster"), reg)
+	cw, err := newClusterWatch(cfg, adm, clog, areg)
 	if err != nil {
 		return err
 	}
-	us, err := buildUnits(cfg, cw, adm, log, reg)
+	us, err := buildUnits(cfg, cw, adm, log, areg)
 	if err != nil {
 		return err
 	}
@@ -153,7 +165,7 @@ loop:
 // (the cluster first: the others coordinate through it; the cache's jobs
 // before the registry they serve, DNS before the gateway that resolves
 // through it, admin last), without binding anything.
-func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog.Logger, reg *prometheus.Registry) ([]unit, error) {
+func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog.Logger, reg prometheus.Registerer) ([]unit, error) {
 	us := []unit{{name: "cluster", c: cw}}
 	if cfg.Registry.Listen != "" {
 		rc := cfg.Registry.Config
