@@ -16,7 +16,8 @@
 #
 # Targets (BENCH_TARGETS, each measured once per round, order rotated):
 #   one        one replica, cluster.redis set (the same code path as two);
-#   two        two replicas on the same container, both with cluster.redis;
+#   two        two replicas on the same container, both with cluster.redis
+#              and cluster.advertise (a waiting replica streams the holder's fill);
 #              the clients round-robin over them (client i → replica i mod 2);
 #   two-local  two replicas, no cluster section: each coordinates its fills
 #              in-process only (what two replicas did before issue 13);
@@ -177,6 +178,7 @@ start_replica() {
 		if [ "$withredis" = 1 ]; then
 			echo "cluster:"
 			echo "  name: r$n"
+			echo "  advertise: http://127.0.0.1:$port"
 			echo "  redis: { addresses: [\"127.0.0.1:$rport\"] }"
 		fi
 		echo "registry:"

@@ -102,7 +102,8 @@ func (w *clusterWatch) Failed() <-chan error { return nil }
 var perReplica = map[string]bool{"Log": true, "Admin": true, "Node": true, "Verify": true, "Policy": true}
 
 // configHashes hashes what every replica must agree on: the config without
-// the per-replica keys (any key ending in "Listen", the cluster name, the
+// the per-replica keys (any key ending in "Listen", the cluster name and
+// advertise URL, the
 // storage's local scratch and local cache, the sections in perReplica) and,
 // separately, the policy. Both are SHA-256 of
 // the decoded, defaulted config as JSON, so formatting, comments and key
@@ -121,6 +122,7 @@ func configHashes(cfg *config.File) (configHash, policyHash string) {
 	}
 	if c, ok := all["Cluster"].(map[string]any); ok {
 		delete(c, "Name")
+		delete(c, "Advertise") // this replica's own address
 	}
 	dropListen(all)
 	if r, ok := all["Registry"].(map[string]any); ok {

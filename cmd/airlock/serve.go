@@ -195,6 +195,7 @@ func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog
 			Purge:     bs.PurgeUploads,
 			Singleton: cw.cl.RunSingleton,
 			Redirect:  redirector(rc.Storage, bs),
+			PeerAuth:  peerAuth(cw),
 		})
 		if err != nil {
 			return nil, err
@@ -350,4 +351,13 @@ func describeConfig(path string) string {
 		return "(embedded default)"
 	}
 	return path
+}
+
+// peerAuth checks other replicas' requests (their cache fills stream from
+// this one) when cluster.advertise is set; nil otherwise.
+func peerAuth(cw *clusterWatch) func(context.Context, string) bool {
+	if cw == nil || cw.cl == nil || cw.cl.Advertise() == "" {
+		return nil
+	}
+	return cw.cl.CheckPeerToken
 }

@@ -39,6 +39,11 @@ const claimTmpAttempts = 8
 func (s *Store) tmpRoot() string { return filepath.Join(s.root, dirTmp) }
 func (s *Store) tmpDir() string  { return s.tmp }
 
+// TempDir is this Store's own local directory for temp files (removed
+// with it): where a cache fill that is not written to the storage (a
+// blob streamed from another replica) keeps its bytes.
+func (s *Store) TempDir() string { return s.tmp }
+
 // claimTmp creates this Store's owner directory and locks it.
 func (s *Store) claimTmp() error {
 	for range claimTmpAttempts {

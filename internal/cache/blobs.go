@@ -7,6 +7,7 @@ import (
 
 	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/storage"
 )
 
 // errReadLocal is the one signal that a blob is, or has just become, a
@@ -102,8 +103,14 @@ func (s *Store) tryBlob(ctx context.Context, t target, repo string, d oci.Digest
 		s.m.hits.WithLabelValues("blob").Inc()
 		return f, size, nil
 	}
-	fl, err := s.blobFill(t, repo, d)
-	if err != nil {
+	var fl *fill
+	if storage.PeerOnly(ctx) {
+		// Another replica's request: only a fill under way here, never
+		// a new one (nor a wait for one).
+		if fl = s.peerFill(d); fl == nil {
+			return nil, 0, errNotForPeer
+		}
+	} else if fl, err = s.blobFill(t, repo, d); err != nil {
 		return nil, 0, err
 	}
 	if !open {

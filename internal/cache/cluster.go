@@ -32,6 +32,9 @@ const (
 	// this replica does not know the blob's size yet: it then looks for the
 	// holder's size record again (a HEAD can answer as soon as it is there).
 	sizeWaitBound = time.Second
+	// relayPollBound is that bound while a relay is possible: the holder's
+	// URL is looked for this often until the holder's upstream answered.
+	relayPollBound = 200 * time.Millisecond
 	// fillSizeTTL is how long a holder's size record lives.
 	fillSizeTTL = 10 * time.Minute
 	// quotaLeaseTTL is the lease of one quota eviction run (renewed while
@@ -48,6 +51,7 @@ const (
 	leaseWaited   = "waited"    // another replica fetched it; served from the shared storage
 	leaseTookOver = "took_over" // waited for another replica, found nothing stored, fetched it here
 	leaseNone     = "none"      // gave up waiting (the wait's deadline): fetched without a lease
+	leaseRelayed  = "relayed"   // another replica fetched it; streamed from that replica while it did
 )
 
 // Log messages.
@@ -73,6 +77,21 @@ type leaseWait struct {
 	// beforeWait, when set, runs before each wait; it returns how long
 	// that wait may last (0: until the lease is free).
 	beforeWait func() time.Duration
+	// busy, when set, runs each time the lease is found busy, before the
+	// wait (a blob fill streams from the holder there). True: the fetch
+	// is over for good (failed): stop waiting.
+	busy func(ctx context.Context) bool
+	// relayed, when set, reports whether the content came from the
+	// holder while it fetched (result relayed rather than waited).
+	relayed func() bool
+}
+
+// waitedResult is the result of a wait that found the content stored.
+func (w leaseWait) waitedResult() string {
+	if w.relayed != nil && w.relayed() {
+		return leaseRelayed
+	}
+	return leaseWaited
 }
 
 // coordinate takes w's lease, waiting while another replica holds it.
@@ -103,7 +122,7 @@ func (s *Store) coordinate(ctx context.Context, w leaseWait) (release func(), re
 			// once more, or we would fetch what it has just stored.
 			if w.ready() {
 				l.Release()
-				s.m.fillLeases.WithLabelValues(w.kind, leaseWaited).Inc()
+				s.m.fillLeases.WithLabelValues(w.kind, w.waitedResult()).Inc()
 				return nil, true
 			}
 			result := leaseHeld
@@ -121,6 +140,9 @@ func (s *Store) coordinate(ctx context.Context, w leaseWait) (release func(), re
 			s.log.Debug(msgWaitFill, "kind", w.kind, "key", w.key)
 		}
 		waited = true
+		if w.busy != nil && w.busy(ctx) {
+			return nil, true
+		}
 		var bound time.Duration
 		if w.beforeWait != nil {
 			bound = w.beforeWait()
@@ -135,7 +157,7 @@ func (s *Store) coordinate(ctx context.Context, w leaseWait) (release func(), re
 			return s.gaveUp(w, ctx.Err())
 		}
 		if w.ready() {
-			s.m.fillLeases.WithLabelValues(w.kind, leaseWaited).Inc()
+			s.m.fillLeases.WithLabelValues(w.kind, w.waitedResult()).Inc()
 			return nil, true
 		}
 		_ = err // a bounded wait that timed out: look and try again
@@ -171,8 +193,15 @@ func (s *Store) watchLease(l *cluster.Lease, w leaseWait) func() {
 // blobWait is the coordination of f's fill. While the size is unknown,
 // each wait is bounded so that the holder's size record is looked for
 // again; once known, HEAD requests waiting on f are answered with it.
-func (s *Store) blobWait(f *fill) leaseWait {
-	return leaseWait{
+// With relays on, a busy lease makes f stream from the holder into *w
+// (relay.go), once per holder URL.
+func (s *Store) blobWait(f *fill, w *fillWriter) leaseWait {
+	relayOn := s.relayOn()
+	var (
+		tried     string // the last holder URL relayed from
+		checkedAt bool   // busy looked for the holder's URL with the size known
+	)
+	lw := leaseWait{
 		kind: "blob",
 		key:  blobLeaseKey(f.d),
 		ready: func() bool {
@@ -180,23 +209,49 @@ func (s *Store) blobWait(f *fill) leaseWait {
 			return err == nil
 		},
 		beforeWait: func() time.Duration {
-			if f.knownSize() >= 0 {
+			if f.knownSize() < 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), sizeWaitBound)
+				b, ok, err := s.cluster.Get(ctx, blobSizeKey(f.d))
+				cancel()
+				if err == nil && ok {
+					if n, err := strconv.ParseInt(string(b), 10, 64); err == nil && n >= 0 {
+						f.setSize(n)
+					}
+				}
+			}
+			known := f.knownSize() >= 0
+			if relayOn && !checkedAt && !f.isVerified() {
+				// The holder publishes its URL just before the size: once
+				// the size is known, look for the URL again at once.
+				if known {
+					return time.Millisecond
+				}
+				return relayPollBound
+			}
+			if known {
 				return 0
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), sizeWaitBound)
-			defer cancel()
-			b, ok, err := s.cluster.Get(ctx, blobSizeKey(f.d))
-			if err != nil || !ok {
-				return sizeWaitBound
-			}
-			n, err := strconv.ParseInt(string(b), 10, 64)
-			if err != nil || n < 0 {
-				return sizeWaitBound
-			}
-			f.setSize(n)
-			return 0
+			return sizeWaitBound
 		},
 	}
+	if !relayOn {
+		return lw
+	}
+	lw.busy = func(ctx context.Context) bool {
+		if f.isVerified() {
+			return false // relayed: wait for the holder to store it
+		}
+		checkedAt = checkedAt || f.knownSize() >= 0
+		peer := s.holderURL(f.d)
+		if peer == "" || peer == tried {
+			return false
+		}
+		tried = peer
+		over := s.relay(ctx, f, w, peer)
+		return over && !f.isVerified()
+	}
+	lw.relayed = f.isVerified
+	return lw
 }
 
 // publishSize tells the other replicas the size of the blob this replica

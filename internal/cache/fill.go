@@ -26,6 +26,7 @@ const (
 // fill is one upstream download of one blob, shared by every reader.
 type fill struct {
 	d    oci.Digest
+	repo string // the repository it was started for (a relay asks for it there)
 	mu   sync.Mutex
 	cond *sync.Cond
 
@@ -41,7 +42,7 @@ type fill struct {
 }
 
 func newFill(d oci.Digest, repo string) *fill {
-	f := &fill{d: d, size: -1, repos: map[string]bool{repo: true}, started: make(chan struct{}), sized: make(chan struct{}), done: make(chan struct{})}
+	f := &fill{d: d, repo: repo, size: -1, repos: map[string]bool{repo: true}, started: make(chan struct{}), sized: make(chan struct{}), done: make(chan struct{})}
 	f.cond = sync.NewCond(&f.mu)
 	return f
 }
@@ -103,6 +104,22 @@ func (f *fill) verified() (repos []string) {
 	return repos
 }
 
+// start records the size (-1 unknown) and the temp file of a fill whose
+// source answered, and lets readers open it.
+func (f *fill) start(size int64, path string) {
+	f.mu.Lock()
+	f.size, f.path = size, path
+	f.mu.Unlock()
+	f.markStarted()
+}
+
+// isVerified reports whether every byte of the fill is there and verified.
+func (f *fill) isVerified() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state == committed
+}
+
 func (f *fill) markStarted() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -147,7 +164,9 @@ func (s *Store) blobFill(t target, repo string, d oci.Digest) (*fill, error) {
 
 // runFill downloads the blob once. It is detached from every request: a
 // client that leaves does not stop it. A stalled upstream (no bytes for
-// upstreamTimeout) fails it.
+// upstreamTimeout) fails it. Under a cluster it may instead stream the
+// blob from the replica that fetches it (relay.go); the bytes of any
+// source go into one writer, each source continuing after the last.
 func (s *Store) runFill(t target, f *fill) {
 	defer func() {
 		s.fillsMu.Lock()
@@ -162,71 +181,77 @@ func (s *Store) runFill(t target, f *fill) {
 	// keeps flowing may take as long as it needs.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The fill's writer: created by the first source that answers. On
+	// every failure below, fail comes before Abort: a reader that finds
+	// the temp file gone must find the fill failed, not running. Abort
+	// after Commit does nothing.
+	var w fillWriter
+	defer func() {
+		if w != nil {
+			w.Abort()
+		}
+	}()
 	// Across replicas: one fill per blob at a time. The wait is detached
 	// too, and shared by this replica's readers; it ends when the holder
 	// commits, fails, or dies (its lease expires after the TTL).
-	release, ready := s.coordinate(ctx, s.blobWait(f))
+	release, ready := s.coordinate(ctx, s.blobWait(f, &w))
 	if ready {
-		f.fail(errReadLocal) // another replica committed it: readers go to storage
+		// Another replica committed it: readers go to storage, or a
+		// relayed fill is completed from there.
+		s.finishFromStorage(f, w)
 		return
 	}
 	// After the commit (or failure): waiters find the blob stored.
 	defer release()
+	if f.isVerified() {
+		// Relayed completely, then the holder died before storing it.
+		if err := s.commitFill(f.d, w, f.linkRepos()); err != nil {
+			s.storageErr(err)
+		}
+		return
+	}
 	body, size, err := s.up.GetBlob(ctx, t.host, t.repo, f.d)
 	if err != nil {
 		f.fail(s.upstreamErr(t, string(f.d), err))
 		return
 	}
 	defer body.Close()
+	s.publishPeer(f.d)
 	s.publishSize(f.d, size)
 
-	w, err := s.blobs.NewWriter(f.d)
-	if err != nil {
-		f.fail(s.storageErr(err))
-		return
-	}
-	f.mu.Lock()
-	f.size, f.path = size, w.Path()
-	f.mu.Unlock()
-	f.markStarted()
-
-	// On every failure below, fail comes before Abort: a reader that
-	// finds the temp file gone must find the fill failed, not running.
-	buf := make([]byte, fillBuf)
-	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				f.fail(s.storageErr(werr))
-				w.Abort()
-				return
-			}
-			s.m.upstreamBytes.Add(float64(n))
-			f.mu.Lock()
-			f.written += int64(n)
-			f.mu.Unlock()
-			f.cond.Broadcast()
+	if w == nil {
+		bw, err := s.blobs.NewWriter(f.d)
+		if err != nil {
+			f.fail(s.storageErr(err))
+			return
 		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			rerr = fmt.Errorf("%w: reading the body: %w", ErrUpstreamUnavailable, rerr)
-			f.fail(s.upstreamErr(t, string(f.d), rerr))
-			w.Abort()
+		w = bw
+		f.start(size, w.Path())
+	} else if skip := w.Size(); skip > 0 {
+		// Partly relayed from a replica that died: continue after it.
+		if _, err := io.CopyN(io.Discard, body, skip); err != nil {
+			f.fail(s.upstreamErr(t, string(f.d), fmt.Errorf("%w: reading the body: %w", ErrUpstreamUnavailable, err)))
 			return
 		}
 	}
+	werr, rerr := s.feed(f, w, body, true)
+	if werr != nil {
+		f.fail(s.storageErr(werr))
+		return
+	}
+	if rerr != nil {
+		rerr = fmt.Errorf("%w: reading the body: %w", ErrUpstreamUnavailable, rerr)
+		f.fail(s.upstreamErr(t, string(f.d), rerr))
+		return
+	}
 	if size >= 0 && w.Size() != size {
 		f.fail(s.upstreamErr(t, string(f.d), fmt.Errorf("body held %d bytes, Content-Length said %d", w.Size(), size)))
-		w.Abort()
 		return
 	}
 	if !w.Verified() {
 		s.m.verifyFailures.Inc()
 		s.log.Error("upstream blob failed verification; nothing cached", "host", t.host, "repo", t.repo, "digest", f.d, "bytes", w.Size())
 		f.fail(s.upstreamErr(t, string(f.d), fmt.Errorf("%w: %d bytes", blobstore.ErrDigestMismatch, w.Size())))
-		w.Abort()
 		return
 	}
 	// Verified: readers may have the last byte now. Durability (fsync,
@@ -234,9 +259,48 @@ func (s *Store) runFill(t target, f *fill) {
 	// fetches the blob again meanwhile; if it fails, the clients still got
 	// verified bytes and the blob is simply not cached.
 	repos := f.verified()
-	if err := w.Commit(repos...); err != nil {
+	if err := s.commitFill(f.d, w, repos); err != nil {
 		s.storageErr(err)
 		return
 	}
 	s.kickQuota()
+}
+
+// linkRepos are the repositories to link f's blob into.
+func (f *fill) linkRepos() (repos []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for r := range f.repos {
+		repos = append(repos, r)
+	}
+	return repos
+}
+
+// feed appends body to w until its end, making each chunk readable by f's
+// readers as it lands. werr is a storage failure, rerr a failure of the
+// source (nil at its clean end). upstream counts the bytes as fetched from
+// the upstream.
+func (s *Store) feed(f *fill, w fillWriter, body io.Reader, upstream bool) (werr, rerr error) {
+	buf := make([]byte, fillBuf)
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr, nil
+			}
+			if upstream {
+				s.m.upstreamBytes.Add(float64(n))
+			}
+			f.mu.Lock()
+			f.written += int64(n)
+			f.mu.Unlock()
+			f.cond.Broadcast()
+		}
+		if rerr == io.EOF {
+			return nil, nil
+		}
+		if rerr != nil {
+			return nil, rerr
+		}
+	}
 }

@@ -13,6 +13,7 @@ type metrics struct {
 	evictedBytes   prometheus.Counter
 	fillLeases     *prometheus.CounterVec // kind, result
 	fillLeaseLost  *prometheus.CounterVec // kind
+	relayFailures  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,14 +44,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		fillLeases: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_cache_fill_leases_total",
-			Help: "Upstream fetches coordinated across replicas, by kind (blob, manifest) and result: held (fetched here under a cluster-wide lease), local (fetched here under a process-local lease: redis unreachable), waited (another replica fetched it), took_over (another replica's fetch ended without it: fetched here), none (gave up waiting: fetched without a lease).",
+			Help: "Upstream fetches coordinated across replicas, by kind (blob, manifest) and result: held (fetched here under a cluster-wide lease), local (fetched here under a process-local lease: redis unreachable), waited (another replica fetched it; read from storage), relayed (another replica fetched it; streamed from that replica while it did), took_over (another replica's fetch ended without it: fetched here), none (gave up waiting: fetched without a lease).",
 		}, []string{"kind", "result"}),
 		fillLeaseLost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_cache_fill_lease_lost_total", Help: "Upstream fetches that lost their cluster lease and went on (another replica may fetch the same content meanwhile), by kind.",
 		}, []string{"kind"}),
+		relayFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_cache_fill_relay_failures_total", Help: "Blobs this replica tried to stream from the replica fetching them and could not (fell back to waiting for its commit, or to fetching them here).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.hits, m.misses, m.coalesced, m.upstreamBytes, m.stale, m.verifyFailures, m.cachedBytes, m.evictedBytes, m.fillLeases, m.fillLeaseLost)
+		reg.MustRegister(m.hits, m.misses, m.coalesced, m.upstreamBytes, m.stale, m.verifyFailures, m.cachedBytes, m.evictedBytes, m.fillLeases, m.fillLeaseLost, m.relayFailures)
 	}
 	return m
 }

@@ -78,8 +78,9 @@ type Store struct {
 	m       *metrics
 	now     func() time.Time
 
-	cluster  *cluster.Cluster // nil: local coordination only
-	leaseTTL time.Duration    // of fill leases
+	cluster     *cluster.Cluster // nil: local coordination only
+	leaseTTL    time.Duration    // of fill leases
+	relayClient *http.Client     // streams fills from other replicas (relay.go)
 
 	flights singleflight.Group // manifest fetches, key repo@ref
 
@@ -104,21 +105,22 @@ func New(cfg *Config, deps Deps) (*Store, error) {
 		return nil, fmt.Errorf("cache: invalid rules: %v", problems)
 	}
 	s := &Store{
-		Local:    deps.Local,
-		blobs:    deps.Blobs,
-		up:       deps.Upstream,
-		rules:    rs,
-		tagTTL:   cfg.TagTTL,
-		timeout:  cfg.UpstreamTimeout,
-		quota:    cfg.Quota,
-		log:      deps.Logger,
-		m:        newMetrics(deps.Registry),
-		now:      deps.Now,
-		cluster:  deps.Cluster,
-		leaseTTL: DefaultFillLeaseTTL,
-		fills:    map[oci.Digest]*fill{},
-		fresh:    map[string]time.Time{},
-		down:     map[string]time.Time{},
+		Local:       deps.Local,
+		blobs:       deps.Blobs,
+		up:          deps.Upstream,
+		rules:       rs,
+		tagTTL:      cfg.TagTTL,
+		timeout:     cfg.UpstreamTimeout,
+		quota:       cfg.Quota,
+		log:         deps.Logger,
+		m:           newMetrics(deps.Registry),
+		now:         deps.Now,
+		cluster:     deps.Cluster,
+		leaseTTL:    DefaultFillLeaseTTL,
+		relayClient: newRelayClient(),
+		fills:       map[oci.Digest]*fill{},
+		fresh:       map[string]time.Time{},
+		down:        map[string]time.Time{},
 
 		quotaKick: make(chan struct{}, 1),
 	}

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,24 +66,27 @@ type Deps struct {
 
 // Cluster is this replica's view of the cluster.
 type Cluster struct {
-	name   string
-	prefix string
-	cfg    RedisConfig
-	pass   string
-	log    *slog.Logger
-	m      *metrics
+	name      string
+	prefix    string
+	advertise string // cfg.Advertise without a trailing slash
+	cfg       RedisConfig
+	pass      string
+	log       *slog.Logger
+	m         *metrics
 
 	rdb redis.UniversalClient // nil: no Redis configured (or not started)
 
-	mu       sync.Mutex
-	up       bool
-	known    bool                   // a Redis call has had an outcome (logged transitions start from it)
-	reason   string                 // why degraded, while !up
-	local    map[string]*Lease      // leases this process holds (through Redis or local)
-	waiters  map[string][]chan bool // WaitLease waiters by key, woken by release notifications
-	versions versionRecord
-	peers    []Peer
-	peersAt  time.Time
+	mu          sync.Mutex
+	up          bool
+	known       bool                   // a Redis call has had an outcome (logged transitions start from it)
+	reason      string                 // why degraded, while !up
+	local       map[string]*Lease      // leases this process holds (through Redis or local)
+	waiters     map[string][]chan bool // WaitLease waiters by key, woken by release notifications
+	versions    versionRecord
+	peers       []Peer
+	peersAt     time.Time
+	peerToken   string    // PeerToken, once read from Redis
+	peerTokenAt time.Time // when it was read
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -112,14 +116,15 @@ func New(cfg Config, deps Deps) (*Cluster, error) {
 		prefix = DefaultKeyPrefix
 	}
 	c := &Cluster{
-		name:    name,
-		prefix:  prefix,
-		cfg:     cfg.Redis,
-		log:     log.With(logReplica, name),
-		m:       newMetrics(deps.Registerer),
-		local:   map[string]*Lease{},
-		waiters: map[string][]chan bool{},
-		reason:  "connecting to redis",
+		name:      name,
+		prefix:    prefix,
+		advertise: strings.TrimSuffix(cfg.Advertise, "/"),
+		cfg:       cfg.Redis,
+		log:       log.With(logReplica, name),
+		m:         newMetrics(deps.Registerer),
+		local:     map[string]*Lease{},
+		waiters:   map[string][]chan bool{},
+		reason:    "connecting to redis",
 	}
 	c.cfg.Addresses = cfg.Redis.addresses()
 	redisLogOnce.Do(func() { redis.SetLogger(redisLog{log}) })

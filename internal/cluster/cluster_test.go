@@ -376,6 +376,11 @@ func TestValidate(t *testing.T) {
 		{"bad single address", Config{Redis: RedisConfig{Address: "nope"}}, "redis.address"},
 		{"address and addresses", Config{Redis: RedisConfig{Address: "a:1", Addresses: []string{"b:1"}}}, "redis.address"},
 		{"ca without tls", Config{Redis: RedisConfig{Addresses: []string{"a:1"}, TLS: TLSConfig{CAFile: "x"}}}, "redis.tls.enabled"},
+		{"advertise not a URL", Config{Advertise: "10.0.0.4:5000"}, "advertise"},
+		{"advertise ftp", Config{Advertise: "ftp://10.0.0.4"}, "advertise"},
+		{"advertise with path", Config{Advertise: "http://10.0.0.4:5000/v2"}, "advertise"},
+		{"advertise with query", Config{Advertise: "http://10.0.0.4:5000?x=1"}, "advertise"},
+		{"advertise without host", Config{Advertise: "http://:5000"}, "advertise"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
@@ -385,7 +390,7 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
-	ok := Config{Redis: RedisConfig{Addresses: []string{"127.0.0.1:6379"}, PasswordEnv: "REDIS_PASSWORD"}}
+	ok := Config{Advertise: "https://gw1.example.internal:5000/", Redis: RedisConfig{Addresses: []string{"127.0.0.1:6379"}, PasswordEnv: "REDIS_PASSWORD"}}
 	ok.Validate(func(p, m string) { t.Errorf("valid config: %s: %s", p, m) })
 }
 

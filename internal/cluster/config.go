@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 )
@@ -15,6 +16,12 @@ type Config struct {
 	// Redis is where replicas coordinate. Zero (no addresses): no Redis,
 	// local coordination only (a single replica).
 	Redis RedisConfig `yaml:"redis"`
+	// Advertise is the base URL other replicas reach this replica's
+	// registry at (http://10.0.0.4:5000): a replica waiting for this one's
+	// blob fill streams it from there. Empty: no streaming between
+	// replicas (a waiting replica reads the blob from storage once the
+	// holder has stored it).
+	Advertise string `yaml:"advertise"`
 }
 
 // RedisConfig says how to reach Redis.
@@ -58,6 +65,11 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // Validate reports every problem of c at its field path (relative to the
 // cluster section).
 func (c *Config) Validate(report func(path, msg string)) {
+	if c.Advertise != "" {
+		if msg := checkAdvertise(c.Advertise); msg != "" {
+			report("advertise", msg)
+		}
+	}
 	r := c.Redis
 	if r.Address != "" && len(r.Addresses) > 0 {
 		report("redis.address", "set redis.address (one Redis) or redis.addresses (sentinels), not both")
@@ -101,4 +113,20 @@ func (r *RedisConfig) addresses() []string {
 		return []string{r.Address}
 	}
 	return r.Addresses
+}
+
+// checkAdvertise returns what is wrong with an advertise URL, or "".
+func checkAdvertise(a string) string {
+	u, err := url.Parse(a)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("must be a URL like http://10.0.0.4:5000, got %q: %v", a, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Sprintf("must start with http:// or https://, got %q", a)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Sprintf("must name a host, got %q", a)
+	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "", u.User != nil:
+		return fmt.Sprintf("must be scheme://host[:port] only (no path, query or user), got %q", a)
+	}
+	return ""
 }

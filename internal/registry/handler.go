@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/storage"
 )
 
 // Log keys.
@@ -61,6 +62,15 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) stri
 	user, res := auth.check(r, s.now())
 	if u, ok := r.Context().Value(internalPullKey{}).(string); ok && isPull(r, rt) {
 		user, res = u, authOK
+	}
+	if tok := r.Header.Get(storage.PeerHeader); tok != "" && s.peerAuth != nil {
+		// Another replica: pulls only, served from what this replica
+		// has, never from the upstream (storage.PeerOnly).
+		user, res = "airlock-peer", authInvalid
+		if isPull(r, rt) && s.peerAuth(r.Context(), tok) {
+			res = authOK
+			r = r.WithContext(storage.WithPeerOnly(r.Context()))
+		}
 	}
 	switch {
 	case res == authInvalid:

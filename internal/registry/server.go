@@ -48,6 +48,12 @@ type Deps struct {
 	// object storage; a blob GET is then answered 307 to it. An error
 	// (the blob is not in the storage yet, a cache miss) streams as usual.
 	Redirect func(ctx context.Context, d oci.Digest) (string, error)
+	// PeerAuth, when set, checks the token of a request from another
+	// replica (header storage.PeerHeader; cluster.Cluster.CheckPeerToken).
+	// Such a pull is served without credentials and marked
+	// storage.WithPeerOnly; a wrong token is refused (401). Nil: the
+	// header is ignored.
+	PeerAuth func(ctx context.Context, token string) bool
 }
 
 // PurgeInterval is how often idle uploads are looked for.
@@ -63,6 +69,7 @@ type Server struct {
 	singleton func(ctx context.Context, name string, interval time.Duration, fn func(context.Context) error)
 	now       func() time.Time
 	redir     func(ctx context.Context, d oci.Digest) (string, error)
+	peerAuth  func(ctx context.Context, token string) bool
 	tlsOn     bool
 	listen    string    // cfg.Listen, bound by Start
 	tlsCfg    TLSConfig // the key pair Start loads
@@ -92,6 +99,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		purge:     deps.Purge,
 		singleton: deps.Singleton,
 		redir:     deps.Redirect,
+		peerAuth:  deps.PeerAuth,
 		now:       deps.Now,
 		tlsOn:     cfg.TLS.Enabled(),
 		listen:    cfg.Listen,

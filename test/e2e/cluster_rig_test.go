@@ -235,12 +235,14 @@ func (c *clusterRig) checkClusterKey(t testing.TB) bool {
 
 // replicaConfig is g's airlock.yaml: everything on 0.0.0.0 (so the VIP is
 // served too), content in the shared container. The replicas' files differ
-// only in cluster.name, so they agree on the config hash.
+// only in cluster.name and cluster.advertise, so they agree on the config hash.
 func (c *clusterRig) replicaConfig(g *replica, withCluster bool) string {
 	store := "azblob://" + c.container + "?endpoint=" + url.QueryEscape("http://"+clAzurite+"/"+azuritetest.Account) + "&create=true"
 	var cl string
 	if withCluster {
-		cl = fmt.Sprintf("cluster:\n  name: %s\n  redis:\n    addresses: [%q]\n", g.name, clRedis)
+		// advertise: a replica waiting for the other's blob fill streams it
+		// from the other's registry.
+		cl = fmt.Sprintf("cluster:\n  name: %s\n  advertise: \"http://%s:5000\"\n  redis:\n    addresses: [%q]\n", g.name, g.lanAddr, clRedis)
 	}
 	return fmt.Sprintf(`version: 1
 log: { format: json, level: info }
