@@ -147,3 +147,34 @@ policy:
 		})
 	}
 }
+
+// `registry gc --delete` holds the cluster lease job:gc: a second one (or a
+// replica's job) finds it held and is told so; without Redis there is no
+// lease to take.
+func TestJobLeaseGC(t *testing.T) {
+	r := redistest.Start(t)
+	cfg := parseConfig(t, fmt.Sprintf("version: 1\ncluster: {name: gc1, redis: {address: %q}}\n", r.Addr))
+	var stderr strings.Builder
+	release, err := jobLease(cfg, "gc", &stderr)
+	if err != nil {
+		t.Fatalf("first gc: %v", err)
+	}
+	if _, err := jobLease(cfg, "gc", &stderr); err == nil || !strings.Contains(err.Error(), "job:gc") {
+		t.Errorf("second gc while the first holds the lease: err = %v, want one naming job:gc", err)
+	} else {
+		t.Logf("second gc: %v", err)
+	}
+	release()
+	release2, err := jobLease(cfg, "gc", &stderr)
+	if err != nil {
+		t.Errorf("gc after the first released: %v", err)
+	} else {
+		release2()
+	}
+	none := parseConfig(t, "version: 1\n")
+	if rel, err := jobLease(none, "gc", &stderr); err != nil {
+		t.Errorf("without Redis: %v", err)
+	} else {
+		rel()
+	}
+}
