@@ -98,6 +98,7 @@ func (c *Client) exchange(ctx context.Context, rq *request) (*call, error) {
 	if ctx.Value(noRetryKey{}) != nil {
 		retries = 0
 	}
+	var prev *Error // the last attempt's error, when it was retried
 	for attempt := 0; ; attempt++ {
 		cl, err := c.attempt(ctx, rq, deadline)
 		if err == nil {
@@ -109,6 +110,15 @@ func (c *Client) exchange(ctx context.Context, rq *request) (*call, error) {
 		}
 		cp := *e // the error may be shared (token fetches are coalesced)
 		e = &cp
+		var te *timeoutError
+		if prev != nil && errors.As(e.Err, &te) {
+			// The Timeout cut a retry short: what the upstream last said
+			// (connection refused, 503, …) is the reason, not the clock.
+			last := *prev
+			last.Err = fmt.Errorf("%w; attempt %d: %s", prev.Err, attempt+1, te.Error())
+			last.retry = false
+			return nil, &last
+		}
 		if attempt > 0 && e.retry {
 			e.Err = fmt.Errorf("after %d attempts: %w", attempt+1, e.Err)
 		}
@@ -125,6 +135,7 @@ func (c *Client) exchange(ctx context.Context, rq *request) (*call, error) {
 			}
 			return nil, e
 		}
+		prev = e
 		c.m.Retries.WithLabelValues(rq.t.host, rq.kind).Inc()
 		c.log.Debug("retrying upstream request", logHost, rq.t.host, logOp, rq.op, logRepo, rq.t.repo,
 			logAttempt, attempt+1, logWait, wait, logErr, e)
