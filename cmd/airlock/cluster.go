@@ -207,9 +207,7 @@ func jobLease(cfg *config.File, name string, stderr io.Writer) (release func(), 
 }
 
 // redisConfigured reports whether replicas coordinate through Redis.
-func redisConfigured(cfg *config.File) bool {
-	return cfg.Cluster.Redis.Address != "" || len(cfg.Cluster.Redis.Addresses) > 0
-}
+func redisConfigured(cfg *config.File) bool { return cfg.Cluster.Redis.Configured() }
 
 // replicaName is cluster.name, or the host name.
 func replicaName(cfg *config.File) (string, error) {

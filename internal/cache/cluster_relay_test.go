@@ -40,19 +40,7 @@ func newRelayReplica(t *testing.T, name string, shared sharedStorage, redisAddr 
 	}
 	advertise := "http://" + ln.Addr().String()
 	bs := shared(t, nil)
-	c, err := cluster.New(cluster.Config{Name: name, Advertise: advertise, Redis: cluster.RedisConfig{Addresses: []string{redisAddr}}}, cluster.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c.Shutdown(ctx)
-	})
-	waitUntil(t, name+" coordinating through redis", func() bool { d, _ := c.Degraded(); return !d })
+	c := startCluster(t, cluster.Config{Name: name, Advertise: advertise, Redis: cluster.RedisConfig{Addresses: []string{redisAddr}}})
 	cfg := &Config{CacheRules: []Rule{{Name: "mcr", SourceRepo: "mcr.microsoft.com/*", TargetRepo: "aks/*"}}}
 	cfg.SetDefaults()
 	cfg.UpstreamTimeout = 5 * time.Second

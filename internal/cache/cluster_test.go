@@ -46,7 +46,15 @@ type replica struct {
 // through Redis.
 func newCluster(t *testing.T, name, addr string) *cluster.Cluster {
 	t.Helper()
-	c, err := cluster.New(cluster.Config{Name: name, Redis: cluster.RedisConfig{Addresses: []string{addr}}}, cluster.Deps{})
+	return startCluster(t, cluster.Config{Name: name, Redis: cluster.RedisConfig{Addresses: []string{addr}}})
+}
+
+// startCluster starts a cluster of cfg and waits until it coordinates
+// through Redis.
+func startCluster(t *testing.T, cfg cluster.Config) *cluster.Cluster {
+	t.Helper()
+	name := cfg.Name
+	c, err := cluster.New(cfg, cluster.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func (c *Config) Validate(report func(path, msg string)) {
 			report(p, fmt.Sprintf("port must be 1-65535, got %q", port))
 		}
 	}
-	configured := len(r.addresses()) > 0
+	configured := r.Configured()
 	if !configured && (r.SentinelMaster != "" || r.Username != "" || r.PasswordEnv != "" || r.TLS.Enabled) {
 		report("redis.address", "must be set when other redis fields are (or remove them: no Redis means local coordination)")
 	}
@@ -106,6 +106,10 @@ func (c *Config) Validate(report func(path, msg string)) {
 		report("redis.tls.enabled", "must be true when redis.tls.caFile or redis.tls.serverName is set")
 	}
 }
+
+// Configured reports whether Redis is set (address or addresses): several
+// replicas coordinate through it. False: one replica, local coordination.
+func (r *RedisConfig) Configured() bool { return len(r.addresses()) > 0 }
 
 // addresses is where Redis is: Address, or Addresses.
 func (r *RedisConfig) addresses() []string {
