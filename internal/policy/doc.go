@@ -17,6 +17,7 @@
 // decided.
 //
 // The package is pure: no I/O, no logging, no clocks, no global mutable
-// state. A *Policy never changes after Compile and is safe for concurrent
+// state; Hits, the rule hit counter the servers feed, is the one value that
+// changes, and it takes its times from the caller. A *Policy never changes after Compile and is safe for concurrent
 // use; a reload compiles a new one and swaps the pointer.
 package policy
