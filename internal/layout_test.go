@@ -28,7 +28,8 @@ var rank = map[string]int{
 	"internal/blobstore": 2, // storage on disk; reports internal/storage's errors and records
 	"internal/policy":    2,
 	"internal/upstream":  2,
-	"internal/ociclient": 1, // the plain OCI pull client (manifests, blobs, digest checks) shared by warm and verify
+	"internal/ociclient": 1,
+	"internal/basicauth": 1, // HTTP Basic accounts (bcrypt) shared by registry.users and admin.users // the plain OCI pull client (manifests, blobs, digest checks) shared by warm and verify
 	"internal/warm":      2, // the `airlock cache warm` client: pulls a list through airlock's own registry
 	"internal/cluster":   2, // coordination between replicas through Redis: leases, singleton jobs, shared records, versions
 	"internal/registry":  3, // servers

@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
+	"github.com/airlockdev/airlock/internal/basicauth"
 	"github.com/airlockdev/airlock/internal/storage"
 )
 
@@ -124,13 +122,9 @@ func (c StorageConfig) EffectiveRedirectTTL() time.Duration {
 	return c.RedirectTTL
 }
 
-// User is one account for HTTP Basic authentication.
-type User struct {
-	Name string `yaml:"name"`
-	// PasswordHash is a bcrypt hash ($2a$, $2b$ or $2y$), e.g. from
-	// `htpasswd -nbB user pass` or `airlock registry hash`.
-	PasswordHash string `yaml:"passwordHash"`
-}
+// User is one account for HTTP Basic authentication (shared with the
+// admin listener's admin.users).
+type User = basicauth.User
 
 // DefaultUploadTTL applies when UploadTTL is zero.
 const DefaultUploadTTL = 24 * time.Hour
@@ -188,45 +182,5 @@ func (c *Config) Validate(report func(path, msg string)) {
 	if c.UploadTTL <= 0 {
 		report("uploadTTL", fmt.Sprintf("must be positive, got %s", c.UploadTTL))
 	}
-	seen := make(map[string]int)
-	for i, u := range c.Users {
-		p := "users[" + strconv.Itoa(i) + "]"
-		switch first, dup := seen[u.Name]; {
-		case u.Name == "":
-			report(p+".name", "must be set")
-		case dup:
-			report(p+".name", fmt.Sprintf("duplicate user %q (also users[%d])", u.Name, first))
-		case strings.Contains(u.Name, ":"):
-			report(p+".name", "must not contain ':' (HTTP basic auth separates user and password with it)")
-		default:
-			seen[u.Name] = i
-		}
-		if msg := checkBcrypt(u.PasswordHash); msg != "" {
-			report(p+".passwordHash", msg)
-		}
-	}
-}
-
-// bcryptAlphabet is the base64 alphabet of bcrypt salts and hashes.
-const bcryptAlphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-// checkBcrypt returns what is wrong with a bcrypt hash, or "".
-func checkBcrypt(h string) string {
-	const want = "must be a bcrypt hash ($2a$, $2b$ or $2y$), e.g. from `airlock registry hash`"
-	if !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") {
-		return want
-	}
-	if len(h) != 60 {
-		return fmt.Sprintf("%s: it has %d characters, not 60", want, len(h))
-	}
-	if h[4] < '0' || h[4] > '9' || h[5] < '0' || h[5] > '9' || h[6] != '$' {
-		return fmt.Sprintf("%s: the cost after %s must be two digits and a $", want, h[:4])
-	}
-	if _, err := bcrypt.Cost([]byte(h)); err != nil {
-		return fmt.Sprintf("%s: cost %s is outside %02d to %d", want, h[4:6], bcrypt.MinCost, bcrypt.MaxCost)
-	}
-	if i := strings.IndexFunc(h[7:], func(r rune) bool { return !strings.ContainsRune(bcryptAlphabet, r) }); i >= 0 {
-		return fmt.Sprintf("%s: character %d is not in bcrypt's base64 alphabet", want, 7+i+1)
-	}
-	return ""
+	basicauth.ValidateUsers(c.Users, report)
 }
