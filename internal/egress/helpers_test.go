@@ -46,6 +46,7 @@ type gwOptions struct {
 	resolver fakeResolver
 	origDst  func(*net.TCPConn) (netip.AddrPort, error)
 	names    NameSource
+	hits     *policy.Hits
 }
 
 // allowedGateway starts a gateway whose policy allows https to
@@ -72,7 +73,7 @@ func startGateway(t *testing.T, o gwOptions) *gw {
 	cfg.SetDefaults()
 	srv, err := New(&cfg, Deps{
 		Policy: p, Resolver: o.resolver, Metrics: m, OriginalDst: o.origDst, Names: o.names,
-		Logger: logs.Logger(),
+		Logger: logs.Logger(), Hits: o.hits,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -44,6 +44,9 @@ const (
 // recordMsg is the message of every decision record.
 const recordMsg = "egress decision"
 
+// hitsComponent is the component the gateway's rule hits are counted for.
+const hitsComponent = "gateway"
+
 // flow is one connection's state from accept to the decision record.
 type flow struct {
 	listener string
@@ -110,6 +113,7 @@ func (s *Server) finish(f *flow) {
 		attrs = append(attrs, slog.String(keyError, f.err.Error()))
 	}
 	s.log.LogAttrs(context.Background(), slog.LevelInfo, recordMsg, attrs...)
+	s.hits.Count(hitsComponent, d, s.now())
 
 	rule := ""
 	if d.Rule != "" {

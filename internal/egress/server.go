@@ -38,6 +38,9 @@ type Deps struct {
 	// ClusterNames, a flow its names do not allow is decided again with
 	// the names the other replicas' DNS answered.
 	Names NameSource
+	// Hits counts every flow's final decision per rule (component
+	// "gateway"); nil: not counted.
+	Hits *policy.Hits
 }
 
 // NameSource is airlock DNS's name→address observations
@@ -70,6 +73,7 @@ type Server struct {
 	m           *Metrics
 	origDst     func(*net.TCPConn) (netip.AddrPort, error)
 	names       NameSource
+	hits        *policy.Hits
 	remote      ClusterNames // names, when it can ask the other replicas
 	now         func() time.Time
 	pol         atomic.Pointer[policy.Policy]
@@ -104,6 +108,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		m:           deps.Metrics,
 		origDst:     deps.OriginalDst,
 		names:       deps.Names,
+		hits:        deps.Hits,
 		now:         deps.Now,
 		udp:         newUDPConfig(&c),
 		listen:      listenAddrs{proxy: c.ProxyListen, transparent: c.TransparentListen, l4: c.L4Listen},
