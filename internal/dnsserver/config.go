@@ -64,6 +64,14 @@ type Config struct {
 	// ObservationEntries caps the (address, name) pairs kept; the pair that
 	// expires first is dropped when full. Default 100000.
 	ObservationEntries int `yaml:"observationEntries"`
+	// Mode is enforce (the default) or report. In report mode a name the
+	// policy denies (no rule allows it, or a deny rule matches) is answered
+	// as if allowed — forwarded, cached, observed for FQDN network rules —
+	// and logged with verdict deny, mode report and would_deny true. The
+	// checks that protect the node keep applying: malformed questions,
+	// invalid names, query types outside allowQueryTypes, internal
+	// addresses for public names (rebinding) and the DoH canary.
+	Mode string `yaml:"mode"`
 	// CacheEntries caps the answers cached (one per name and type); when
 	// full, expired answers go first, then arbitrary ones. It also caps the
 	// UDP fast path's packed answers (one per client, question and EDNS0
@@ -107,6 +115,12 @@ const (
 // DefaultAllowQueryTypes is allowQueryTypes' default.
 var defaultAllowQueryTypes = []string{"A", "AAAA", "CNAME", "SRV", "PTR", "SOA", "NS"}
 
+// Modes.
+const (
+	ModeEnforce = "enforce"
+	ModeReport  = "report"
+)
+
 // Log settings.
 const (
 	LogAll     = "all"
@@ -127,6 +141,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.LogAllowed == "" {
 		c.LogAllowed = LogSampled
+	}
+	if c.Mode == "" {
+		c.Mode = ModeEnforce
 	}
 	if c.BlockedRcode == "" {
 		c.BlockedRcode = "NXDOMAIN"
@@ -177,6 +194,11 @@ func (c *Config) Validate(report func(path, msg string)) {
 	case LogAll, LogSampled, LogNone:
 	default:
 		report("logAllowed", fmt.Sprintf("%q: want all, sampled or none", c.LogAllowed))
+	}
+	switch c.Mode {
+	case ModeEnforce, ModeReport, "":
+	default:
+		report("mode", fmt.Sprintf("%q: want enforce or report", c.Mode))
 	}
 	if _, ok := blockedRcodes[c.BlockedRcode]; !ok {
 		report("blockedRcode", fmt.Sprintf("%q: want NXDOMAIN or REFUSED", c.BlockedRcode))

@@ -18,7 +18,10 @@
 //     (private_zone), whatever its type.
 //  3. Otherwise the policy decides (policy.AllowsName for the client's
 //     address); a name no rule matched is still allowed by dns.allowNames
-//     (allow_names). Denied: blockedRcode.
+//     (allow_names). Denied: blockedRcode — except with dns.mode report,
+//     where a name the rules deny (no_match, rule_deny) is answered as if
+//     allowed and logged with would_deny (the checks of steps 1, 4 and 6
+//     still deny). Every question's decision is counted in policy.Hits.
 //  4. HTTPS and SVCB queries get an empty answer (ECH keys never reach the
 //     client); other types outside allowQueryTypes are denied
 //     (qtype_denied); AAAA gets an empty answer unless IPv6 is allowed.

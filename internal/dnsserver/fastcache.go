@@ -34,9 +34,13 @@ type fastEntry struct {
 	qname    string
 	qtype    uint16
 	decision policy.Decision
-	rcode    int
-	answers  int
-	stripped []string
+	// wouldDeny: a report-mode answer to a name the policy denied; its
+	// record is always logged.
+	wouldDeny bool
+	decided   string
+	rcode     int
+	answers   int
+	stripped  []string
 }
 
 // fastCache maps fastKey keys to answers. Bounded like the answer cache.
@@ -97,7 +101,7 @@ func (c *fastCache) len() int {
 // (not stale, not from a private zone, whose TTLs do not count down), not
 // truncated.
 func (s *Server) remember(key []byte, rec *record, resp *dns.Msg, pkt []byte) {
-	if key == nil || rec.cache != "hit" || rec.err != nil || rec.zoneTail || !rec.decision.Allowed() || resp.Truncated {
+	if key == nil || rec.cache != "hit" || rec.err != nil || rec.zoneTail || !(rec.decision.Allowed() || rec.wouldDeny) || resp.Truncated {
 		return
 	}
 	slots, ok := ttlSlots(pkt, rec.hit.age)
@@ -105,18 +109,20 @@ func (s *Server) remember(key []byte, rec *record, resp *dns.Msg, pkt []byte) {
 		return
 	}
 	e := &fastEntry{
-		pkt:      append([]byte(nil), pkt...),
-		ttls:     slots,
-		stored:   rec.hit.stored,
-		expires:  rec.hit.expires,
-		pol:      rec.pol,
-		queries:  s.metrics.Queries.WithLabelValues(string(rec.decision.Verdict), string(rec.decision.Reason)),
-		qname:    rec.qname,
-		qtype:    rec.qtype,
-		decision: rec.decision,
-		rcode:    rec.rcode,
-		answers:  rec.answers,
-		stripped: rec.stripped,
+		pkt:       append([]byte(nil), pkt...),
+		ttls:      slots,
+		stored:    rec.hit.stored,
+		expires:   rec.hit.expires,
+		pol:       rec.pol,
+		queries:   s.metrics.Queries.WithLabelValues(string(rec.decision.Verdict), string(rec.decision.Reason)),
+		qname:     rec.qname,
+		qtype:     rec.qtype,
+		decision:  rec.decision,
+		wouldDeny: rec.wouldDeny,
+		decided:   rec.decided,
+		rcode:     rec.rcode,
+		answers:   rec.answers,
+		stripped:  rec.stripped,
 	}
 	for _, rr := range resp.Answer {
 		if a, ok := addrOf(rr); ok {
@@ -168,9 +174,10 @@ func (s *Server) replay(out []byte, key []byte, src netip.Addr, pkt []byte) []by
 	}
 	s.metrics.CacheHits.Inc()
 	e.queries.Inc()
-	if s.cfg.LogAllowed != LogNone {
-		s.logRecord(&record{src: src, qname: e.qname, qtype: e.qtype, decision: e.decision, rcode: e.rcode,
-			answers: e.answers, stripped: e.stripped, cache: "hit"}, time.Now())
+	s.hits.Count(hitsComponent, e.decision, now)
+	if s.cfg.LogAllowed != LogNone || e.wouldDeny {
+		s.logRecord(&record{src: src, qname: e.qname, qtype: e.qtype, decision: e.decision, wouldDeny: e.wouldDeny,
+			decided: e.decided, rcode: e.rcode, answers: e.answers, stripped: e.stripped, cache: "hit"}, time.Now())
 	}
 	return out
 }

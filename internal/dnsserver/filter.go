@@ -33,7 +33,12 @@ func (s *Server) filter(rec *record, resp, up *dns.Msg, name dnsname.Name, qtype
 			return s.denyChain(rec, resp, policy.Deny(policy.ReasonNameInvalid), c.Target)
 		}
 		if d := s.decideName(rec, t); !d.Allowed() {
-			return s.denyChain(rec, resp, d, t.String())
+			if !s.reportOnly(d) {
+				return s.denyChain(rec, resp, d, t.String())
+			}
+			if !rec.wouldDeny { // the first name the policy denied decides the record
+				rec.decision, rec.decided, rec.wouldDeny = d, t.String(), true
+			}
 		}
 		resp.Answer = append(resp.Answer, c)
 		if z := s.zones.find(t); z != nil {
@@ -73,6 +78,7 @@ func (s *Server) filter(rec *record, resp, up *dns.Msg, name dnsname.Name, qtype
 func (s *Server) denyChain(rec *record, resp *dns.Msg, d policy.Decision, decided string) *dns.Msg {
 	rec.decision = d
 	rec.decided = decided
+	rec.wouldDeny = false // report mode never lets these through
 	resp.Answer, resp.Ns = nil, nil
 	resp.Rcode = s.blocked
 	return resp

@@ -68,8 +68,11 @@ func (s *Server) handleRec(ctx context.Context, src netip.Addr, tcp bool, req *d
 	rec.rcode = resp.Rcode
 	rec.answers = len(resp.Answer)
 	s.fitSize(req, resp, tcp)
-	markBlocked(resp, rec.decision)
+	if !rec.wouldDeny {
+		markBlocked(resp, rec.decision)
+	}
 	s.metrics.Queries.WithLabelValues(string(rec.decision.Verdict), string(rec.decision.Reason)).Inc()
+	s.hits.Count(hitsComponent, rec.decision, s.now()) // every question, logged or sampled out
 	s.logRecord(rec, start)
 	return resp, rec
 }
@@ -109,7 +112,7 @@ const EDEPrefix = "airlock: "
 func (s *Server) answer(ctx context.Context, rec *record, req *dns.Msg) *dns.Msg {
 	resp := new(dns.Msg)
 	deny := func(r policy.Reason, rcode int) *dns.Msg {
-		rec.decision = policy.Deny(r)
+		rec.decision, rec.wouldDeny = policy.Deny(r), false
 		resp.Rcode = rcode
 		return resp
 	}
@@ -142,8 +145,11 @@ func (s *Server) answer(ctx context.Context, rec *record, req *dns.Msg) *dns.Msg
 	d := s.decideName(rec, name)
 	rec.decision = d
 	if !d.Allowed() {
-		resp.Rcode = s.blocked
-		return resp
+		if !s.reportOnly(d) {
+			resp.Rcode = s.blocked
+			return resp
+		}
+		rec.wouldDeny = true // report mode: answered as if allowed
 	}
 	switch {
 	case q.Qtype == dns.TypeHTTPS || q.Qtype == dns.TypeSVCB:
@@ -185,6 +191,14 @@ func (s *Server) decideName(rec *record, n dnsname.Name) policy.Decision {
 		}
 	}
 	return d
+}
+
+// reportOnly reports whether the denial d is only logged: dns.mode is
+// report and the policy's rules denied the name (no rule allowed it, or a
+// deny rule matched). Denials that protect the node are never reported
+// only.
+func (s *Server) reportOnly(d policy.Decision) bool {
+	return s.report && !d.Allowed() && (d.Reason == policy.ReasonNoMatch || d.Reason == policy.ReasonRuleDeny)
 }
 
 // lookup returns the upstream answer for (name, qtype): fresh from the

@@ -31,7 +31,12 @@ const (
 	keyCache      = "cache"
 	keyDuration   = "duration_ms"
 	keyError      = "error"
+	keyMode       = "mode"
+	keyWouldDeny  = "would_deny"
 )
+
+// hitsComponent is the component DNS counts rule hits for.
+const hitsComponent = "dns"
 
 // Sampling of allowed queries (logAllowed: sampled).
 const (
@@ -48,11 +53,13 @@ type record struct {
 	qtype    uint16
 	decision policy.Decision
 	decided  string // the chain name that decided a deny, when not qname
-	rcode    int
-	answers  int
-	stripped []string
-	cache    string // "", hit, miss, stale
-	err      error
+	// wouldDeny: the policy denied the name but report mode answered it.
+	wouldDeny bool
+	rcode     int
+	answers   int
+	stripped  []string
+	cache     string // "", hit, miss, stale
+	err       error
 
 	// Not logged: what the fast path needs to replay the answer.
 	pol      *policySnap // the policy the query was decided under
@@ -131,6 +138,12 @@ func (s *Server) logRecord(rec *record, start time.Time) {
 	}
 	if rec.err != nil {
 		attrs = append(attrs, slog.String(keyError, rec.err.Error()))
+	}
+	if s.report {
+		attrs = append(attrs, slog.String(keyMode, ModeReport))
+		if rec.wouldDeny {
+			attrs = append(attrs, slog.Bool(keyWouldDeny, true))
+		}
 	}
 	s.log.LogAttrs(context.Background(), slog.LevelInfo, "dns decision", attrs...)
 }

@@ -40,6 +40,9 @@ type Deps struct {
 	// Observations receives every allowed A/AAAA answer (nil: a new store of
 	// cfg.ObservationEntries pairs, see Server.Observations).
 	Observations *Observations
+	// Hits counts every question's decision per rule (component "dns"),
+	// whether or not its record is logged; nil: not counted.
+	Hits *policy.Hits
 }
 
 // Server is the DNS server. Create it with New; it does no I/O until
@@ -60,6 +63,8 @@ type Server struct {
 	fwd        *forwarders
 	flight     singleflight.Group
 	obs        *Observations
+	hits       *policy.Hits
+	report     bool // dns.mode report
 	sampler    sampler
 	fast       *fastCache
 
@@ -94,6 +99,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		internal:  deps.AllowedInternalRanges,
 		allowIPv6: deps.AllowIPv6,
 		obs:       deps.Observations,
+		hits:      deps.Hits,
+		report:    cfg.Mode == ModeReport,
 		failed:    make(chan error, 1),
 	}
 	if s.log == nil {
