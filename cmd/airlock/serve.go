@@ -101,11 +101,15 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 		areg = prometheus.WrapRegistererWith(prometheus.Labels{"replica": name}, reg)
 	}
 	adm := admin.New(cfg.Admin, reg, log.With("component", "admin"))
+	// hits counts every gateway flow's and DNS question's decision per rule
+	// (airlock_policy_rule_hits_total; the console's policy pages).
+	hits := policy.NewHits(time.Now())
+	areg.MustRegister(newHitsCollector(hits))
 	cw, err := newClusterWatch(cfg, adm, clog, areg)
 	if err != nil {
 		return err
 	}
-	us, err := buildUnits(cfg, cw, adm, log, areg)
+	us, err := buildUnits(cfg, cw, adm, log, areg, hits)
 	if err != nil {
 		return err
 	}
@@ -165,7 +169,7 @@ loop:
 // (the cluster first: the others coordinate through it; the cache's jobs
 // before the registry they serve, DNS before the gateway that resolves
 // through it, admin last), without binding anything.
-func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog.Logger, reg prometheus.Registerer) ([]unit, error) {
+func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog.Logger, reg prometheus.Registerer, hits *policy.Hits) ([]unit, error) {
 	us := []unit{{name: "cluster", c: cw}}
 	if cfg.Registry.Listen != "" {
 		rc := cfg.Registry.Config
@@ -225,7 +229,7 @@ func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog
 	if cfg.DNS.Listen != "" {
 		var err error
 		dns, err = dnsserver.New(cfg.DNS, dnsserver.Deps{
-			Logger: log.With("component", "dns"), Registerer: reg, Policy: pol,
+			Logger: log.With("component", "dns"), Registerer: reg, Policy: pol, Hits: hits,
 			AllowedInternalRanges: cfg.Gateway.AllowedInternalRanges.Prefixes(), AllowIPv6: cfg.Gateway.AllowIPv6,
 		})
 		if err != nil {
@@ -248,7 +252,7 @@ func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog
 	}
 
 	if gateway {
-		deps := egress.Deps{Policy: pol, Logger: log.With("component", "gateway"), Metrics: egress.NewMetrics(reg)}
+		deps := egress.Deps{Policy: pol, Logger: log.With("component", "gateway"), Metrics: egress.NewMetrics(reg), Hits: hits}
 		if dns != nil {
 			// FQDN network rules match exactly what airlock DNS answered,
 			// and the gateway resolves names as airlock DNS answers them
