@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
@@ -36,6 +37,8 @@ type fill struct {
 	state   fillState
 	err     error
 	repos   map[string]bool // repositories to link the blob into
+	began   time.Time       // when the fill was created (Fills)
+	readers int             // fillReaders open on it (Fills' waiters)
 	started chan struct{}   // closed once size and path are known, or on failure
 	sized   chan struct{}   // closed once the size is known (here, or from the replica that fills), or on start or failure
 	done    chan struct{}   // closed when the fill leaves filling: verified or failed
@@ -155,6 +158,7 @@ func (s *Store) blobFill(t target, repo string, d oci.Digest) (*fill, error) {
 		return nil, errReadLocal
 	}
 	f := newFill(d, repo)
+	f.began = s.now()
 	s.fills[d] = f
 	s.fillsMu.Unlock()
 	s.m.misses.WithLabelValues("blob").Inc()

@@ -26,6 +26,7 @@ type fillReader struct {
 	file   *os.File
 	off    int64
 	stream bool // StreamToEnd was called: unverified bytes but the last may be read
+	closed bool // Close was called (the fill's reader count is down)
 }
 
 // openFill waits (bounded by ctx) until the fill knows its size, then opens
@@ -54,10 +55,13 @@ func openFill(ctx context.Context, f *fill) (*fillReader, int64, error) {
 		return nil, 0, fmt.Errorf("%w: %w", errReadLocal, oerr)
 	}
 	r := &fillReader{f: f, file: file}
+	f.mu.Lock()
+	f.readers++
+	f.mu.Unlock()
 	if size < 0 {
 		// No Content-Length: Range and length need the whole blob.
 		if err := r.Verified(ctx); err != nil {
-			file.Close()
+			r.Close()
 			return nil, 0, err
 		}
 		f.mu.Lock()
@@ -201,4 +205,12 @@ func (r *fillReader) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
-func (r *fillReader) Close() error { return r.file.Close() }
+func (r *fillReader) Close() error {
+	if !r.closed {
+		r.closed = true
+		r.f.mu.Lock()
+		r.f.readers--
+		r.f.mu.Unlock()
+	}
+	return r.file.Close()
+}

@@ -112,6 +112,7 @@ func (s *Store) revalidate(ctx context.Context, t target, repo, tag string, have
 		s.m.stale.Inc()
 		return *have, nil
 	}
+	defer s.trackManifest(repo, tag)()
 	v, err, _ := s.flights.Do("tag\x00"+repo+"\x00"+tag, func() (any, error) {
 		// Across replicas: one revalidation of a tag at a time; a waiter
 		// serves what the holder stored once the shared tag time shows it
@@ -173,6 +174,7 @@ func (s *Store) revalidate(ctx context.Context, t target, repo, tag string, have
 
 // fetchByDigest fetches an immutable manifest once, however many ask.
 func (s *Store) fetchByDigest(ctx context.Context, t target, repo string, d oci.Digest) (storage.ManifestRecord, error) {
+	defer s.trackManifest(repo, string(d))()
 	v, err, shared := s.flights.Do("digest\x00"+repo+"\x00"+string(d), func() (any, error) {
 		release, ready := s.coordinateManifest(ctx, repo, oci.Reference{Digest: d}, nil)
 		if ready != nil {

@@ -86,6 +86,7 @@ type Store struct {
 
 	fillsMu sync.Mutex
 	fills   map[oci.Digest]*fill
+	mfills  map[string]*manifestFill // manifest fetches in flight (Fills), key repo@ref
 
 	freshMu sync.Mutex
 	fresh   map[string]time.Time // repo:tag → revalidated at
@@ -119,6 +120,7 @@ func New(cfg *Config, deps Deps) (*Store, error) {
 		leaseTTL:    DefaultFillLeaseTTL,
 		relayClient: newRelayClient(),
 		fills:       map[oci.Digest]*fill{},
+		mfills:      map[string]*manifestFill{},
 		fresh:       map[string]time.Time{},
 		down:        map[string]time.Time{},
 
