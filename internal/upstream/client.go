@@ -106,6 +106,7 @@ type Client struct {
 
 	tokens  tokenCache
 	flights singleflight.Group // token fetches in flight
+	health  health             // per-host requests and last error (Health)
 
 	now func() time.Time // time source of the token cache; tests move it
 }

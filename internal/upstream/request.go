@@ -92,7 +92,8 @@ func (e *redirectError) Unwrap() error { return e.err }
 // exchange runs rq until it gets a final answer: a 2xx response (returned
 // open, or consumed), or an error that is not worth retrying, or the
 // retries or the Timeout run out. The caller must close a returned call.
-func (c *Client) exchange(ctx context.Context, rq *request) (*call, error) {
+func (c *Client) exchange(ctx context.Context, rq *request) (_ *call, err error) {
+	defer func() { c.health.record(rq.t.host, err, c.now()) }()
 	deadline := time.Now().Add(c.opt.Timeout)
 	retries := c.opt.Retries
 	if ctx.Value(noRetryKey{}) != nil {
