@@ -1,7 +1,11 @@
 // Package admin serves the operator endpoints: /metrics (Prometheus text
-// format), /healthz (the process is alive) and /readyz (every component that
-// should be serving is). It owns no component state; readiness checks are
-// functions injected by main.
+// format), /healthz (the process is alive), /readyz (every component that
+// should be serving is), and the console: its embedded pages (console.go)
+// and its JSON API under /api/ (api.go). It owns no component state: the
+// console's data sources are functions injected by main (Console), and
+// decision records reach it through Decisions, fed from the logger.
+// A listener that is not loopback needs admin.users' credentials for
+// everything but admin.open (auth.go).
 //
 // Lifecycle: New does no I/O; Start binds admin.listen and serves in the
 // background; Shutdown drains until its context ends.
@@ -19,22 +23,52 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/airlockdev/airlock/internal/basicauth"
 )
 
 // Config is the admin section of airlock.yaml.
 type Config struct {
-	// Listen is the host:port of /metrics, /healthz and /readyz. Default
-	// "": not served. The embedded default sets 127.0.0.1:9090. Checked by
-	// the config loader (config:"listen").
+	// Listen is the host:port of /metrics, /healthz, /readyz, the console
+	// and its API. Default "": not served. The embedded default sets
+	// 127.0.0.1:9090. Checked by the config loader (config:"listen").
 	Listen string `yaml:"listen" config:"listen"`
+	// Users may sign in with HTTP Basic (bcrypt hashes, as registry.users).
+	// They are needed only when Listen is not loopback: then everything
+	// not in Open needs one. Default: none (a non-loopback listener then
+	// answers 401 to everything not open).
+	Users []basicauth.User `yaml:"users"`
+	// Open lists the endpoints served without credentials on a listener
+	// that is not loopback: metrics, healthz, readyz. Default: all three;
+	// [] closes them too.
+	Open []string `yaml:"open"`
 }
 
-// Validate has nothing to add to the loader's listen check.
-func (c *Config) Validate(report func(path, msg string)) {}
+// SetDefaults opens metrics, healthz and readyz.
+func (c *Config) SetDefaults() {
+	c.Open = append([]string(nil), DefaultOpen...)
+}
+
+// Validate checks the users (as registry.users) and the open endpoints'
+// names; the listen address is the loader's.
+func (c *Config) Validate(report func(path, msg string)) {
+	basicauth.ValidateUsers(c.Users, report)
+	validateOpen(c.Open, report)
+}
+
+// Warnings are what `airlock config check` says about an admin section
+// that is valid but probably not what was meant.
+func (c *Config) Warnings() []string {
+	if c.Listen != "" && !IsLoopback(c.Listen) && len(c.Users) == 0 {
+		return []string{"admin.listen " + c.Listen + " is not loopback and admin.users is empty: the console and /api/* answer 401 to everyone; set admin.users"}
+	}
+	return nil
+}
 
 // Server serves the admin endpoints.
 type Server struct {
@@ -42,11 +76,15 @@ type Server struct {
 	log      *slog.Logger
 	listen   string     // Config.Listen, bound by Start
 	failed   chan error // Start's serving error, when it ends before Shutdown
+	started  time.Time
+	auth     atomic.Pointer[authState]
 
 	mu       sync.Mutex
+	known    map[string]bool   // every component named to SetReady or SetDegraded
 	notReady map[string]string // component → reason
 	degraded map[string]string // component → reason: serving, but not fully (still ready)
 	extra    map[string]http.Handler
+	console  Console
 	srv      *http.Server
 }
 
@@ -64,14 +102,34 @@ func New(cfg Config, g prometheus.Gatherer, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{gatherer: g, log: log, listen: cfg.Listen, failed: make(chan error, 1),
-		notReady: map[string]string{}, degraded: map[string]string{}, extra: map[string]http.Handler{}}
+	s := &Server{gatherer: g, log: log, listen: cfg.Listen, failed: make(chan error, 1), started: time.Now(),
+		known: map[string]bool{}, notReady: map[string]string{}, degraded: map[string]string{}, extra: map[string]http.Handler{}}
+	if err := s.Reload(cfg); err != nil {
+		// Only bcrypt failing to hash a random password gets here: refuse
+		// everything that needs credentials.
+		log.Error("admin: credentials unusable; everything but admin.open answers 401", "err", err)
+		s.auth.Store(&authState{required: cfg.Listen != "" && !IsLoopback(cfg.Listen), open: map[string]bool{}, listen: cfg.Listen, now: time.Now})
+	}
+	return s
+}
+
+// Reload applies a re-read admin section's users and open endpoints (the
+// listen address changes only on restart).
+func (s *Server) Reload(cfg Config) error {
+	cfg.Listen = s.listen
+	a, err := newAuthState(cfg, time.Now)
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	s.auth.Store(a)
+	return nil
 }
 
 // SetReady marks a component ready (reason "") or not ready with a reason.
 func (s *Server) SetReady(component, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.known[component] = true
 	if reason == "" {
 		delete(s.notReady, component)
 	} else {
@@ -87,6 +145,7 @@ func (s *Server) SetReady(component, reason string) {
 func (s *Server) SetDegraded(component, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.known[component] = true
 	if reason == "" {
 		delete(s.degraded, component)
 	} else {
@@ -94,7 +153,8 @@ func (s *Server) SetDegraded(component, reason string) {
 	}
 }
 
-// Handler returns the admin mux.
+// Handler returns the admin mux: every endpoint behind the credential
+// check (auth.go) and the request guard (no bodies, write deadlines).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
@@ -120,7 +180,10 @@ func (s *Server) Handler() http.Handler {
 			w.Write([]byte("ready\n"))
 		}
 	})
-	return mux
+	s.mountConsole(mux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.auth.Load().wrap(guard(mux)).ServeHTTP(w, r)
+	})
 }
 
 // reasons lists "component: reason" lines, sorted.
@@ -161,7 +224,9 @@ func (s *Server) Failed() <-chan error { return s.failed }
 
 // prepare builds the HTTP server for ln and makes it the one Shutdown stops.
 func (s *Server) prepare(ln net.Listener) *http.Server {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// No WriteTimeout: it would cut the decision stream; the other
+	// handlers set their own write deadline (guard).
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	s.mu.Lock()
 	s.srv = srv
 	s.mu.Unlock()
