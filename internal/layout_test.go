@@ -32,6 +32,7 @@ var rank = map[string]int{
 	"internal/basicauth": 1, // HTTP Basic accounts (bcrypt) shared by registry.users and admin.users // the plain OCI pull client (manifests, blobs, digest checks) shared by warm and verify
 	"internal/warm":      2, // the `airlock cache warm` client: pulls a list through airlock's own registry
 	"internal/cluster":   2, // coordination between replicas through Redis: leases, singleton jobs, shared records, versions
+	"internal/learn":     3, // `airlock policy learn`: decision records → a policy proposal (above policy, which it compiles; no server imports it)
 	"internal/registry":  3, // servers
 	"internal/cache":     3,
 	"internal/egress":    3,
