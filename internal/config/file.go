@@ -8,6 +8,7 @@ import (
 	"github.com/airlockdev/airlock/internal/cluster"
 	"github.com/airlockdev/airlock/internal/dnsserver"
 	"github.com/airlockdev/airlock/internal/egress"
+	"github.com/airlockdev/airlock/internal/learn"
 	"github.com/airlockdev/airlock/internal/node"
 	"github.com/airlockdev/airlock/internal/policy"
 	"github.com/airlockdev/airlock/internal/registry"
@@ -42,6 +43,9 @@ type File struct {
 	Node node.Config `yaml:"node"`
 	// Verify names the targets `airlock verify` probes.
 	Verify verify.Config `yaml:"verify"`
+	// Learn is how `airlock policy learn` groups sources and collapses
+	// names.
+	Learn learn.Config `yaml:"learn"`
 }
 
 // LogConfig configures airlock's own log.
