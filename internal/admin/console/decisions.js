@@ -47,7 +47,10 @@ export function mount(root) {
   let debounce = null;
 
   verdict.addEventListener('change', connect);
-  for (const el of Object.values(inputs)) {
+  // a source is applied when complete (Enter or leaving the field): a
+  // partial address is not a filter the server takes
+  inputs.src.addEventListener('change', connect);
+  for (const el of [inputs.name, inputs.rule]) {
     el.addEventListener('input', () => {
       clearTimeout(debounce);
       debounce = setTimeout(connect, 500);
@@ -114,17 +117,29 @@ export function mount(root) {
       if (!filled) pending.push([ev.data, rec]);
       else receive([ev.data, rec]);
     };
+    es.addEventListener('dropped', () => {
+      if (my !== gen) return;
+      reportError('stream', new Error('the live view fell behind and missed records; it reconnects'));
+    });
     es.onerror = () => {
       if (my !== gen) return;
       if (es && es.readyState === EventSource.CLOSED) {
         // the server refused the stream: ask the same filter of the list
         // endpoint to learn why, and try again later
         setStatus('disconnected', 'bad');
-        request('/api/decisions' + query({...f, limit: 1}), 'application/x-ndjson')
-          .then(() => reportError('stream', new Error('the live stream closed; reconnecting')))
-          .catch((e) => reportError('stream', e));
         es = null;
-        retry = setTimeout(() => { if (my === gen) connect(); }, RETRY_MS);
+        request('/api/decisions' + query({...f, limit: 1}), 'application/x-ndjson')
+          .then(() => {
+            reportError('stream', new Error('the live stream closed; reconnecting'));
+            return true;
+          })
+          .catch((e) => {
+            reportError('stream', e);
+            return e.status !== 400; // a filter the server refuses stays refused
+          })
+          .then((again) => {
+            if (again && my === gen) retry = setTimeout(() => { if (my === gen) connect(); }, RETRY_MS);
+          });
       } else {
         setStatus('reconnecting', 'warn');
       }
@@ -214,11 +229,20 @@ export function mount(root) {
     }
   }
 
-  function allowThis(rec) {
-    const text = learnSnippet(rec);
+  // allowThis shows the record as a policy to paste, its group named and
+  // prioritized clear of the running policy's groups.
+  async function allowThis(rec) {
+    let groups = [];
+    try {
+      groups = (await getJSON('/api/policy')).groups || [];
+    } catch {
+      // without the running policy the snippet still stands; its group
+      // priority may then need changing
+    }
+    const text = learnSnippet(rec, groups);
     const pre = h('pre', {class: 'snippet', id: 'allow-snippet'}, text);
     showDetail('Allow this', h('p', {class: 'muted'},
-      'A policy fragment that allows this flow. ',
+      'A policy that allows this one flow, in the shape airlock policy learn writes. ',
       h('a', {href: '#/policy'}, 'The learn proposal'), ' covers every denied record.'),
     h('div', {class: 'toolbar'}, copyButton(() => text, pre)), pre);
   }

@@ -102,6 +102,7 @@ function barChart(perMinute) {
   const W = 720;
   const H = 160;
   const left = 40;
+  const head = 10; // room for the top label
   const bottom = 20;
   const n = Math.max(perMinute.length, 60);
   const slot = (W - left) / n;
@@ -109,7 +110,7 @@ function barChart(perMinute) {
   let max = 0;
   for (const m of perMinute) max = Math.max(max, (m.allow || 0) + (m.deny || 0) + (m.wouldDeny || 0));
   const top = niceMax(max);
-  const y = (v) => (H - bottom) * (1 - v / top);
+  const y = (v) => head + (H - bottom - head) * (1 - v / top);
   const svg = s('svg', {viewBox: `0 0 ${W} ${H}`, class: 'bars', role: 'img', 'aria-label': 'decisions per minute'});
   // grid and y labels
   for (const v of [0, top / 2, top]) {
@@ -131,7 +132,7 @@ function barChart(perMinute) {
       base += v;
     }
     // a transparent full-height target, so the tooltip works on empty minutes too
-    g.appendChild(s('rect', {x, width: barW, y: 0, height: H - bottom, class: 'hover'}));
+    g.appendChild(s('rect', {x, width: barW, y: head, height: H - bottom - head, class: 'hover'}));
     svg.appendChild(g);
   });
   svg.appendChild(s('text', {x: left, y: H - 4, class: 'axis'}, `-${n}m`));

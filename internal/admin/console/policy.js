@@ -96,6 +96,8 @@ function renderPolicy(el, p) {
     since ? ` · counting since ${since.toLocaleString()}` : '',
     p.location ? ` · location ${p.location}` : '');
   replace(el, summary,
+    (p.warnings || []).length ? h('section', {class: 'card warnings'}, h('h2', null, 'Warnings'),
+      h('ul', null, p.warnings.map((w) => h('li', null, w)))) : null,
     groups.length === 0 ? h('p', {class: 'notice'}, 'The policy has no rules: every flow is denied (no_match).') : null,
     sections,
     staleCard(hits.rules || []),
@@ -139,9 +141,11 @@ function tagsCard(tags) {
       return h('details', {class: 'tag'},
         h('summary', null, h('span', {class: 'mono'}, t.name || ''), ' ',
           h('span', {class: 'muted'}, `${t.version || ''} · ${entries.length} entries`)),
-        table(['fqdn', 'protocols'], entries.map((e) => h('tr', null,
+        t.source ? h('p', {class: 'muted'}, 'source: ', t.source) : null,
+        table(['fqdn', 'protocols', ''], entries.map((e) => h('tr', {class: e.skipped ? 'skipped' : ''},
           h('td', {class: 'mono'}, e.fqdn || ''),
-          h('td', {class: 'mono'}, list(e.protocols).join(', '))))));
+          h('td', {class: 'mono'}, list(e.protocols).join(', ')),
+          h('td', {class: 'muted'}, e.skipped ? 'skipped: ' + e.skipped : '')))));
     }));
 }
 

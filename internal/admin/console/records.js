@@ -51,42 +51,36 @@ export function explainQuery(rec) {
   return p;
 }
 
-// learnSnippet is a policy fragment that allows the record's flow: one
-// application rule (the name, with its http:PORT or https:PORT) or, for a
-// flow without a name, one network rule (protocol, address, port).
-export function learnSnippet(rec) {
+// learnSnippet is a config document that allows the record's flow, in
+// the shape `airlock policy learn` writes for one record: version 1 and a
+// policy with one group ("learned", at a name and priority the groups of
+// existing do not use) holding one application rule (the name with its
+// http:PORT or https:PORT) or, for a flow without a name, one network rule
+// (protocol, address, port). The source is the record's own address: the
+// console does not know the configured source groups. existing is the
+// running policy's groups (from /api/policy), or [] when unknown.
+export function learnSnippet(rec, existing) {
   const v = view(rec);
   const dns = rec.msg === 'dns decision';
   const srcIP = hostOf(v.src);
   const source = srcIP ? srcIP + (srcIP.includes(':') ? '/128' : '/32') : '*';
-  const lines = [
-    '# "allow this": one decision record as a policy fragment, in the shape',
-    '# `airlock policy learn` writes (learn groups sources into the configured',
-    '# node and pod ranges and collects every record; run it for the whole',
-    '# picture). Merge under policy.ruleCollectionGroups of airlock.yaml and pick',
-    '# priorities no other group or collection uses; check with',
-    '# `airlock policy check`.',
-  ];
-  if (v.rule) {
-    lines.push(`# This flow was denied by the rule ${comment(v.rule)}: an allow takes effect`);
-    lines.push('# only in a group or collection processed before that rule.');
-  }
+  const {name: group, priority} = freeGroup(existing || []);
+  const when = rfc3339(v.time);
+  const evidence = [`hits 1, sources 1, first ${when}, last ${when}, bytes ${Number(rec.bytes_up || 0) + Number(rec.bytes_down || 0)}` +
+    (v.wouldDeny ? ', report mode' : '')];
   let coll;
   let rule;
-  const evidence = `# seen ${comment(v.time)}: ${comment(v.component)} ${comment(str(rec.verdict))}` +
-    `${v.wouldDeny ? ' (would deny, report mode)' : ''} ${comment(v.reason)} from ${comment(v.src)}`;
   if (v.name) {
     let port = Number(rec.port) || 443;
     let scheme = rec.app === 'http' ? 'http' : 'https';
     if (dns) {
       port = 443;
       scheme = 'https';
+      evidence.push('seen in DNS only: no gateway record for the name, protocol assumed https:443');
     }
-    coll = {name: 'learned-application', type: 'application'};
+    coll = 'sources-application';
     rule = [
-      evidence,
-      dns ? '# (a DNS question carries no port: https:443 assumed, change it to what the client uses)' : null,
-      `- name: ${yamlString(ruleName('allow-' + v.name + '-' + port))}`,
+      `- name: ${yamlString(ruleName(v.name))}`,
       `  protocols: [${yamlString(scheme + ':' + port)}]`,
       `  sourceAddresses: [${yamlString(source)}]`,
       `  targetFqdns: [${yamlString(v.name)}]`,
@@ -95,31 +89,70 @@ export function learnSnippet(rec) {
     const dstIP = hostOf(str(rec.dst));
     const proto = (str(rec.proto) || 'tcp').toUpperCase();
     const port = proto === 'ICMP' ? '*' : str(rec.port) || portOf(str(rec.dst)) || '*';
-    coll = {name: 'learned-network', type: 'network'};
+    evidence.push('no name seen (no SNI, Host or CONNECT name): a network rule to the address');
+    coll = 'sources-network';
     rule = [
-      evidence,
-      `- name: ${yamlString(ruleName('allow-' + dstIP + '-' + proto.toLowerCase() + '-' + port))}`,
+      `- name: ${yamlString(ruleName('ip-' + dstIP + '-' + proto.toLowerCase()))}`,
       `  protocols: [${yamlString(proto)}]`,
       `  sourceAddresses: [${yamlString(source)}]`,
       `  destinationAddresses: [${yamlString(dstIP ? dstIP + (dstIP.includes(':') ? '/128' : '/32') : '*')}]`,
       `  destinationPorts: [${yamlString(port)}]`,
     ];
   }
+  const lines = [
+    '# "Allow this" in the airlock console: one decision record as a policy, in the',
+    '# shape `airlock policy learn` writes (learn reads every record, groups sources',
+    '# into the configured ranges and collapses sibling names; run it for the whole',
+    '# picture). Merge the group into the policy: section of airlock.yaml.',
+  ];
+  if (v.rule) {
+    lines.push(`# The record was denied by the rule ${comment(v.rule)}: an allow takes effect only`);
+    lines.push('# when its group and collection are processed before that rule.');
+  }
   lines.push(
+    'version: 1',
     'policy:',
     '  ruleCollectionGroups:',
-    '    - name: learned',
-    '      priority: 65000',
+    `    - name: ${yamlString(group)}`,
+    `      priority: ${priority}`,
     '      ruleCollections:',
-    `        - name: ${coll.name}`,
-    `          type: ${coll.type}`,
-    '          priority: 65000',
+    `        # source ${comment(srcIP || '?')}: the record's own address`,
+    `        - name: ${coll}`,
+    `          type: ${coll.endsWith('application') ? 'application' : 'network'}`,
+    '          priority: 100',
     '          action: allow',
     '          rules:');
-  for (const l of rule) {
-    if (l !== null) lines.push('            ' + l);
-  }
+  for (const e of evidence) lines.push('            # ' + comment(e));
+  for (const l of rule) lines.push('            ' + l);
   return lines.join('\n') + '\n';
+}
+
+// freeGroup returns a group name and priority groups do not use, as learn
+// picks them: "learned" (or learned-2, …) and the first multiple of 100
+// after the highest priority in use, else any free priority.
+export function freeGroup(groups) {
+  const names = new Set();
+  const prios = new Set();
+  let highest = 0;
+  for (const g of groups) {
+    names.add(String(g.name));
+    const p = Number(g.priority) || 0;
+    prios.add(p);
+    highest = Math.max(highest, p);
+  }
+  let name = 'learned';
+  for (let i = 2; names.has(name); i++) name = 'learned-' + i;
+  let priority = Math.max(100, (Math.floor(highest / 100) + 1) * 100);
+  while (prios.has(priority) || priority > 65000) {
+    priority = priority > 65000 ? 100 : priority + 1;
+  }
+  return {name, priority};
+}
+
+// rfc3339 is t in UTC to the second, as learn writes times.
+function rfc3339(t) {
+  const d = new Date(t);
+  return Number.isNaN(d.getTime()) ? String(t) : d.toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
 // yamlString quotes s as a YAML double-quoted scalar: JSON's escapes, plus
@@ -134,12 +167,30 @@ function comment(s) {
   return String(s).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\ufeff]/g, '?');
 }
 
-// ruleName turns s into a valid rule name: letters, digits, '_', '.', '-',
-// starting with a letter or digit, at most 80 characters.
+// ruleName turns s into a valid rule name exactly as learn does: every
+// character but letters, digits, '_', '.' and '-' becomes '-', an 'r' goes
+// before a first character that is not a letter or digit, and a name over
+// 80 characters keeps 62 and gains a hash of the whole.
 export function ruleName(s) {
-  let n = String(s).replace(/\*/g, 'wildcard').replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '');
-  if (!n) n = 'learned';
-  return n.slice(0, 80).replace(/[^A-Za-z0-9]+$/, '') || 'learned';
+  const bytes = new TextEncoder().encode(String(s));
+  let out = '';
+  for (const c of bytes) {
+    const ch = String.fromCharCode(c);
+    out += /[A-Za-z0-9_.-]/.test(ch) ? ch : '-';
+  }
+  if (!/^[A-Za-z0-9]/.test(out)) out = 'r' + out;
+  if (out.length > 80) out = out.slice(0, 62) + '-' + fnv32a(bytes).toString(16).padStart(8, '0');
+  return out;
+}
+
+// fnv32a is the 32-bit FNV-1a hash of bytes.
+function fnv32a(bytes) {
+  let h = 0x811c9dc5;
+  for (const b of bytes) {
+    h ^= b;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
 }
 
 // hostOf is the host of "IP:PORT", "[IPv6]:PORT" or a bare address.
