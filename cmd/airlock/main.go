@@ -45,6 +45,8 @@ func commands() map[string]command {
 		"node status":    nodeStatusCmd,
 		"policy check":   policyCheckCmd,
 		"policy explain": policyExplainCmd,
+		"policy hits":    policyHitsCmd,
+		"policy learn":   policyLearnCmd,
 		"policy tags":    policyTagsCmd,
 		"registry gc":    registryGCCmd,
 		"registry hash":  registryHashCmd,
