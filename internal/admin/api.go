@@ -352,8 +352,8 @@ func (a *api) learn(w http.ResponseWriter, r *http.Request) {
 	threshold := 0
 	if v := q.Get("threshold"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("threshold %q: use a number from 1 to 1000 (sibling names of one domain needed to propose *.domain)", v))
+		if err != nil || n < 2 || n > 1000 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("threshold %q: use a number from 2 to 1000 (sibling names of one domain needed to propose *.domain)", v))
 			return
 		}
 		threshold = n

@@ -204,7 +204,7 @@ func TestLearnAndCacheAPI(t *testing.T) {
 	if code := getJSON(t, s.Handler(), "/api/learn?format=json&threshold=4", &lj); code != 200 || lj.Records != 1 || lj.Rules != 4 || lj.YAML == "" {
 		t.Errorf("GET /api/learn?format=json = %d %+v", code, lj)
 	}
-	for _, q := range []string{"?threshold=0", "?threshold=x", "?format=xml"} {
+	for _, q := range []string{"?threshold=1", "?threshold=x", "?format=xml"} {
 		if code, _ := get(t, s.Handler(), "/api/learn"+q); code != 400 {
 			t.Errorf("GET /api/learn%s = %d, want 400", q, code)
 		}
