@@ -92,7 +92,7 @@ function renderPolicy(el, p) {
   });
   const since = parseTime(hits.since);
   const summary = h('p', {class: 'summary'},
-    `${groups.length} groups, ${rules} rules, `, h('span', {class: never ? 'never-hit-count' : ''}, `${never} never hit`),
+    `${plural(groups.length, 'group')}, ${plural(rules, 'rule')}, `, h('span', {class: never ? 'never-hit-count' : ''}, `${never} never hit`),
     since ? ` · counting since ${since.toLocaleString()}` : '',
     p.location ? ` · location ${p.location}` : '');
   replace(el, summary,
@@ -155,11 +155,15 @@ function renderLearn(el, l) {
   replace(el,
     h('h2', null, 'Learn proposal'),
     h('p', {class: 'muted'},
-      `${l.records || 0} records read, ${l.rules || 0} rules proposed: what was denied or would be denied, allowed and nothing more. `,
+      `${plural(l.records || 0, 'record')} read, ${plural(l.rules || 0, 'rule')} proposed: what was denied or would be denied, allowed and nothing more. `,
       'Review it, merge it into the policy: section of airlock.yaml and check it with ',
       h('code', null, 'airlock policy check'), '.'),
     h('div', {class: 'toolbar'},
       h('a', {href: '/api/learn', download: 'airlock-learned-policy.yaml', class: 'button', id: 'learn-download'}, 'Download YAML'),
       copyButton(() => yaml, pre)),
     pre);
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
