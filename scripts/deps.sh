@@ -12,6 +12,7 @@ pkgs=(
 	bind9-dnsutils knot-dnsutils dnsperf
 	wrk hyperfine jq openssl curl ca-certificates util-linux procps
 	redis-server keepalived
+	chromium
 )
 
 missing=()
