@@ -32,9 +32,13 @@ func runConfigCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "airlock config check: give one FILE; see 'airlock config check --help'")
 		return exitUsage
 	}
-	if _, err := config.Load(path); err != nil {
+	cfg, err := config.Load(path)
+	if err != nil {
 		fmt.Fprintln(stdout, err)
 		return exitFinding
+	}
+	for _, w := range adminWarnings(cfg) {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", describeConfig(path))
 	return exitOK

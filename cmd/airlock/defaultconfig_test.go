@@ -124,7 +124,7 @@ func TestDefaultConfigCachesNodeRegistries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, resolver, _, _, err := registryStore(&cfg.Registry.Cache, bs, cw, lg, reg)
+	store, resolver, _, _, err := registryStore(&cfg.Registry.Cache, bs, cw, lg, reg, nil)
 	if err != nil {
 		t.Fatalf("registryStore(default) = %v", err)
 	}

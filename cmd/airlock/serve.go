@@ -33,14 +33,14 @@ const serveSummary = "run the components the config enables (registry, cache, ga
 const serveUsage = `
 Runs every component whose section sets a listen address, in one process.
 Without --config the embedded default runs the registry on 127.0.0.1:5000 and
-the admin endpoints (/metrics, /healthz, /readyz) on 127.0.0.1:9090, with data
-under ./airlock-data.
+the admin endpoints (/metrics, /healthz, /readyz) and the console on
+127.0.0.1:9090, with data under ./airlock-data.
 
 Signals: SIGTERM or SIGINT stop accepting, drain requests in flight for up to
 --grace, then exit 0. SIGHUP re-reads the config file and applies what can
-change without a restart (registry users, anonymousPull, TLS certificate, log
-level, and the policy of the gateway and DNS: new flows and queries get it,
-established tunnels stay). So does a change of the file's content, polled every
+change without a restart (registry and admin users, anonymousPull, TLS
+certificate, log level, and the policy of the gateway, DNS and console: new
+flows and queries get it, established tunnels stay). So does a change of the file's content, polled every
 --watch (default 2s; 0 turns it off). An invalid file is reported and the
 running config is kept.
 
@@ -100,6 +100,10 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 		log = log.With("replica", name)
 		areg = prometheus.WrapRegistererWith(prometheus.Labels{"replica": name}, reg)
 	}
+	// The console keeps the recent decision records, teed from the logger
+	// every component logs through.
+	con := newConsole(cfg, areg)
+	log = con.tee(log)
 	adm := admin.New(cfg.Admin, reg, log.With("component", "admin"))
 	// hits counts every gateway flow's and DNS question's decision per rule
 	// (airlock_policy_rule_hits_total; the console's policy pages).
@@ -109,7 +113,7 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	us, err := buildUnits(cfg, cw, adm, log, areg, hits)
+	us, err := buildUnits(cfg, cw, adm, log, areg, hits, con)
 	if err != nil {
 		return err
 	}
@@ -169,7 +173,7 @@ loop:
 // (the cluster first: the others coordinate through it; the cache's jobs
 // before the registry they serve, DNS before the gateway that resolves
 // through it, admin last), without binding anything.
-func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog.Logger, reg prometheus.Registerer, hits *policy.Hits) ([]unit, error) {
+func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog.Logger, reg prometheus.Registerer, hits *policy.Hits, con *console) ([]unit, error) {
 	us := []unit{{name: "cluster", c: cw}}
 	if cfg.Registry.Listen != "" {
 		rc := cfg.Registry.Config
@@ -181,7 +185,7 @@ func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog
 			return nil, err
 		}
 		us = append(us, unit{name: "storage", c: newStorageWatch(bs, adm, slg)})
-		store, resolver, inventory, jobs, err := registryStore(&cfg.Registry.Cache, bs, cw, log, reg)
+		store, resolver, inventory, jobs, err := registryStore(&cfg.Registry.Cache, bs, cw, log, reg, con)
 		if err != nil {
 			return nil, err
 		}
@@ -223,6 +227,7 @@ func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog
 		if pol, err = compilePolicy(cfg, log); err != nil {
 			return nil, err
 		}
+		con.setPolicy(cfg.Policy, pol)
 	}
 
 	var dns *dnsserver.Server
@@ -276,7 +281,8 @@ func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog
 	}
 
 	if cfg.Admin.Listen != "" {
-		us = append(us, unit{name: "admin", c: adm})
+		con.wire(adm, cfg, hits, log)
+		us = append(us, unit{name: "admin", c: adm, reload: con.reload(adm)})
 	}
 	return us, nil
 }
@@ -284,7 +290,7 @@ func buildUnits(cfg *config.File, cw *clusterWatch, adm *admin.Server, log *slog
 // registryStore is the plain local store, or, with cache rules, the
 // pull-through cache in front of it (which also resolves ?ns= requests),
 // its inventory handler and its background jobs (not started).
-func registryStore(cc *cache.Config, bs *blobstore.Store, cw *clusterWatch, log *slog.Logger, reg prometheus.Registerer) (storage.Store, registry.Resolver, http.Handler, *cache.Jobs, error) {
+func registryStore(cc *cache.Config, bs *blobstore.Store, cw *clusterWatch, log *slog.Logger, reg prometheus.Registerer, con *console) (storage.Store, registry.Resolver, http.Handler, *cache.Jobs, error) {
 	local := registry.NewLocalStore(bs)
 	if len(cc.CacheRules) == 0 {
 		return local, nil, nil, nil, nil
@@ -311,6 +317,7 @@ func registryStore(cc *cache.Config, bs *blobstore.Store, cw *clusterWatch, log 
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
+	con.setCache(cs, up)
 	return cs, cs, cs.InventoryHandler(), cs.Jobs(), nil
 }
 
