@@ -160,3 +160,21 @@ func TestDecisionsSlowSubscriberIsDropped(t *testing.T) {
 	}
 	d.Unsubscribe(slow) // already dropped: no panic
 }
+
+// BenchmarkAdd is the cost the console adds to logging one decision
+// (parsing the line's filter fields, keeping it, counting it) with one
+// stream subscriber.
+func BenchmarkAdd(b *testing.B) {
+	d := NewDecisions(DecisionsOptions{})
+	s := d.Subscribe(Filter{Verdict: "deny"})
+	go func() {
+		for range s.C() {
+		}
+	}()
+	line := []byte(rec(1, "deny", "10.244.1.3:5000", "evil.example", "", false))
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Add(line)
+	}
+	d.Unsubscribe(s)
+}
