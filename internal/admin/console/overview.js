@@ -54,13 +54,14 @@ function componentsCard(components) {
 }
 
 function cacheCard(c) {
+  // No traffic-light colour: a low ratio is normal while the cache warms.
   let ratio = '—';
   let kind = 'muted';
   if (c.enabled === false) {
     ratio = 'off';
   } else if (typeof c.hitRatio === 'number') {
     ratio = (c.hitRatio * 100).toFixed(1) + ' %';
-    kind = c.hitRatio >= 0.8 ? 'ok' : c.hitRatio >= 0.5 ? 'warn' : 'bad';
+    kind = '';
   }
   return h('section', {class: 'card cache'},
     h('h2', null, 'Cache hit ratio'),
