@@ -241,12 +241,13 @@ func runPolicyLearn(args []string, stdout, stderr io.Writer) int {
 		}
 		writeDiff(diffTo, *merge, "merged", doc, out)
 	}
-	// The promise: what is written passes config check and policy check.
+	// The promise: what is written passes config check and policy check;
+	// nothing is written when it does not.
 	if f, err := config.Parse(checkName, out); err != nil {
-		fmt.Fprintf(stderr, "airlock policy learn: the %s fails the config check (a bug; please report it):\n%v\n", checkName, err)
+		fmt.Fprintf(stderr, "airlock policy learn: the %s fails the config check, so nothing was written:\n%v\n", checkName, err)
 		return exitFinding
 	} else if _, err := policy.Compile(f.Policy); err != nil {
-		fmt.Fprintf(stderr, "airlock policy learn: the %s fails the policy check (a bug; please report it):\n%v\n", checkName, err)
+		fmt.Fprintf(stderr, "airlock policy learn: the %s fails the policy check, so nothing was written:\n%v\n", checkName, err)
 		return exitFinding
 	}
 	if *output != "" {
@@ -264,6 +265,9 @@ func runPolicyLearn(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, ", %d already allowed", p.AlreadyAllowed)
 	}
 	fmt.Fprintln(stderr)
+	if p.LeftOut > 0 {
+		fmt.Fprintf(stderr, "warning: %d rules with the fewest hits were left out to keep the document under the config size limit (4 MiB)\n", p.LeftOut)
+	}
 	if st.Dropped > 0 {
 		fmt.Fprintf(stderr, "warning: the key limit (%d, --max-keys) was reached: %d denied records of new keys were not learned; learn from a shorter stretch of log or set learn.sources\n", *maxKeys, st.Dropped)
 	}

@@ -347,3 +347,22 @@ func TestRuleName(t *testing.T) {
 		t.Errorf("ruleName(long) = %q (%d), %q: want 80 characters, distinct", a, len(a), b)
 	}
 }
+
+func TestTrimKeepsTheMostHitRules(t *testing.T) {
+	var lines [][]byte
+	// n0.example.org gets 1 hit, n1 2 hits, …: names in distinct domains so
+	// nothing collapses.
+	for i := range 5 {
+		for j := 0; j <= i; j++ {
+			lines = append(lines, deny(t, j, "10.244.0.5", fmt.Sprintf("n%d.example%d.org", i, i)))
+		}
+	}
+	p := learnLines(t, Options{Sources: groups}, lines...)
+	colls, left := trim(p.Collections, 2*estimate(&p.Collections[0].Rules[0])+10)
+	if left != 3 || len(colls) != 1 || len(colls[0].Rules) != 2 {
+		t.Fatalf("trim left %d out, kept %v; want 3 left out, 2 kept", left, rules(&Proposal{Collections: colls}))
+	}
+	if got := []string{colls[0].Rules[0].Rule.Name, colls[0].Rules[1].Rule.Name}; !slices.Equal(got, []string{"n3.example3.org", "n4.example4.org"}) {
+		t.Errorf("trim kept %v, want the two most hit in their order", got)
+	}
+}

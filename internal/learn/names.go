@@ -135,15 +135,12 @@ func (l *Learner) tagRules(names []*nameInfo, sources []string) ([]ProposedRule,
 
 // collapse proposes "*.suffix" for the names under one registrable domain
 // (publicsuffix.EffectiveTLDPlusOne) when at least threshold distinct names
-// below it were seen; suffix is the longest common parent of those names,
+// below it were seen (DNS-only names count: a name is a name); suffix is the longest common parent of those names,
 // never a public suffix. It returns the wildcard rules and the names left.
 func collapse(names []*nameInfo, threshold int, sources []string) ([]ProposedRule, []*nameInfo) {
 	byDomain := map[string][]*nameInfo{}
 	var domains []string
 	for _, ni := range names {
-		if ni.dnsOnly {
-			continue
-		}
 		d, err := publicsuffix.EffectiveTLDPlusOne(ni.name)
 		if err != nil || d == ni.name {
 			continue
@@ -177,9 +174,13 @@ func collapse(names []*nameInfo, threshold int, sources []string) ([]ProposedRul
 		protos := map[string]bool{}
 		var ev evidence
 		var listed []string
+		dnsOnly := 0
 		r := ProposedRule{}
 		for _, ni := range sib {
 			taken[ni] = true
+			if ni.dnsOnly {
+				dnsOnly++
+			}
 			for p := range ni.protos {
 				protos[p] = true
 			}
@@ -190,6 +191,9 @@ func collapse(names []*nameInfo, threshold int, sources []string) ([]ProposedRul
 		r.Rule = policy.Rule{Name: ruleName("wildcard." + base), Protocols: sortedProtos(protos), SourceAddresses: sources, TargetFqdns: []string{pattern}}
 		r.Evidence = ev.public()
 		r.Notes = []string{fmt.Sprintf("collapsed: %d names under %s (threshold %d): %s", len(sib), d, threshold, list(listed))}
+		if dnsOnly > 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("%d of them seen in DNS only (no gateway record): protocol assumed https:443", dnsOnly))
+		}
 		out = append(out, r)
 	}
 	var rest []*nameInfo
@@ -215,11 +219,18 @@ func commonParent(names []*nameInfo) string {
 	return strings.Join(common, ".")
 }
 
+// list joins up to maxListed names, and no more than about 300
+// characters of them, saying how many were left out.
 func list(names []string) string {
-	if len(names) <= maxListed {
+	n, size := 0, 0
+	for n < len(names) && n < maxListed && (n == 0 || size+len(names[n]) <= 300) {
+		size += len(names[n]) + 2
+		n++
+	}
+	if n == len(names) {
 		return strings.Join(names, ", ")
 	}
-	return strings.Join(names[:maxListed], ", ") + fmt.Sprintf(", … (%d more)", len(names)-maxListed)
+	return strings.Join(names[:n], ", ") + fmt.Sprintf(", … (%d more)", len(names)-n)
 }
 
 // ruleName makes a valid rule name of s: letters, digits, '_', '.', '-',

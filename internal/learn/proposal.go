@@ -33,6 +33,9 @@ type Proposal struct {
 	// AlreadyAllowed counts the rules Against left out because the
 	// existing policy allows their flows.
 	AlreadyAllowed int
+	// LeftOut counts the rules with the least evidence left out to keep the
+	// document within the config loader's size limit.
+	LeftOut int
 }
 
 // ProposedCollection is one allow collection of the proposal.
@@ -186,6 +189,7 @@ func (l *Learner) Proposal() *Proposal {
 	if len(otherNet) > 0 {
 		colls = append(colls, ProposedCollection{Name: "sources-network", Type: policy.TypeNetwork, Notes: []string{otherNote}, Rules: otherNet})
 	}
+	colls, p.LeftOut = trim(colls, maxDocBytes)
 	// Unique names and priorities.
 	names := map[string]bool{}
 	step := 100
@@ -399,4 +403,65 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// maxDocBytes bounds the estimated size of the rules of a proposal, well
+// under the config loader's 4 MiB file limit (the estimate errs high).
+const maxDocBytes = 3 << 20
+
+// estimate is an upper bound of the YAML a rule renders to.
+func estimate(r *ProposedRule) int {
+	n := 200 + len(r.Rule.Name) // evidence comment, keys, indentation
+	for _, f := range [][]string{r.Rule.Protocols, r.Rule.SourceAddresses, r.Rule.DestinationAddresses,
+		r.Rule.DestinationPorts, r.Rule.TargetFqdns, r.Rule.FqdnTags, r.Notes} {
+		n += 40
+		for _, v := range f {
+			n += len(v) + 4
+		}
+	}
+	return n
+}
+
+// trim keeps the rules with the most evidence (hits) whose estimated size
+// fits in budget, in their order, and returns how many it left out.
+func trim(colls []ProposedCollection, budget int) ([]ProposedCollection, int) {
+	type ref struct{ c, r, size int }
+	var refs []ref
+	total := 0
+	for ci := range colls {
+		for ri := range colls[ci].Rules {
+			sz := estimate(&colls[ci].Rules[ri])
+			refs = append(refs, ref{ci, ri, sz})
+			total += sz
+		}
+	}
+	if total <= budget {
+		return colls, 0
+	}
+	weight := func(x ref) int64 { e := colls[x.c].Rules[x.r].Evidence; return e.Hits + e.DNSHits }
+	slices.SortStableFunc(refs, func(a, b ref) int { return cmp.Compare(weight(b), weight(a)) })
+	keep := map[[2]int]bool{}
+	used, left := 0, 0
+	for _, x := range refs {
+		if used+x.size > budget {
+			left++
+			continue
+		}
+		used += x.size
+		keep[[2]int{x.c, x.r}] = true
+	}
+	var out []ProposedCollection
+	for ci, c := range colls {
+		var rules []ProposedRule
+		for ri, r := range c.Rules {
+			if keep[[2]int{ci, ri}] {
+				rules = append(rules, r)
+			}
+		}
+		if len(rules) > 0 {
+			c.Rules = rules
+			out = append(out, c)
+		}
+	}
+	return out, left
 }

@@ -164,6 +164,10 @@ func (p *Proposal) header() []string {
 		}
 		lines = append(lines, "Denied, not learned (no allow rule changes these): "+strings.Join(parts, ", ")+".")
 	}
+	if p.LeftOut > 0 {
+		lines = append(lines, fmt.Sprintf("WARNING: %d rules with the fewest hits were left out to keep this document under the config size limit (4 MiB);", p.LeftOut),
+			"learn from a shorter stretch of log, or configure source groups (learn.sources).")
+	}
 	if s.Dropped > 0 {
 		lines = append(lines, fmt.Sprintf("WARNING: the key limit (%d) was reached: %d denied records of new keys were not learned;", p.MaxKeys, s.Dropped),
 			"learn from a shorter stretch of log, or configure source groups (learn.sources) so sources share keys.")
