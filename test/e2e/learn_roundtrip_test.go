@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/airlockdev/airlock/internal/policy"
 	"github.com/airlockdev/airlock/internal/testkit/dnstest"
 	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
@@ -135,7 +137,12 @@ gateway:
 	// Round 2: enforce mode with the learned policy.
 	enforceCfg := filepath.Join(r.dir, "enforce.yaml")
 	writeFile(t, enforceCfg, base("enforce")+policySection(string(proposal)))
-	for _, check := range [][]string{{"config", "check", enforceCfg}, {"policy", "check", enforceCfg}} {
+	// The learned file as written (learn writes version 1 with the policy),
+	// and the config that enforces it, pass both checks.
+	for _, check := range [][]string{
+		{"config", "check", learned}, {"policy", "check", learned},
+		{"config", "check", enforceCfg}, {"policy", "check", enforceCfg},
+	} {
 		out, err := exec.Command(bin, check...).CombinedOutput()
 		if err != nil {
 			t.Errorf("airlock %s %s: %v\n%s", check[0], check[1], err, out)
@@ -167,6 +174,35 @@ gateway:
 		t.Errorf("enforce: %d records allowed by a rule, want at least 9 (4 names, 5 flows)", allowed)
 	}
 
+	// Rule hits: every learned rule decided something, for the gateway, and
+	// the name rules for DNS too; the running server exports the same
+	// counts as airlock_policy_rule_hits_total.
+	out, err = exec.Command(bin, "policy", "hits", "--from", p2.logPath, "--config", enforceCfg, "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("airlock policy hits: %v\n%s", err, out)
+	}
+	var rep policy.HitsReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("airlock policy hits --json: %v\n%s", err, out)
+	}
+	if len(rep.Rules) != 3 || len(rep.NeverHit()) != 0 {
+		t.Errorf("policy hits: %d rules, never hit %v; want the 3 learned rules, each hit\n%s", len(rep.Rules), rep.NeverHit(), out)
+	}
+	metrics := scrapeIn(t, r.gw, "http://"+admin+"/metrics")
+	series := map[string]int{}
+	for _, line := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(line, "airlock_policy_rule_hits_total{") && strings.Contains(line, `group="learned"`) {
+			for _, c := range []string{"gateway", "dns"} {
+				if strings.Contains(line, `component="`+c+`"`) {
+					series[c]++
+				}
+			}
+		}
+	}
+	if series["gateway"] != 3 || series["dns"] != 2 {
+		t.Errorf("airlock_policy_rule_hits_total series: %v, want gateway 3 (every rule), dns 2 (the name rules)\n%s", series, metrics)
+	}
+
 	// Never seen, in another registrable domain: denied by DNS and by the
 	// gateway (both listeners).
 	if rc := dnsRcode(t, r.node, rigGwAddr+":53", "x.other.test."); rc != dns.RcodeNameError {
@@ -196,6 +232,21 @@ gateway:
 		return deny["dns decision <nil> x.other.test<nil>"] && deny["egress decision proxy <nil>x.other.test"] &&
 			deny["egress decision transparent <nil>x.other.test"]
 	})
+}
+
+// scrapeIn GETs url from inside ns and returns the body.
+func scrapeIn(t *testing.T, ns, url string) string {
+	t.Helper()
+	resp, err := nsClient(ns, 5*time.Second).Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v\n%s", url, resp.StatusCode, err, b)
+	}
+	return string(b)
 }
 
 // learnTraffic is the node's traffic of both rounds. Every request must
