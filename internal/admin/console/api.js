@@ -13,12 +13,20 @@ export class APIError extends Error {
 const CREDENTIALS = 'credentials needed: this admin listener asks for an admin user (admin.users); ' +
   'reload the page to sign in';
 
+// url makes path absolute on the page's origin. A page opened as
+// http://user:password@host/ has those credentials in its base URL, and
+// fetch and EventSource refuse a URL that carries credentials; the origin
+// has none (the browser still sends the ones it was given).
+export function url(path) {
+  return location.origin + path;
+}
+
 // request fetches path and returns the response, or throws an APIError
 // carrying the server's {"error": …} message.
 export async function request(path, accept) {
   let resp;
   try {
-    resp = await fetch(path, {headers: {Accept: accept || 'application/json'}, credentials: 'same-origin', cache: 'no-store'});
+    resp = await fetch(url(path), {headers: {Accept: accept || 'application/json'}, credentials: 'same-origin', cache: 'no-store'});
   } catch (e) {
     throw new APIError(`${path}: airlock is not answering (${e.message})`, 0);
   }

@@ -3,7 +3,7 @@
 // Events), newest first, at most MAX_ROWS rows. Changing a filter
 // reconnects with the filter in the query, so the server filters.
 
-import {clearError, getJSON, getLines, query, reportError, request} from './api.js';
+import {clearError, getJSON, getLines, query, reportError, request, url} from './api.js';
 import {badge, clock, copyButton, h, replace} from './dom.js';
 import {explainQuery, learnSnippet, view} from './records.js';
 
@@ -99,7 +99,7 @@ export function mount(root) {
     setStatus('connecting', 'info');
     let pending = [];
     let filled = false;
-    es = new EventSource('/api/decisions/stream' + query(f));
+    es = new EventSource(url('/api/decisions/stream' + query(f)));
     es.onopen = () => {
       if (my !== gen) return;
       clearError('stream');
@@ -128,7 +128,8 @@ export function mount(root) {
         // endpoint to learn why, and try again later
         setStatus('disconnected', 'bad');
         es = null;
-        request('/api/decisions' + query({...f, limit: 1}), 'application/x-ndjson')
+        // the same request as the fill: the same refusal shows once in the banner
+        request('/api/decisions' + query({...f, limit: FILL}), 'application/x-ndjson')
           .then(() => {
             reportError('stream', new Error('the live stream closed; reconnecting'));
             return true;

@@ -2,7 +2,7 @@
 // their hit counts (never-hit rules marked), the FQDN tags it uses with
 // their entries, and the learn proposal with a download.
 
-import {clearError, getJSON, reportError} from './api.js';
+import {clearError, getJSON, reportError, url} from './api.js';
 import {ago, badge, copyButton, h, parseTime, replace, table} from './dom.js';
 
 export function mount(root) {
@@ -159,7 +159,7 @@ function renderLearn(el, l) {
       'Review it, merge it into the policy: section of airlock.yaml and check it with ',
       h('code', null, 'airlock policy check'), '.'),
     h('div', {class: 'toolbar'},
-      h('a', {href: '/api/learn', download: 'airlock-learned-policy.yaml', class: 'button', id: 'learn-download'}, 'Download YAML'),
+      h('a', {href: url('/api/learn'), download: 'airlock-learned-policy.yaml', class: 'button', id: 'learn-download'}, 'Download YAML'),
       copyButton(() => yaml, pre)),
     pre);
 }
