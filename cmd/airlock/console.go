@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/airlockdev/airlock/internal/admin"
 	"github.com/airlockdev/airlock/internal/cache"
 	"github.com/airlockdev/airlock/internal/config"
@@ -30,9 +28,9 @@ type console struct {
 }
 
 // newConsole keeps the last admin.DefaultDecisionsKept decision records;
-// airlock_admin_stream_dropped_total goes to reg.
-func newConsole(cfg *config.File, reg prometheus.Registerer) *console {
-	return &console{decisions: admin.NewDecisions(admin.DecisionsOptions{Registerer: reg}), next: cfg}
+// the caller registers their metrics (Decisions.Collectors).
+func newConsole(cfg *config.File) *console {
+	return &console{decisions: admin.NewDecisions(admin.DecisionsOptions{}), next: cfg}
 }
 
 // tee returns log with its handler wrapped so that every decision record

@@ -15,6 +15,7 @@ import (
 
 	"github.com/airlockdev/airlock/internal/admin"
 	"github.com/airlockdev/airlock/internal/testkit/porttest"
+	"github.com/airlockdev/airlock/internal/testkit/redistest"
 )
 
 // The tee puts decision records into the ring as JSON lines, with the
@@ -187,5 +188,42 @@ func waitHTTP(t *testing.T, url string, ok func(int, string) bool) {
 			t.Fatalf("GET %s: not as wanted within 30s", url)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// With replicas the ring's lines name the replica, as the log's do.
+func TestServeConsoleRecordsNameReplica(t *testing.T) {
+	r := redistest.Start(t)
+	adminAddr, proxy := porttest.FreeAddr(t), porttest.FreeAddr(t)
+	cfg := parseConfig(t, fmt.Sprintf(`version: 1
+cluster: {name: gw7, redis: {address: "%s"}}
+admin: {listen: "%s"}
+gateway: {proxyListen: "%s"}
+`, r.Addr, adminAddr, proxy))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, cfg, "", slog.New(slog.NewJSONHandler(io.Discard, nil)), new(slog.LevelVar), 5*time.Second, 0)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	base := "http://" + adminAddr
+	waitHTTP(t, base+"/readyz", func(code int, _ string) bool { return code == 200 })
+	c, err := net.DialTimeout("tcp", proxy, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "CONNECT denied.example:443 HTTP/1.1\r\nHost: denied.example:443\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	bufio.NewReader(c).ReadString('\n')
+	c.Close()
+	var body string
+	waitHTTP(t, base+"/api/decisions", func(code int, b string) bool { body = b; return code == 200 && strings.Contains(b, "denied.example") })
+	if !strings.Contains(body, `"replica":"gw7"`) || !strings.Contains(body, `"component":"gateway"`) {
+		t.Errorf("GET /api/decisions = %s, want the record with replica gw7 and component gateway", body)
 	}
 }

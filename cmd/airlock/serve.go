@@ -88,6 +88,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logger, level *slog.LevelVar, grace, watch time.Duration) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The console keeps the recent decision records, teed from the logger
+	// every component logs through (wrapped first: the replica attribute
+	// reaches the ring's lines too).
+	con := newConsole(cfg)
+	log = con.tee(log)
 	// With replicas every record and every airlock metric names the replica
 	// (cluster.name), so logs and scrapes of several replicas can be merged.
 	var areg prometheus.Registerer = reg
@@ -100,10 +105,7 @@ func serve(ctx context.Context, cfg *config.File, cfgPath string, log *slog.Logg
 		log = log.With("replica", name)
 		areg = prometheus.WrapRegistererWith(prometheus.Labels{"replica": name}, reg)
 	}
-	// The console keeps the recent decision records, teed from the logger
-	// every component logs through.
-	con := newConsole(cfg, areg)
-	log = con.tee(log)
+	areg.MustRegister(con.decisions.Collectors()...)
 	adm := admin.New(cfg.Admin, reg, log.With("component", "admin"))
 	// hits counts every gateway flow's and DNS question's decision per rule
 	// (airlock_policy_rule_hits_total; the console's policy pages).

@@ -114,6 +114,9 @@ func NewDecisions(o DecisionsOptions) *Decisions {
 	return d
 }
 
+// Collectors are the metrics of d, for a registry chosen after NewDecisions.
+func (d *Decisions) Collectors() []prometheus.Collector { return []prometheus.Collector{d.dropped} }
+
 // Add keeps one logged line if it is a decision record (a JSON object whose
 // msg is "egress decision" or "dns decision"), counts it, and queues it for
 // every subscriber whose filter it passes. Other lines are ignored. line is
