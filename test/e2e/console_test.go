@@ -12,15 +12,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"gopkg.in/yaml.v3"
 
+	"github.com/airlockdev/airlock/internal/policy"
 	"github.com/airlockdev/airlock/internal/testkit/porttest"
 )
 
@@ -177,8 +181,56 @@ policy:
 			t.Errorf("learned YAML lacks the denied %s:\n%s", consoleUnlisted, yaml)
 		}
 		policyCheck(t, bin, "learned.yaml", yaml)
+
+		// "Allow this" for the no_match record writes the group, collection
+		// and rule policy learn writes for it.
+		snippet, err := runFor(b, 30*time.Second, chromedp.Evaluate[string](fmt.Sprintf(`(async () => {
+			const m = await import('/ui/records.js');
+			const line = (await (await fetch('/api/decisions?limit=1&name=%s')).text()).trim();
+			const groups = (await (await fetch('/api/policy')).json()).groups;
+			return m.learnSnippet(JSON.parse(line), groups);
+		})()`, consoleUnlisted), chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("allow-this snippet for %s: %v", consoleUnlisted, err)
+		}
+		learned, mine := decodePolicyDoc(t, "learned YAML", yaml), decodePolicyDoc(t, "allow-this snippet", snippet)
+		if len(learned.Policy.RuleCollectionGroups) != 1 {
+			t.Fatalf("learned YAML has %d groups, want the one learned group:\n%s", len(learned.Policy.RuleCollectionGroups), yaml)
+		}
+		if diff := cmp.Diff(learned.Policy.RuleCollectionGroups, mine.Policy.RuleCollectionGroups); diff != "" {
+			t.Errorf("allow this for %s differs from policy learn's proposal (-learn +console):\n%s", consoleUnlisted, diff)
+		}
+
+		// A name a client chose cannot add keys or rules to the snippet.
+		evil := "x.example.test\"]\n            - { name: injected, protocols: [\"https:443\"], sourceAddresses: [\"*\"], targetFqdns: [\"*\"] }\n# \u2028\u0085"
+		snippet, err = runFor(b, 30*time.Second, chromedp.Evaluate[string](fmt.Sprintf(`import('/ui/records.js').then((m) => m.learnSnippet(
+			{msg: 'egress decision', time: '2026-12-05T09:00:00Z', src: '10.1.2.3:4444', port: 443, name: %q, proto: 'tcp', app: 'https', verdict: 'deny', reason: 'no_match', rule: 'r\nversion: 2'}, []))`, evil),
+			chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("allow-this snippet for a hostile name: %v", err)
+		}
+		doc := decodePolicyDoc(t, "allow-this snippet for a hostile name", snippet)
+		if g := doc.Policy.RuleCollectionGroups; doc.Version != 1 || len(g) != 1 || len(g[0].RuleCollections) != 1 || len(g[0].RuleCollections[0].Rules) != 1 ||
+			!slices.Equal(g[0].RuleCollections[0].Rules[0].TargetFqdns, []string{evil}) {
+			t.Errorf("allow-this snippet for a hostile name decodes to %+v, want one rule whose targetFqdns is the name as sent:\n%s", doc, snippet)
+		}
 		b.noErrors(t, "policy")
 	})
+}
+
+// policyDoc is a config document with only version and policy.
+type policyDoc struct {
+	Version int           `yaml:"version"`
+	Policy  policy.Config `yaml:"policy"`
+}
+
+func decodePolicyDoc(t *testing.T, what, doc string) policyDoc {
+	t.Helper()
+	var d policyDoc
+	if err := yaml.Unmarshal([]byte(doc), &d); err != nil {
+		t.Fatalf("%s is not YAML: %v\n%s", what, err, doc)
+	}
+	return d
 }
 
 // TestE2EConsoleNotLoopback: with admin.listen on every address and no
