@@ -138,7 +138,7 @@ type Learner struct {
 	keys   map[key]*evidence
 	// gwProtos are the names the gateway saw, allowed or denied, with the
 	// application protocols (https:443) they were seen with.
-	gwProtos map[string]map[string]bool
+	gwProtos map[string][]string
 	tags     []tagMatcher
 	stats    Stats
 }
@@ -156,7 +156,7 @@ func New(opts Options) *Learner {
 	if opts.MaxKeys <= 0 {
 		opts.MaxKeys = DefaultMaxKeys
 	}
-	l := &Learner{opts: opts, keys: map[key]*evidence{}, gwProtos: map[string]map[string]bool{},
+	l := &Learner{opts: opts, keys: map[key]*evidence{}, gwProtos: map[string][]string{},
 		stats: Stats{NotLearnable: map[string]int64{}}}
 	for _, g := range opts.Sources {
 		pg := group{name: g.Name, ranges: g.Ranges}
@@ -175,16 +175,12 @@ func New(opts Options) *Learner {
 const maxProtosPerName = 8
 
 func (l *Learner) seenAtGateway(name, proto string) {
-	ps := l.gwProtos[name]
-	if ps == nil {
-		if len(l.gwProtos) >= l.opts.MaxKeys {
-			return
-		}
-		ps = map[string]bool{}
-		l.gwProtos[name] = ps
+	ps, ok := l.gwProtos[name]
+	if !ok && len(l.gwProtos) >= l.opts.MaxKeys {
+		return
 	}
-	if len(ps) < maxProtosPerName {
-		ps[proto] = true
+	if len(ps) < maxProtosPerName && !slices.Contains(ps, proto) {
+		l.gwProtos[name] = append(ps, proto)
 	}
 }
 

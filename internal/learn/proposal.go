@@ -161,6 +161,7 @@ func (l *Learner) Proposal() *Proposal {
 	})
 	var colls []ProposedCollection
 	var otherApp, otherNet []ProposedRule
+	appIndex, netIndex := map[string]int{}, map[string]int{} // signature → index
 	for _, b := range buckets {
 		if b.group >= 0 {
 			g := l.groups[b.group]
@@ -176,8 +177,8 @@ func (l *Learner) Proposal() *Proposal {
 		}
 		src := netip.PrefixFrom(b.addr, b.addr.BitLen()).String()
 		app, net := l.rulesFor(b.keys, []string{src})
-		otherApp = mergeBySource(otherApp, app)
-		otherNet = mergeBySource(otherNet, net)
+		otherApp = mergeBySource(otherApp, app, appIndex)
+		otherNet = mergeBySource(otherNet, net, netIndex)
 	}
 	otherNote := "sources outside every configured source range (learn.sources, --sources): each rule lists the addresses it was seen from"
 	if len(l.groups) == 0 {
@@ -272,7 +273,7 @@ func (l *Learner) rulesFor(keys []key, sources []string) (app, net []ProposedRul
 			continue
 		}
 		d.dnsOnly = true
-		for p := range l.gwProtos[name] {
+		for _, p := range l.gwProtos[name] {
 			d.protos[p] = true
 		}
 		if len(d.protos) == 0 {
@@ -351,14 +352,16 @@ func sortedProtos(m map[string]bool) []string {
 }
 
 // mergeBySource adds rules to acc; a rule whose targets, protocols and
-// destinations equal one already in acc joins it (its sources added):
+// destinations equal one already in acc (index maps their signature to
+// its index) joins it (its sources added):
 // both allowed exactly what was seen, so the union does too.
-func mergeBySource(acc, rules []ProposedRule) []ProposedRule {
+func mergeBySource(acc, rules []ProposedRule, index map[string]int) []ProposedRule {
 	for _, r := range rules {
 		sig := signature(r.Rule)
-		i := slices.IndexFunc(acc, func(a ProposedRule) bool { return signature(a.Rule) == sig })
-		if i < 0 {
+		i, ok := index[sig]
+		if !ok {
 			r.Rule.SourceAddresses = slices.Clone(r.Rule.SourceAddresses)
+			index[sig] = len(acc)
 			acc = append(acc, r)
 			continue
 		}
