@@ -22,7 +22,7 @@ type Options struct {
 	// Sources are the source groups (the learn section, or --sources).
 	Sources []SourceGroup
 	// Threshold is the number of distinct sibling names that makes a
-	// "*.domain" rule; 0 means DefaultThreshold.
+	// "*.domain" rule; 0 means DefaultThreshold, 1 is taken as 2.
 	Threshold int
 	// Tags are the built-in FQDN tags names are matched against; nil means
 	// policy.Tags().
@@ -147,8 +147,11 @@ type Learner struct {
 // section and ParseSources check them); ranges that do not parse are left
 // out.
 func New(opts Options) *Learner {
-	if opts.Threshold <= 0 {
+	switch {
+	case opts.Threshold <= 0:
 		opts.Threshold = DefaultThreshold
+	case opts.Threshold < 2:
+		opts.Threshold = 2 // one name is not a set of siblings
 	}
 	if opts.Tags == nil {
 		opts.Tags = policy.Tags()

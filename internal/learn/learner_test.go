@@ -79,6 +79,12 @@ func TestCollapse(t *testing.T) {
 			},
 		},
 		{
+			name:      "threshold 1 is taken as 2: one name never becomes a wildcard",
+			threshold: 1,
+			names:     []string{"a.example.org"},
+			want:      []string{"pods-application/a.example.org: a.example.org https:443 from 10.244.0.0/16"},
+		},
+		{
 			name:      "threshold 4 keeps three names",
 			threshold: 4,
 			names:     []string{"a.example.org", "b.example.org", "c.example.org"},
