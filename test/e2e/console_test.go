@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/miekg/dns"
 	"gopkg.in/yaml.v3"
 
 	"github.com/airlockdev/airlock/internal/policy"
@@ -35,6 +36,7 @@ const (
 	consoleBlocked  = "blocked.example.test"
 	consoleUnlisted = "unlisted.example.test"
 	consoleDenyRule = "block-example"
+	consoleDNSName  = "dns-only.example.test"
 	consoleRepo     = "oss/v2/kubernetes/pause"
 	consoleTag      = "3.10"
 )
@@ -57,8 +59,11 @@ func TestE2EConsole(t *testing.T) {
 	up := startUpstream(t)
 	img := buildImage(t, "amd64", 1410, 2, 256<<10)
 	seedImage(t, up, consoleRepo, consoleTag, img)
-	proxy := porttest.FreeAddr(t)
+	proxy, dnsAddr := porttest.FreeAddr(t), porttest.FreeAddr(t)
+	// The forwarder is a loopback port nobody serves: the only question
+	// asked is one the policy denies, which is never forwarded.
 	extra := fmt.Sprintf(`gateway: { proxyListen: %q, allowedInternalRanges: ["127.0.0.0/8"] }
+dns: { listen: %q, forwarders: [%q] }
 policy:
   ruleCollectionGroups:
     - name: console
@@ -73,7 +78,7 @@ policy:
           rules:
             - { name: never-used, protocols: ["https:443"], sourceAddresses: ["10.0.0.0/8"], targetFqdns: ["partner.example.test"] }
             - { name: aks, sourceAddresses: ["10.224.0.0/16"], fqdnTags: ["AzureKubernetesService"] }
-`, proxy, echo.Addr().(*net.TCPAddr).Port, consoleDenyRule, consoleBlocked)
+`, proxy, dnsAddr, porttest.FreeAddr(t), echo.Addr().(*net.TCPAddr).Port, consoleDenyRule, consoleBlocked)
 	al := startCacheAirlock(t, cacheOptions{upstream: up.upstreamURL(), extra: extra})
 	base := "http://" + al.adminAddr
 
@@ -94,6 +99,11 @@ policy:
 	}
 	if status := proxyConnect(t, proxy, consoleUnlisted+":443"); !strings.Contains(status, " 403 ") {
 		t.Fatalf("CONNECT %s:443 (no rule): %q, want 403", consoleUnlisted, status)
+	}
+	q := new(dns.Msg)
+	q.SetQuestion(consoleDNSName+".", dns.TypeA)
+	if resp, _, err := (&dns.Client{Timeout: 5 * time.Second}).Exchange(q, dnsAddr); err != nil || resp.Rcode == dns.RcodeSuccess {
+		t.Fatalf("DNS %s A (no rule) via airlock: %v, %v; want a refusal", consoleDNSName, resp, err)
 	}
 
 	b := startBrowser(t, chromium)
@@ -126,6 +136,16 @@ policy:
 		explain := b.text(t, "#explain-text")
 		t.Logf("explain:\n%s", explain)
 		b.shoot(t, shots, "decisions")
+
+		dnsRow := fmt.Sprintf(`[...document.querySelectorAll('#decisions tbody tr')].find((tr) => tr.dataset.component === 'dns' && tr.textContent.includes(%q))`, consoleDNSName)
+		if _, err := b.poll(5*time.Second, dnsRow); err != nil {
+			t.Errorf("the denied DNS question for %s is not in the live view: %v", consoleDNSName, err)
+		} else {
+			b.eval(t, dnsRow+`.querySelector('button.explain').click()`)
+			if _, err := b.poll(10*time.Second, fmt.Sprintf(`document.querySelector('#explain-text')?.textContent.includes('name %s')`, consoleDNSName)); err != nil {
+				t.Errorf("explain of the DNS row: %v\n%s", err, b.text(t, "#detail"))
+			}
+		}
 
 		b.eval(t, row+`.querySelector('button.allow').click()`)
 		if _, err := b.poll(10*time.Second, `document.querySelector('#allow-snippet')?.textContent.includes('targetFqdns')`); err != nil {
@@ -182,28 +202,31 @@ policy:
 		}
 		policyCheck(t, bin, "learned.yaml", yaml)
 
-		// "Allow this" for the no_match record writes the group, collection
-		// and rule policy learn writes for it.
-		snippet, err := runFor(b, 30*time.Second, chromedp.Evaluate[string](fmt.Sprintf(`(async () => {
-			const m = await import('/ui/records.js');
-			const line = (await (await fetch('/api/decisions?limit=1&name=%s')).text()).trim();
-			const groups = (await (await fetch('/api/policy')).json()).groups;
-			return m.learnSnippet(JSON.parse(line), groups);
-		})()`, consoleUnlisted), chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("allow-this snippet for %s: %v", consoleUnlisted, err)
-		}
-		learned, mine := decodePolicyDoc(t, "learned YAML", yaml), decodePolicyDoc(t, "allow-this snippet", snippet)
+		// "Allow this" for a denied record (a CONNECT, a DNS question)
+		// writes the group, collection and rule policy learn proposes for it.
+		learned := decodePolicyDoc(t, "learned YAML", yaml)
 		if len(learned.Policy.RuleCollectionGroups) != 1 {
 			t.Fatalf("learned YAML has %d groups, want the one learned group:\n%s", len(learned.Policy.RuleCollectionGroups), yaml)
 		}
-		if diff := cmp.Diff(learned.Policy.RuleCollectionGroups, mine.Policy.RuleCollectionGroups); diff != "" {
-			t.Errorf("allow this for %s differs from policy learn's proposal (-learn +console):\n%s", consoleUnlisted, diff)
+		for _, n := range []string{consoleUnlisted, consoleDNSName} {
+			snippet, err := runFor(b, 30*time.Second, chromedp.Evaluate[string](fmt.Sprintf(`(async () => {
+				const m = await import('/ui/records.js');
+				const line = (await (await fetch('/api/decisions?limit=1&verdict=deny&name=%s')).text()).trim();
+				const groups = (await (await fetch('/api/policy')).json()).groups;
+				return m.learnSnippet(JSON.parse(line), groups);
+			})()`, n), chromedp.EvalAwaitPromise))
+			if err != nil {
+				t.Fatalf("allow-this snippet for %s: %v", n, err)
+			}
+			want := onlyRuleFor(learned.Policy.RuleCollectionGroups, n)
+			if diff := cmp.Diff(want, decodePolicyDoc(t, "allow-this snippet", snippet).Policy.RuleCollectionGroups); diff != "" {
+				t.Errorf("allow this for %s differs from policy learn's proposal (-learn +console):\n%s", n, diff)
+			}
 		}
 
 		// A name a client chose cannot add keys or rules to the snippet.
 		evil := "x.example.test\"]\n            - { name: injected, protocols: [\"https:443\"], sourceAddresses: [\"*\"], targetFqdns: [\"*\"] }\n# \u2028\u0085"
-		snippet, err = runFor(b, 30*time.Second, chromedp.Evaluate[string](fmt.Sprintf(`import('/ui/records.js').then((m) => m.learnSnippet(
+		snippet, err := runFor(b, 30*time.Second, chromedp.Evaluate[string](fmt.Sprintf(`import('/ui/records.js').then((m) => m.learnSnippet(
 			{msg: 'egress decision', time: '2026-12-05T09:00:00Z', src: '10.1.2.3:4444', port: 443, name: %q, proto: 'tcp', app: 'https', verdict: 'deny', reason: 'no_match', rule: 'r\nversion: 2'}, []))`, evil),
 			chromedp.EvalAwaitPromise))
 		if err != nil {
@@ -222,6 +245,24 @@ policy:
 type policyDoc struct {
 	Version int           `yaml:"version"`
 	Policy  policy.Config `yaml:"policy"`
+}
+
+// onlyRuleFor returns groups with only the rule whose targetFqdns is
+// [name] (and the collection holding it).
+func onlyRuleFor(groups []policy.RuleCollectionGroup, name string) []policy.RuleCollectionGroup {
+	var out []policy.RuleCollectionGroup
+	for _, g := range groups {
+		for _, c := range g.RuleCollections {
+			for _, r := range c.Rules {
+				if slices.Equal(r.TargetFqdns, []string{name}) {
+					g.RuleCollections = []policy.RuleCollection{c}
+					g.RuleCollections[0].Rules = []policy.Rule{r}
+					out = append(out, g)
+				}
+			}
+		}
+	}
+	return out
 }
 
 func decodePolicyDoc(t *testing.T, what, doc string) policyDoc {
