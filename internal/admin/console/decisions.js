@@ -99,9 +99,18 @@ export function mount(root) {
     setStatus('connecting', 'info');
     let pending = [];
     let filled = false;
+    let opened = false;
     es = new EventSource(url('/api/decisions/stream' + query(f)));
     es.onopen = () => {
       if (my !== gen) return;
+      if (opened) {
+        // the browser reconnected by itself (the server dropped a client
+        // that fell behind, or the connection broke): records logged in
+        // the gap are missing, so start over with a fresh fill
+        connect();
+        return;
+      }
+      opened = true;
       clearError('stream');
       setStatus('live', 'ok');
     };
