@@ -42,12 +42,13 @@ const (
 )
 
 // TestE2EConsole drives the console with Debian's headless Chromium against
-// a real airlock: a gateway proxy on loopback with a small policy and a
-// registry caching a loopback docker-registry. Every page loads without a
-// console error; a denied CONNECT shows in the live view; explain names the
-// deciding rule; "allow this" and the learned YAML pass `airlock policy
-// check`. Screenshots go to $E2E_ARTIFACTS (else a temp dir, logged) and,
-// with E2E_UPDATE_SCREENSHOTS=1, to docs/img/console-*.png.
+// a real airlock: a gateway proxy and DNS on loopback with a small policy
+// and a registry caching a loopback docker-registry. Every page loads
+// without a console error; a denied CONNECT shows in the live view; explain
+// names the deciding rule; "allow this" and the learned YAML pass `airlock
+// policy check`, and "allow this" writes the rule learn proposes.
+// Screenshots go to $E2E_ARTIFACTS (else a temp dir, logged) and, with
+// E2E_UPDATE_SCREENSHOTS=1, to docs/img/console-*.png.
 func TestE2EConsole(t *testing.T) {
 	skipUnlessAirlock(t)
 	chromium := needChromium(t)
@@ -82,8 +83,8 @@ policy:
 	al := startCacheAirlock(t, cacheOptions{upstream: up.upstreamURL(), extra: extra})
 	base := "http://" + al.adminAddr
 
-	// Traffic before the browser opens: a pull through the cache, an
-	// allowed tunnel, and a no_match deny.
+	// Traffic before the browser opens: two pulls through the cache, an
+	// allowed tunnel, a no_match deny and a denied DNS question.
 	ref, err := name.ParseReference(al.addr+"/"+cacheTarget+"/"+consoleRepo+":"+consoleTag, name.Insecure)
 	if err != nil {
 		t.Fatal(err)
