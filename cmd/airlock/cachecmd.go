@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -145,11 +146,14 @@ const cacheLsSummary = "list cached repositories, tags, sizes and ages (from the
 const cacheLsUsage = `
 Asks the running airlock's admin listener (admin.listen, or --admin URL) for
 the repositories under cache rules: tags with their digests and when they
-were fetched, blob count, bytes and last use.
+were fetched, blob count, bytes and last use. When admin.listen is not
+loopback, give an admin user (--user, and --password-env naming the variable
+that holds the password).
 
 Example:
   airlock cache ls --config /etc/airlock/airlock.yaml
-  airlock cache ls --admin http://127.0.0.1:9090 --json`
+  airlock cache ls --admin http://127.0.0.1:9090 --json
+  ADMIN_PW=... airlock cache ls --admin http://10.0.0.4:9090 --user ops --password-env ADMIN_PW`
 
 var cacheLsCmd = command{summary: cacheLsSummary, usage: cacheLsUsage, run: runCacheLs}
 
@@ -157,8 +161,13 @@ func runCacheLs(args []string, stdout, stderr io.Writer) int {
 	fs, cfgPath := newFlags("cache ls", cacheLsSummary, cacheLsUsage, stderr)
 	adminURL := fs.String("admin", "", "admin `URL` (default: from admin.listen)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	auth := addAdminAuthFlags(fs)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	if msg := auth.check(); msg != "" {
+		fmt.Fprintf(stderr, "airlock cache ls: %s; see 'airlock cache ls --help'\n", msg)
+		return exitUsage
 	}
 	base := *adminURL
 	if base == "" {
@@ -173,22 +182,18 @@ func runCacheLs(args []string, stdout, stderr io.Writer) int {
 		}
 		base = "http://" + cfg.Admin.Listen
 	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(base + "/cache")
-	if err != nil {
-		fmt.Fprintf(stderr, "airlock cache ls: %v (is airlock serve running with that admin.listen?)\n", err)
-		return exitFinding
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
+	body, err := auth.get(base+"/cache", 30*time.Second)
+	if ae := (*adminError)(nil); errors.As(err, &ae) && ae.status == http.StatusNotFound {
 		fmt.Fprintln(stderr, "airlock cache ls: this airlock has no cache rules (registry.cacheRules is empty)")
 		return exitFinding
 	}
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "airlock cache ls: %s\n", resp.Status)
+	if err != nil {
+		fmt.Fprintf(stderr, "airlock cache ls: %v\n", err)
 		return exitFinding
 	}
+	defer body.Close()
 	var inv []cache.RepoInventory
-	if err := json.NewDecoder(resp.Body).Decode(&inv); err != nil {
+	if err := json.NewDecoder(body).Decode(&inv); err != nil {
 		fmt.Fprintf(stderr, "airlock cache ls: %v\n", err)
 		return exitFinding
 	}

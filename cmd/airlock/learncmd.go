@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -48,15 +47,15 @@ var policyLearnCmd = command{summary: policyLearnSummary, usage: policyLearnUsag
 
 // recordFlags are the flags both learn and hits read records with.
 type recordFlags struct {
-	from, server, user, passwordEnv *string
+	from, server *string
+	auth         adminAuth
 }
 
 func addRecordFlags(fs *flag.FlagSet) recordFlags {
 	return recordFlags{
-		from:        fs.String("from", "", "read decision records from `FILE` (- for stdin)"),
-		server:      fs.String("server", "", "read from a running airlock's admin listener at `URL` (http://127.0.0.1:9090)"),
-		user:        fs.String("user", "", "admin user `NAME` for --server (HTTP Basic)"),
-		passwordEnv: fs.String("password-env", "", "environment `VAR` holding --user's password"),
+		from:   fs.String("from", "", "read decision records from `FILE` (- for stdin)"),
+		server: fs.String("server", "", "read from a running airlock's admin listener at `URL` (http://127.0.0.1:9090)"),
+		auth:   addAdminAuthFlags(fs),
 	}
 }
 
@@ -65,10 +64,8 @@ func (f recordFlags) check() string {
 	switch {
 	case (*f.from == "") == (*f.server == ""):
 		return "give --from FILE (- for stdin) or --server URL"
-	case *f.user != "" && *f.passwordEnv == "":
-		return "--user needs --password-env VAR (the password is never a flag)"
-	case *f.user != "" && os.Getenv(*f.passwordEnv) == "":
-		return fmt.Sprintf("--password-env %s: the variable is empty or unset", *f.passwordEnv)
+	case f.auth.check() != "":
+		return f.auth.check()
 	case *f.server != "":
 		u, err := url.Parse(*f.server)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -90,35 +87,11 @@ func (f recordFlags) open(path string, stdin io.Reader) (io.ReadCloser, error) {
 		}
 		return r, nil
 	}
-	target := strings.TrimSuffix(*f.server, "/") + path
-	req, err := http.NewRequest(http.MethodGet, target, nil)
+	body, err := f.auth.get(strings.TrimSuffix(*f.server, "/")+path, 2*time.Minute)
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
 	}
-	if *f.user != "" {
-		req.SetBasicAuth(*f.user, os.Getenv(*f.passwordEnv))
-	}
-	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("--server: %w (is airlock serving admin.listen there?)", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		var e struct {
-			Error string `json:"error"`
-		}
-		msg := strings.TrimSpace(string(body))
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		hint := ""
-		if resp.StatusCode == http.StatusUnauthorized {
-			hint = " (give --user NAME --password-env VAR of an admin.users entry)"
-		}
-		return nil, fmt.Errorf("--server: GET %s: %s: %s%s", target, resp.Status, msg, hint)
-	}
-	return resp.Body, nil
+	return body, nil
 }
 
 // stdin is what --from - reads; tests replace it.
