@@ -132,6 +132,10 @@ func serveConsoleFile(w http.ResponseWriter, r *http.Request, name string) {
 	w.Write(b)
 }
 
+// consoleCSP lets the console load scripts, styles, data and images from
+// the admin listener only (and images it draws as data: URLs).
+const consoleCSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
 // guard refuses request bodies and bounds the writing of every response
 // but the decision stream.
 func guard(h http.Handler) http.Handler {
@@ -143,6 +147,11 @@ func guard(h http.Handler) http.Handler {
 		if r.URL.Path != "/api/decisions/stream" {
 			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeDeadline))
 		}
+		// The console loads only its own files and shows attacker-chosen
+		// names from records: nothing from another origin, no framing.
+		w.Header().Set("Content-Security-Policy", consoleCSP)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
 		h.ServeHTTP(w, r)
 	})
 }

@@ -366,3 +366,22 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// The console's page and API answers forbid other origins and framing.
+func TestConsoleSecurityHeaders(t *testing.T) {
+	s, _ := consoleServer(t, Config{})
+	h := s.Handler()
+	for _, path := range []string{"/", "/ui/app.js", "/api/overview"} {
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, httptest.NewRequest("GET", path, nil))
+		if rr.Code != 200 {
+			t.Errorf("GET %s = %d", path, rr.Code)
+		}
+		if got := rr.Header().Get("Content-Security-Policy"); !strings.Contains(got, "default-src 'self'") || !strings.Contains(got, "frame-ancestors 'none'") {
+			t.Errorf("GET %s: Content-Security-Policy %q", path, got)
+		}
+		if rr.Header().Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: no X-Content-Type-Options: nosniff", path)
+		}
+	}
+}
