@@ -4,7 +4,7 @@
 GO        ?= go
 BIN       ?= bin/airlock
 # Concurrent packages that also run under the race detector (those that exist).
-RACE_PKGS := $(patsubst %,./%/...,$(wildcard internal/blobstore internal/registry internal/cache internal/upstream internal/egress internal/dnsserver internal/admin internal/node internal/verify internal/relay internal/storage internal/warm internal/cluster))
+RACE_PKGS := $(patsubst %,./%/...,$(wildcard internal/blobstore internal/registry internal/cache internal/upstream internal/egress internal/dnsserver internal/admin internal/node internal/verify internal/relay internal/storage internal/warm internal/cluster internal/basicauth internal/policy))
 UNIT_FLAGS ?= -count=1 -timeout 4m
 E2E_FLAGS ?= -count=1 -timeout 12m
 FUZZTIME  ?= 10s
