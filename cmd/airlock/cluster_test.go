@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -84,15 +83,7 @@ policy:
 	run := func(name, fqdn string) (admin string, stop func()) {
 		admin = porttest.FreeAddr(t)
 		cfg := parseConfig(t, fmt.Sprintf(conf, name, r.Addr, admin, fqdn))
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- serve(ctx, cfg, "", log, new(slog.LevelVar), 5*time.Second, 0) }()
-		return admin, func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve %s: %v", name, err)
-			}
-		}
+		return admin, startServe(t, cfg, log)
 	}
 	readyz := func(admin string) (int, string) {
 		resp, err := http.Get("http://" + admin + "/readyz")

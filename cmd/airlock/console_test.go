@@ -87,15 +87,7 @@ policy:
 	// A real handler: the tee keeps its level (slog.DiscardHandler would
 	// disable every record).
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, "", log, new(slog.LevelVar), 5*time.Second, 0) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
+	defer startServe(t, cfg, log)()
 	base := "http://" + adminAddr
 	waitHTTP(t, base+"/readyz", func(code int, _ string) bool { return code == 200 })
 
@@ -200,17 +192,7 @@ cluster: {name: gw7, redis: {address: "%s"}}
 admin: {listen: "%s"}
 gateway: {proxyListen: "%s"}
 `, r.Addr, adminAddr, proxy))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, cfg, "", slog.New(slog.NewJSONHandler(io.Discard, nil)), new(slog.LevelVar), 5*time.Second, 0)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
+	defer startServe(t, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))()
 	base := "http://" + adminAddr
 	waitHTTP(t, base+"/readyz", func(code int, _ string) bool { return code == 200 })
 	c, err := net.DialTimeout("tcp", proxy, 10*time.Second)

@@ -124,13 +124,7 @@ func (l *Learner) tagRules(names []*nameInfo, sources []string) ([]ProposedRule,
 		}
 		out = append(out, r)
 	}
-	var rest []*nameInfo
-	for _, ni := range names {
-		if !taken[ni] {
-			rest = append(rest, ni)
-		}
-	}
-	return out, rest
+	return out, untaken(names, taken)
 }
 
 // collapse proposes "*.suffix" for the names under one registrable domain
@@ -196,13 +190,7 @@ func collapse(names []*nameInfo, threshold int, sources []string) ([]ProposedRul
 		}
 		out = append(out, r)
 	}
-	var rest []*nameInfo
-	for _, ni := range names {
-		if !taken[ni] {
-			rest = append(rest, ni)
-		}
-	}
-	return out, rest
+	return out, untaken(names, taken)
 }
 
 // commonParent returns the longest label suffix every name shares.
@@ -298,4 +286,15 @@ func freeGroup(existing policy.Config) (string, int) {
 		prio++
 	}
 	return name, prio
+}
+
+// untaken returns the names not in taken, in their order.
+func untaken(names []*nameInfo, taken map[*nameInfo]bool) []*nameInfo {
+	var rest []*nameInfo
+	for _, ni := range names {
+		if !taken[ni] {
+			rest = append(rest, ni)
+		}
+	}
+	return rest
 }

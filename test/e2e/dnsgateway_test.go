@@ -153,6 +153,19 @@ func udpProbe(t testing.TB, ns, dst string, wait time.Duration) string {
 // lookupA asks server (from ns) for name's A records.
 func lookupA(t testing.TB, ns, server, name string) []string {
 	t.Helper()
+	var out []string
+	for _, rr := range exchangeA(t, ns, server, name).Answer {
+		if a, ok := rr.(*dns.A); ok {
+			out = append(out, a.A.String())
+		}
+	}
+	return out
+}
+
+// exchangeA sends server (from ns) a question for name's A records and
+// returns the answer; no answer fails the test.
+func exchangeA(t testing.TB, ns, server, name string) *dns.Msg {
+	t.Helper()
 	m := new(dns.Msg)
 	m.SetQuestion(name, dns.TypeA)
 	var resp *dns.Msg
@@ -164,13 +177,7 @@ func lookupA(t testing.TB, ns, server, name string) []string {
 	if err != nil {
 		t.Fatalf("dns %s A via %s from %s: %v", name, server, ns, err)
 	}
-	var out []string
-	for _, rr := range resp.Answer {
-		if a, ok := rr.(*dns.A); ok {
-			out = append(out, a.A.String())
-		}
-	}
-	return out
+	return resp
 }
 
 // airlockRecords returns airlock's JSON log lines that are decision

@@ -382,18 +382,7 @@ func tcpEchoIn(t *testing.T, ns, addr string) {
 // dnsRcode asks server (from ns) for name's A records and returns the rcode.
 func dnsRcode(t testing.TB, ns, server, name string) int {
 	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(name, dns.TypeA)
-	var resp *dns.Msg
-	var err error
-	netnstest.Do(t, ns, func() {
-		c := &dns.Client{Timeout: 2 * time.Second}
-		resp, _, err = c.Exchange(m, server)
-	})
-	if err != nil {
-		t.Fatalf("dns %s via %s from %s: %v", name, server, ns, err)
-	}
-	return resp.Rcode
+	return exchangeA(t, ns, server, name).Rcode
 }
 
 // connectIn sends CONNECT target to proxy from ns and returns the
