@@ -329,6 +329,9 @@ func (s *Store) gcApply(ctx context.Context, p *gcPlan) error {
 		p.report.Blobs = append(p.report.Blobs, d)
 		p.report.Bytes += p.sizes[d]
 	}
+	if len(p.report.RemovedLinks) > 0 {
+		s.bumpGen() // repositories may be gone from the catalog
+	}
 	if s.fsd != nil {
 		if err := s.pruneRepoDirs(); err != nil {
 			errs = append(errs, fmt.Errorf("prune empty repository directories: %w", err))

@@ -191,8 +191,10 @@ func (s *Store) refUnlockExclusive() {
 	s.refMu.Unlock()
 }
 
-// bumpGen records that a reference was created: the in-process generation
-// and the cross-process token both change. The caller holds refRLock.
+// bumpGen records that a reference was created (or a revision, tag or link
+// removed): the in-process generation and the cross-process token both
+// change. GC replans when they moved; the kept repository list is rebuilt
+// (listing.go). The caller holds refRLock (or, in GC, the exclusive lock).
 func (s *Store) bumpGen() {
 	s.gen.Add(1)
 	if err := s.xref.newToken(); err != nil {

@@ -280,7 +280,9 @@ func (s *Store) DeleteManifest(repo string, d oci.Digest) error {
 		}
 	}
 	s.forgetLink(repo, d) // a revision serves as a link too (BlobLinked)
-	if err := s.deleteObj(revisionName(repo, d)); err != nil {
+	err = s.deleteObj(revisionName(repo, d))
+	s.bumpGen() // tags and maybe the repository are gone from the lists
+	if err != nil {
 		return fmt.Errorf("delete manifest %s@%s: %w", repo, d, err)
 	}
 	return nil
@@ -310,6 +312,9 @@ func (s *Store) tagsPointingAt(repo string, d oci.Digest) ([]string, error) {
 
 // tagNames lists the valid tag objects of repo (one listing), unsorted.
 func (s *Store) tagNames(repo string) ([]string, error) {
+	if s.fsd != nil {
+		return s.fsTagNames(repo)
+	}
 	prefix := tagsName(repo)
 	var tags []string
 	err := s.list(prefix, func(o ObjectInfo) error {
@@ -340,6 +345,7 @@ func (s *Store) DeleteTag(repo, tag string) error {
 		}
 		return fmt.Errorf("delete tag %s:%s: %w", repo, tag, err)
 	}
+	s.bumpGen()
 	return nil
 }
 

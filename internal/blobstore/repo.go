@@ -2,7 +2,6 @@ package blobstore
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -116,6 +115,7 @@ func (s *Store) UnlinkBlob(repo string, d oci.Digest) error {
 		}
 		return fmt.Errorf("unlink blob %s from %s: %w", d, repo, err)
 	}
+	s.bumpGen() // the repository may be gone from the catalog
 	return nil
 }
 
@@ -140,27 +140,6 @@ func ownsObject(rest string) bool {
 	return strings.HasPrefix(rest, dirManifests+"/"+dirRevisions+"/") ||
 		strings.HasPrefix(rest, dirManifests+"/"+dirTags+"/") ||
 		strings.HasPrefix(rest, dirLayers+"/")
-}
-
-// Repositories lists every repository with at least one manifest, tag or
-// blob link, sorted. It lists every object under repos/ once.
-func (s *Store) Repositories() ([]string, error) {
-	seen := map[string]bool{}
-	err := s.list(dirRepos, func(o ObjectInfo) error {
-		if repo, ok := s.repoOf(o.Name); ok {
-			seen[repo] = true
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list repositories: %w", err)
-	}
-	out := make([]string, 0, len(seen))
-	for r := range seen {
-		out = append(out, r)
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 // repoOf returns the repository an object under repos/ belongs to when it

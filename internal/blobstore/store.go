@@ -119,6 +119,8 @@ type Store struct {
 	// without refMu and applies the plan only if neither gen nor the token
 	// moved meanwhile.
 	gen atomic.Uint64
+	// repoList keeps the sorted repository list (listing.go).
+	repoList repoListing
 	// gcRun serialises GC runs.
 	gcRun sync.Mutex
 	// repoMu keeps tag/revision/referrer updates of one repository in order.
