@@ -45,6 +45,9 @@ type rule struct {
 	tagged    bool        // application: has fqdnTags
 	listen    netip.AddrPort
 	trans     netip.AddrPort
+	// srcRanges and dstRanges hold src and dst as sorted ranges when they
+	// have many prefixes (index.go, fastSets); nil otherwise.
+	srcRanges, dstRanges *addrRanges
 }
 
 // target is one name pattern of an application rule with the protocols it

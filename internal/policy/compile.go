@@ -16,6 +16,7 @@ type Policy struct {
 	network  []*rule
 	app      []*rule
 	warnings []Warning
+	idx      *index // what Decide, AllowsName and DNAT look rules up in (index.go)
 }
 
 // Problem is one validation problem: a path relative to the policy section
@@ -84,6 +85,7 @@ func Compile(cfg Config) (*Policy, error) {
 			p.app = append(p.app, r)
 		}
 	}
+	p.idx = buildIndex(p)
 	return p, nil
 }
 

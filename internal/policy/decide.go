@@ -11,12 +11,26 @@ import (
 // https and that have a Name); within a type by group priority, collection
 // priority and rule order; the first matching rule decides; no match is a
 // deny with reason no_match, sni_missing or host_missing.
+//
+// It looks the candidate rules up in indexes built by Compile (index.go),
+// so its cost hardly grows with the number of rules; the answer is the one
+// decideLinear gives by trying every rule in order.
 func (p *Policy) Decide(f Flow) Decision {
+	if p.idx == nil { // a zero Policy, not from Compile
+		return p.decideLinear(f)
+	}
+	return p.decideIndexed(f)
+}
+
+// decideLinear is Decide by trying every rule in processing order: the
+// reference the indexes are tested against.
+func (p *Policy) decideLinear(f Flow) Decision {
 	return p.decide(f, nil)
 }
 
 // DecideExplain is Decide that also returns every rule tried, in order,
-// with why it did or did not match.
+// with why it did or did not match. It tries the rules one by one (the
+// linear evaluator), so its cost grows with the rules before the match.
 func (p *Policy) DecideExplain(f Flow) Explanation {
 	e := Explanation{Flow: f}
 	e.Decision = p.decide(f, &e)
@@ -63,6 +77,14 @@ func (p *Policy) decide(f Flow, e *Explanation) Decision {
 // not compared; DNAT rules and network rules without destinationFqdns
 // never match a name.
 func (p *Policy) AllowsName(src netip.Addr, name dnsname.Name) Decision {
+	if p.idx == nil {
+		return p.allowsNameLinear(src, name)
+	}
+	return p.allowsNameIndexed(src, name)
+}
+
+// allowsNameLinear is AllowsName by trying every rule in order.
+func (p *Policy) allowsNameLinear(src netip.Addr, name dnsname.Name) Decision {
 	return p.allowsName(src, name, nil)
 }
 
@@ -95,6 +117,18 @@ func (p *Policy) allowsName(src netip.Addr, name dnsname.Name, e *Explanation) D
 // gateway address and port) over proto from src, by the first DNAT rule
 // that matches. The zero AddrPort and a deny come back when none does.
 func (p *Policy) DNAT(listen netip.AddrPort, proto Proto, src netip.Addr) (netip.AddrPort, Decision) {
+	if p.idx == nil {
+		return p.dnatLinear(listen, proto, src)
+	}
+	f := Flow{Src: src.Unmap(), Dst: netip.AddrPortFrom(listen.Addr().Unmap(), listen.Port()), Proto: proto}
+	if r := p.dnatIndexed(&f); r != nil {
+		return r.trans, r.decision()
+	}
+	return netip.AddrPort{}, Deny(ReasonNoMatch)
+}
+
+// dnatLinear is DNAT by trying every DNAT rule in order.
+func (p *Policy) dnatLinear(listen netip.AddrPort, proto Proto, src netip.Addr) (netip.AddrPort, Decision) {
 	f := Flow{Src: src.Unmap(), Dst: netip.AddrPortFrom(listen.Addr().Unmap(), listen.Port()), Proto: proto}
 	for _, r := range p.dnat {
 		if r.matchDNAT(&f) == "" {
