@@ -1,6 +1,11 @@
 package egress
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync"
+
+	"github.com/airlockdev/airlock/internal/policy"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics of the gateway, named airlock_egress_*.
 type Metrics struct {
@@ -33,6 +38,35 @@ type Metrics struct {
 	// why: source_limit (the client's own least recently used flow, idle),
 	// table_full (a flow of the heaviest source, or an idle one).
 	UDPEvicted *prometheus.CounterVec
+
+	// Per-flow counters, looked up once per label set rather than hashed
+	// per flow (WithLabelValues).
+	bytesUp, bytesDown prometheus.Counter
+	flows              sync.Map // flowKey → prometheus.Counter
+}
+
+// flowKey is one label set of Flows.
+type flowKey struct {
+	listener                string
+	verdict                 policy.Verdict
+	reason                  policy.Reason
+	group, collection, rule string
+}
+
+// flowCounter returns Flows' counter for a flow of listener decided by d
+// (label rule: "group/collection/rule", empty when no rule decided).
+func (m *Metrics) flowCounter(listener string, d policy.Decision) prometheus.Counter {
+	k := flowKey{listener, d.Verdict, d.Reason, d.Group, d.Collection, d.Rule}
+	if c, ok := m.flows.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	rule := ""
+	if d.Rule != "" {
+		rule = d.Group + "/" + d.Collection + "/" + d.Rule
+	}
+	c := m.Flows.WithLabelValues(listener, string(d.Verdict), string(d.Reason), rule)
+	m.flows.Store(k, c)
+	return c
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -61,6 +95,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_egress_udp_evicted_flows_total", Help: "UDP flows ended to make room for a new one, by why (source_limit, table_full).",
 		}, []string{"why"}),
 	}
+	m.bytesUp = m.Bytes.WithLabelValues("up")
+	m.bytesDown = m.Bytes.WithLabelValues("down")
 	if reg != nil {
 		reg.MustRegister(m.Flows, m.Bytes, m.Tunnels, m.Refused, m.UDPFlows, m.UDPDropped, m.UDPEvicted)
 	}

@@ -73,10 +73,24 @@ type flow struct {
 // finish writes the flow's one decision record and counts it.
 func (s *Server) finish(f *flow) {
 	d := f.decision
-	attrs := []slog.Attr{
+	if s.log.Enabled(context.Background(), slog.LevelInfo) {
+		s.record(f)
+	}
+	s.hits.Count(hitsComponent, d, s.now())
+	s.m.flowCounter(f.listener, d).Inc()
+	s.m.bytesUp.Add(float64(f.up))
+	s.m.bytesDown.Add(float64(f.down))
+}
+
+// record writes the flow's decision record (built only when the logger
+// takes info records: its attributes cost allocations per flow).
+func (s *Server) record(f *flow) {
+	d := f.decision
+	attrs := make([]slog.Attr, 0, 20)
+	attrs = append(attrs,
 		slog.String(keyListener, f.listener),
 		slog.String(keySrc, f.src.String()),
-	}
+	)
 	if f.dst.Addr().IsValid() {
 		attrs = append(attrs, slog.String(keyDst, f.dst.String()))
 	}
@@ -113,13 +127,4 @@ func (s *Server) finish(f *flow) {
 		attrs = append(attrs, slog.String(keyError, f.err.Error()))
 	}
 	s.log.LogAttrs(context.Background(), slog.LevelInfo, recordMsg, attrs...)
-	s.hits.Count(hitsComponent, d, s.now())
-
-	rule := ""
-	if d.Rule != "" {
-		rule = d.Group + "/" + d.Collection + "/" + d.Rule
-	}
-	s.m.Flows.WithLabelValues(f.listener, string(d.Verdict), string(d.Reason), rule).Inc()
-	s.m.Bytes.WithLabelValues("up").Add(float64(f.up))
-	s.m.Bytes.WithLabelValues("down").Add(float64(f.down))
 }

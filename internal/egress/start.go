@@ -69,7 +69,7 @@ func (s *Server) bind(ctx context.Context) ([]bound, error) {
 		if l.addr == "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", l.addr)
+		ln, err := listenTCP(ctx, l.addr)
 		if err != nil {
 			return out, fmt.Errorf("gateway: listen on %s: %w (set gateway.proxyListen / transparentListen)", l.addr, err)
 		}
