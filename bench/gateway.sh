@@ -18,6 +18,19 @@
 #     the proxy and of the load tool over the run, and how busy the server
 #     and the load CPUs were (from /proc/stat, softirq included), which
 #     says which side bounds the rate.
+# Sweep (after the rounds): closed-loop rate runs at each concurrency of
+#   BENCH_SWEEP_C (1 8 32) for BENCH_SWEEP_DURATION (3) seconds against
+#   direct, airlock, haproxy (TCP frontend to the echo server), squid,
+#   tinyproxy and two Go floors (bench/gwbench relay: a plain Go TCP relay,
+#   and the same reading a CONNECT head first), twice: pinned (servers on
+#   one core, load on the other) and unpinned (every process re-pinned to
+#   all CPUs with taskset -a -p; Go re-reads its affinity, haproxy keeps the
+#   one thread it started with). Per run: tunnels/s and the proxy's CPU-µs
+#   per tunnel (utime+stime from /proc/PID/stat around the run / tunnels).
+#   Then, per mode and proxy, an open-loop run at half that proxy's best
+#   tunnels/s, and direct at the same rate right after: p50/p99 and the
+#   latency added. Charts: docs/img/bench-gateway-{cpu,rate}-{pinned,unpinned}.svg
+#   (BENCH_CHARTS=0: not written).
 # Once, after the rounds: up to BENCH_IDLE (9900) idle tunnels to the echo
 # server through airlock (CONNECT) and haproxy (TCP frontend), VmRSS and
 # open descriptors once all are established (each carried one byte both
@@ -38,7 +51,9 @@
 #
 # Prints a Markdown report (also saved to $CACHE/bench-gateway.md); raw
 # JSON lines in $CACHE/bench-gateway.jsonl.
-# Environment: BENCH_ROUNDS (3), BENCH_DURATION (5), BENCH_WORKERS (8),
+# Environment: BENCH_PARTS ("stream rate sweep idle": which parts run),
+# BENCH_SWEEP_C, BENCH_SWEEP_DURATION, BENCH_CHARTS (1),
+# BENCH_ROUNDS (3), BENCH_DURATION (5), BENCH_WORKERS (8),
 # BENCH_STREAM_MIB (1024), BENCH_IDLE (9900), BENCH_PIN (1), BENCH_STRACE (1),
 # AIRLOCK_BIN (else bin/airlock is built).
 set -euo pipefail
@@ -52,8 +67,13 @@ smib=${BENCH_STREAM_MIB:-1024}
 nidle=${BENCH_IDLE:-9900}
 pin=${BENCH_PIN:-1}
 dostrace=${BENCH_STRACE:-1}
+parts=${BENCH_PARTS:-stream rate sweep idle}
+sweep_c=${BENCH_SWEEP_C:-1 8 32}
+sweep_d=${BENCH_SWEEP_DURATION:-3}
+charts=${BENCH_CHARTS:-1}
+has() { [[ " $parts " == *" $1 "* ]]; }
 cmdline="$0${*:+ $*}"
-envline="BENCH_ROUNDS=$rounds BENCH_DURATION=$dur BENCH_WORKERS=$workers BENCH_STREAM_MIB=$smib BENCH_IDLE=$nidle BENCH_PIN=$pin"
+envline="BENCH_PARTS='$parts' BENCH_SWEEP_C='$sweep_c' BENCH_SWEEP_DURATION=$sweep_d BENCH_ROUNDS=$rounds BENCH_DURATION=$dur BENCH_WORKERS=$workers BENCH_STREAM_MIB=$smib BENCH_IDLE=$nidle BENCH_PIN=$pin"
 for t in squid tinyproxy haproxy jq taskset; do
 	command -v "$t" >/dev/null || die "$t not installed (scripts/deps.sh)"
 done
@@ -120,6 +140,11 @@ start_server source source -bytes $((smib << 20))
 start_server echo echo
 sport=${source_addr##*:}
 eport=${echo_addr##*:}
+gorelay_addr="" goconnect_addr=""
+start_server gorelay relay -to "$echo_addr"
+gorelay_pid=${pids[-1]}
+start_server goconnect relay -connect -to "$echo_addr"
+goconnect_pid=${pids[-1]}
 
 # airlock: one application rule allowing localhost on the two target ports.
 # write_gateway_config FILE PORT LEVEL
@@ -273,12 +298,16 @@ raddr[direct]=$echo_addr rconn[direct]="" rpid[direct]=""
 raddr[airlock]=127.0.0.1:$airlock_port rconn[airlock]=localhost:$eport rpid[airlock]=$airlock_pid
 raddr[squid]=127.0.0.1:$squid_port rconn[squid]=localhost:$eport rpid[squid]=$squid_pid
 raddr[tinyproxy]=127.0.0.1:$tinyproxy_port rconn[tinyproxy]=localhost:$eport rpid[tinyproxy]=$tinyproxy_pid
+raddr[haproxy]=127.0.0.1:$haproxy_echo_port rconn[haproxy]="" rpid[haproxy]=$haproxy_pid
+raddr[gorelay]=$gorelay_addr rconn[gorelay]="" rpid[gorelay]=$gorelay_pid
+raddr[goconnect]=$goconnect_addr rconn[goconnect]=localhost:$eport rpid[goconnect]=$goconnect_pid
 stargets=(direct airlock haproxy haproxy-splice squid)
-rtargets=(direct airlock squid tinyproxy)
+rtargets=(direct airlock haproxy squid tinyproxy)
+wtargets=(direct airlock haproxy squid tinyproxy gorelay goconnect)
 
 # Every path works before measuring: a short stream is not possible (the
 # source sends the full size), so check the rate path with one worker.
-for t in "${rtargets[@]}"; do
+for t in "${wtargets[@]}"; do
 	j=$("${cli[@]}" "$gwb" rate -addr "${raddr[$t]}" ${rconn[$t]:+-connect "${rconn[$t]}"} -c 1 -d 0.3s)
 	if [ "$(jq -r .errors <<<"$j")" != 0 ] || [ "$(jq -r .tunnels <<<"$j")" -eq 0 ]; then
 		die "$t echo path fails: $(jq -r .first_error <<<"$j")"
@@ -286,6 +315,9 @@ for t in "${rtargets[@]}"; do
 done
 
 declare -A res
+has stream || has rate || rounds=0
+has stream || stargets=()
+has rate || rtargets=(direct)
 log "bench: $rounds rounds; servers on CPUs $srv_cpus, load on CPUs $cli_cpus"
 for ((r = 0; r < rounds; r++)); do
 	wait_other_benches
@@ -318,6 +350,91 @@ for ((r = 0; r < rounds; r++)); do
 		log "  rate $t: $(jq -r '"\(.per_sec|floor) tunnels/s, p50 \(.p50_us|floor) µs, p99 \(.p99_us|floor) µs, proxy CPU \(.proxy_cpu_seconds / .seconds * 100 | floor)%, client CPU \(.client_cpu_seconds / .seconds * 100 | floor)%"' <<<"$j"), server CPUs busy $(f0 "${res[$r,$t,sbusy]}")%, load CPUs busy $(f0 "${res[$r,$t,cbusy]}")%"
 	done
 done
+
+# The sweep: concurrency × target, pinned and unpinned, then latency at
+# half of each proxy's best rate.
+# repin MODE: every server of this run on its CPUs for MODE (pinned: the
+# servers' half; unpinned: all); sets lcmd, the load tool's prefix.
+repin() {
+	local cpus="0-$((ncpu - 1))" p
+	lcmd=()
+	if [ "$1" = pinned ] && [ "$srv_cpus" != all ]; then
+		cpus=$srv_cpus
+		lcmd=("${cli[@]}")
+	fi
+	for p in "${pids[@]}"; do taskset -a -pc "$cpus" "$p" >/dev/null 2>&1 || true; done
+	sleep 2 # Go re-reads its affinity (GOMAXPROCS) about once a second
+}
+declare -A sw
+modes=()
+ptargets=(airlock haproxy squid tinyproxy gorelay goconnect)
+if has sweep; then
+	modes=(pinned unpinned)
+	[ "$srv_cpus" != all ] || modes=(unpinned)
+	for mode in "${modes[@]}"; do
+		wait_other_benches
+		repin "$mode"
+		k=0
+		for c in $sweep_c; do
+			nw=${#wtargets[@]}
+			order=("${wtargets[@]:k%nw}" "${wtargets[@]:0:k%nw}")
+			k=$((k + 1))
+			for t in "${order[@]}"; do
+				j=$("${lcmd[@]}" "$gwb" rate -addr "${raddr[$t]}" ${rconn[$t]:+-connect "${rconn[$t]}"} -c "$c" -d "${sweep_d}s" -pids "${rpid[$t]}" -clk-tck "$clk")
+				echo "{\"test\":\"sweep\",\"mode\":\"$mode\",\"c\":$c,\"target\":\"$t\",\"result\":$j}" >>"$jsonl"
+				sw[$mode,$c,$t,rps]=$(jq -r .per_sec <<<"$j")
+				sw[$mode,$c,$t,us]=$(jq -r 'if .tunnels > 0 then .proxy_cpu_seconds * 1e6 / .tunnels else 0 end' <<<"$j")
+				sw[$mode,$c,$t,err]=$(jq -r .errors <<<"$j")
+				log "  sweep $mode c=$c $t: $(f0 "${sw[$mode,$c,$t,rps]}") tunnels/s, $(f0 "${sw[$mode,$c,$t,us]}") CPU-µs/tunnel, ${sw[$mode,$c,$t,err]} errors"
+			done
+		done
+		for t in "${ptargets[@]}"; do
+			best=0
+			for c in $sweep_c; do best=$(awk -v a="$best" -v b="${sw[$mode,$c,$t,rps]}" 'BEGIN { print (b > a) ? b : a }'); done
+			rate=$(awk -v b="$best" 'BEGIN { printf "%.0f", b / 2 }')
+			sw[$mode,$t,lrate]=$rate
+			for u in "$t" direct; do
+				j=$("${lcmd[@]}" "$gwb" rate -addr "${raddr[$u]}" ${rconn[$u]:+-connect "${rconn[$u]}"} -rate "$rate" -d "${sweep_d}s" -pids "${rpid[$t]}" -clk-tck "$clk")
+				echo "{\"test\":\"latency\",\"mode\":\"$mode\",\"rate\":$rate,\"target\":\"$u\",\"for\":\"$t\",\"result\":$j}" >>"$jsonl"
+				sw[$mode,$t,$u,p50]=$(jq -r .p50_us <<<"$j")
+				sw[$mode,$t,$u,p99]=$(jq -r .p99_us <<<"$j")
+				sw[$mode,$t,$u,lerr]=$(jq -r '.errors + (.skipped // 0)' <<<"$j")
+			done
+			log "  latency $mode $t at $rate/s: p50 $(f0 "${sw[$mode,$t,$t,p50]}") µs, p99 $(f0 "${sw[$mode,$t,$t,p99]}") µs; direct p50 $(f0 "${sw[$mode,$t,direct,p50]}"), p99 $(f0 "${sw[$mode,$t,direct,p99]}")"
+		done
+	done
+	repin pinned
+	if [ "$charts" = 1 ]; then
+		for mode in "${modes[@]}"; do
+			for fig in cpu rate; do
+				{
+					printf 'concurrency'
+					for t in "${ptargets[@]}"; do printf '\t%s' "$t"; done
+					[ "$fig" = cpu ] || printf '\tdirect'
+					echo
+					for c in $sweep_c; do
+						printf '%s' "$c"
+						if [ "$fig" = cpu ]; then
+							for t in "${ptargets[@]}"; do printf '\t%.1f' "${sw[$mode,$c,$t,us]}"; done
+						else
+							for t in "${ptargets[@]}" direct; do printf '\t%.0f' "${sw[$mode,$c,$t,rps]}"; done
+						fi
+						echo
+					done
+				} >"$work/sweep-$fig-$mode.tsv"
+				if [ "$fig" = cpu ]; then
+					title="Proxy CPU-µs per tunnel ($mode)" ylab="CPU-µs per tunnel"
+				else
+					title="New tunnels per second ($mode)" ylab="tunnels/s"
+				fi
+				(cd "$ROOT" && go run ./bench/chart --title "$title" --x "concurrent clients" --y "$ylab" --logx --zero \
+					<"$work/sweep-$fig-$mode.tsv" >"docs/img/bench-gateway-$fig-$mode.svg") || die "chart failed"
+				cp "$work/sweep-$fig-$mode.tsv" "$CACHE/bench-gateway-$fig-$mode.tsv"
+			done
+		done
+		log "charts: docs/img/bench-gateway-{cpu,rate}-{${modes[*]// /,}}.svg"
+	fi
+fi
 
 # strace of airlock during one more stream (not measured: strace slows it).
 strace_summary=""
@@ -359,7 +476,9 @@ fi
 # Idle tunnels, airlock then haproxy.
 wait_other_benches
 declare -A idle
-for t in airlock haproxy; do
+itargets=(airlock haproxy)
+has idle || itargets=()
+for t in "${itargets[@]}"; do
 	if [ "$t" = airlock ]; then
 		j=$("${cli[@]}" "$gwb" idle -addr "${raddr[airlock]}" -connect "${rconn[airlock]}" -n "$nidle" -pids "$airlock_pid" -fd-limit "$nofile")
 	else
@@ -385,6 +504,9 @@ diffus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", a - b }'; }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 holds() { awk -v x="$1" -v op="$2" -v y="$3" 'BEGIN { ok = (op == ">=") ? x >= y : (op == "<=") ? x <= y : x < y; print ok ? "**holds**" : "**misses**" }'; }
 
+report="$CACHE/bench-gateway.md"
+: >"$report"
+if has stream && has rate && has idle; then
 med_pc="" med_pcs="" med_s_sq="" med_s_dir="" med_s_cpu="" med_s_hap="" med_r_sq="" med_r_tp="" med_a50="" med_a99=""
 for ((r = 0; r < rounds; r++)); do
 	med_s_sq+=" $(ratio "${res[$r,airlock,sbps]}" "${res[$r,squid,sbps]}")"
@@ -404,7 +526,6 @@ m_r_sq=$(median <<<"$med_r_sq")
 idle10k() { awk -v b="$1" -v a="$2" -v n="$3" 'BEGIN { printf "%.1f", (b + (a - b) * 10000 / n) / 1048576 }'; }
 a10k=$(idle10k "${idle[airlock,before]}" "${idle[airlock,after]}" "${idle[airlock,n]}")
 
-report="$CACHE/bench-gateway.md"
 {
 	echo "### Gateway: CONNECT tunnels ($(date -u +%Y-%m-%d))"
 	echo
@@ -511,5 +632,53 @@ report="$CACHE/bench-gateway.md"
 		echo "${perf_top[$t]}"
 		echo '```'
 	done
-} | tee "$report"
+} | tee -a "$report"
+fi
+
+# The sweep's report.
+if has sweep; then
+	{
+		echo
+		echo "### Gateway: cost per tunnel, pinned and unpinned ($(date -u +%Y-%m-%d), commit $(git -C "$ROOT" rev-parse --short HEAD))"
+		echo
+		echo "Command: \`$envline $cmdline\`. Closed loop: C clients back to back for $sweep_d s each (connect, CONNECT unless direct/haproxy/gorelay, 16 bytes echoed, close)." \
+			"CPU-µs per tunnel = the proxy's utime+stime (/proc/PID/stat, all threads) over the run / tunnels. pinned: proxies and the echo target on CPUs $srv_cpus, load on CPUs $cli_cpus; unpinned: everything on all $ncpu CPUs." \
+			"gorelay: a Go TCP relay (accept, dial, two io.Copy); goconnect: the same reading a CONNECT head (http.ReadRequest) and answering 200 first."
+		for mode in "${modes[@]}"; do
+			echo
+			echo "$mode: tunnels/s / proxy CPU-µs per tunnel (airlock ÷ haproxy CPU-µs in the last column)"
+			echo
+			printf '| concurrency |'
+			for t in direct "${ptargets[@]}"; do printf ' %s |' "$t"; done
+			echo ' airlock/haproxy CPU-µs |'
+			printf '|---:|'
+			for t in direct "${ptargets[@]}"; do printf -- '---:|'; done
+			echo '---:|'
+			for c in $sweep_c; do
+				printf '| %s | %s |' "$c" "$(f0 "${sw[$mode,$c,direct,rps]}")"
+				for t in "${ptargets[@]}"; do printf ' %s / %s |' "$(f0 "${sw[$mode,$c,$t,rps]}")" "$(f0 "${sw[$mode,$c,$t,us]}")"; done
+				echo " $(ratio "${sw[$mode,$c,airlock,us]}" "${sw[$mode,$c,haproxy,us]}") |"
+			done
+		done
+		echo
+		echo "Latency under load: open loop at half of each proxy's best tunnels/s above (each tunnel timed from its scheduled start), then direct at the same rate; added = proxy − direct."
+		echo
+		echo "| mode | proxy | load (tunnels/s) | p50 µs | p99 µs | direct p50 µs | direct p99 µs | added p50 µs | added p99 µs | errors+skipped |"
+		echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		for mode in "${modes[@]}"; do
+			for t in "${ptargets[@]}"; do
+				echo "| $mode | $t | ${sw[$mode,$t,lrate]} | $(f0 "${sw[$mode,$t,$t,p50]}") | $(f0 "${sw[$mode,$t,$t,p99]}") | $(f0 "${sw[$mode,$t,direct,p50]}") | $(f0 "${sw[$mode,$t,direct,p99]}") |" \
+					"$(diffus "${sw[$mode,$t,$t,p50]}" "${sw[$mode,$t,direct,p50]}") | $(diffus "${sw[$mode,$t,$t,p99]}" "${sw[$mode,$t,direct,p99]}") | $((${sw[$mode,$t,$t,lerr]} + ${sw[$mode,$t,direct,lerr]})) |"
+			done
+		done
+		echo
+		echo "Target (issue 15): proxy CPU-µs per tunnel ≤ 1.2× haproxy's:"
+		for mode in "${modes[@]}"; do
+			rs=""
+			for c in $sweep_c; do rs+=" $(ratio "${sw[$mode,$c,airlock,us]}" "${sw[$mode,$c,haproxy,us]}")"; done
+			m=$(median <<<"$rs")
+			echo "- $mode: median $m× (per concurrency:$rs) → $(holds "$m" "<=" 1.2)"
+		done
+	} | tee -a "$report"
+fi
 log "report saved to $report"

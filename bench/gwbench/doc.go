@@ -8,6 +8,10 @@
 //	                               (sendfile of a temporary file), then EOF
 //	gwbench echo                   TCP server echoing every byte back
 //	                               (read/write: no pipe held per connection)
+//	gwbench relay -to A [-connect] a Go TCP relay to A (accept, dial, two
+//	                               io.Copy); -connect reads a CONNECT head
+//	                               first (http.ReadRequest) and answers 200:
+//	                               the Go floor airlock's cost is set against
 //	gwbench stream -addr A [-connect H:P] -bytes N -pids P
 //	                               one connection (a CONNECT tunnel when
 //	                               -connect is set) reading N bytes with
@@ -17,7 +21,9 @@
 //	                               a new connection (tunnel) per request:
 //	                               connect, CONNECT, echo a few bytes, close;
 //	                               tunnels/s, p50/p99 latency, and how busy
-//	                               each CPU was (/proc/stat)
+//	                               each CPU was (/proc/stat); -rate R: open
+//	                               loop, R tunnels/s each timed from its
+//	                               scheduled start
 //	gwbench idle -addr A -connect H:P -n N -pids P [-hold D]
 //	                               N tunnels kept open and idle, VmRSS of the
 //	                               PIDs once they are all established; -hold

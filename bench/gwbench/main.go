@@ -17,6 +17,7 @@ func main() {
 		"stream": runStream,
 		"rate":   runRate,
 		"idle":   runIdle,
+		"relay":  runRelay,
 	}
 	run, ok := cmds[os.Args[1]]
 	if !ok {
@@ -30,5 +31,5 @@ func main() {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: gwbench source|echo|stream|rate|idle [flags] (see doc.go)")
+	fmt.Fprintln(w, "usage: gwbench source|echo|relay|stream|rate|idle [flags] (see doc.go)")
 }

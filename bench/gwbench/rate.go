@@ -27,6 +27,11 @@ type rateResult struct {
 	// CPU seconds of -pids (the proxy) and of this load tool during the run.
 	ProxyCPU  float64 `json:"proxy_cpu_seconds"`
 	ClientCPU float64 `json:"client_cpu_seconds"`
+	// Rate is the offered load of an open-loop run (tunnels/s, 0: closed
+	// loop, -c workers back to back); Skipped counts starts dropped because
+	// -max-inflight tunnels were still open.
+	Rate    float64 `json:"rate,omitempty"`
+	Skipped int64   `json:"skipped,omitempty"`
 	// CPUBusy is each CPU's busy share over the run, in percent (all
 	// processes, softirq included): it shows which side was saturated.
 	CPUBusy []float64 `json:"cpu_busy_pct"`
@@ -41,6 +46,8 @@ func runRate(args []string) error {
 	size := fs.Int("payload", 16, "bytes echoed per tunnel")
 	pidList := fs.String("pids", "", "PIDs whose CPU time is measured")
 	clk := fs.Float64("clk-tck", 100, "clock ticks per second (getconf CLK_TCK)")
+	rate := fs.Float64("rate", 0, "open loop: start this many tunnels per second, each timed from its scheduled start (0: closed loop with -c workers)")
+	maxIn := fs.Int("max-inflight", 2048, "open loop: most tunnels open at once (a start beyond it is skipped)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,7 +78,47 @@ func runRate(args []string) error {
 	start := time.Now()
 	deadline := start.Add(*dur)
 	var wg sync.WaitGroup
-	for range *workers {
+	var skipped atomic.Int64
+	if *rate > 0 {
+		// Open loop: tunnel i starts at start + i/rate whether or not
+		// earlier ones finished, and its latency counts from that time, so
+		// a stalled proxy shows as latency (no coordinated omission).
+		interval := time.Duration(float64(time.Second) / *rate)
+		sem := make(chan struct{}, *maxIn)
+		for i := 0; ; i++ {
+			at := start.Add(time.Duration(i) * interval)
+			if !at.Before(deadline) {
+				break
+			}
+			if d := time.Until(at); d > 0 {
+				time.Sleep(d)
+			}
+			select {
+			case sem <- struct{}{}:
+			default:
+				skipped.Add(1)
+				continue
+			}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				buf := make([]byte, *size)
+				err := oneTunnel(*addr, *target, payload, buf)
+				el := time.Since(at)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs.Add(1)
+					if firstErr == "" {
+						firstErr = err.Error()
+					}
+					return
+				}
+				lat = append(lat, el)
+				ok.Add(1)
+			})
+		}
+	}
+	for range *workers * btoi(*rate <= 0) {
 		wg.Go(func() {
 			mine := make([]time.Duration, 0, 1<<16)
 			buf := make([]byte, *size)
@@ -112,6 +159,7 @@ func runRate(args []string) error {
 	}
 	r := rateResult{CPUBusy: busyPercent(t0, t1), Tunnels: ok.Load(), Errors: errs.Load(), FirstError: firstErr, Seconds: el, ProxyCPU: p1 - p0, ClientCPU: c1 - c0}
 	r.PerSec = float64(r.Tunnels) / el
+	r.Rate, r.Skipped = *rate, skipped.Load()
 	slices.Sort(lat)
 	r.P50us = micros(percentile(lat, 0.50))
 	r.P99us = micros(percentile(lat, 0.99))
@@ -154,3 +202,10 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
