@@ -30,7 +30,62 @@ import (
 //     file system. On object storage there is no token: a list is reused
 //     for at most the link cache TTL (10 s by default; a repository created
 //     or emptied through another replica shows within it, one through this
-//     Store at once), and not at all with LinkCacheTTL < 0.
+//     Store at once), and not at all with LinkCacheTTL < 0. Tag lists of
+//     the last repositories asked are kept the same way, so paging
+//     through 10,000 tags reads the directory once, not once per page.
+
+// keptTags bounds how many repositories' tag lists are kept.
+const keptTags = 32
+
+// tagListing is one repository's kept tag list (sorted).
+type tagListing struct {
+	names []string
+	state refState
+	at    time.Time
+}
+
+// tagListings are the kept tag lists, by repository.
+type tagListings struct {
+	mu sync.Mutex
+	m  map[string]tagListing
+}
+
+// sortedTags returns repo's valid tags sorted, from the kept list while
+// the reference state has not moved (as Repositories). The caller may
+// modify the slice.
+func (s *Store) sortedTags(repo string) ([]string, error) {
+	st, stErr := s.refState()
+	c := &s.tagLists
+	if stErr == nil {
+		c.mu.Lock()
+		k, ok := c.m[repo]
+		c.mu.Unlock()
+		if ok && k.state == st && (s.fsd != nil || time.Since(k.at) < s.linkTTL) {
+			return slices.Clone(k.names), nil
+		}
+	}
+	tags, err := s.tagNames(repo)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(tags)
+	if stErr == nil && (s.fsd != nil || s.linkTTL > 0) {
+		c.mu.Lock()
+		if c.m == nil {
+			c.m = map[string]tagListing{}
+		}
+		if len(c.m) >= keptTags {
+			for r, k := range c.m {
+				if k.state != st || len(c.m) >= keptTags {
+					delete(c.m, r)
+				}
+			}
+		}
+		c.m[repo] = tagListing{names: tags, state: st, at: time.Now()}
+		c.mu.Unlock()
+	}
+	return slices.Clone(tags), nil
+}
 
 // repoListing is the kept repository list.
 type repoListing struct {
@@ -49,6 +104,8 @@ func (s *Store) Repositories() ([]string, error) {
 	defer c.mu.Unlock()
 	st, stErr := s.refState()
 	if stErr == nil && c.ok && c.state == st && (s.fsd != nil || time.Since(c.at) < s.linkTTL) {
+		// Kept: fresh on a file system (see above); on object storage
+		// for the link cache TTL (none when that is off).
 		return slices.Clone(c.names), nil
 	}
 	var names []string

@@ -44,3 +44,31 @@ func TestRepositoriesKeptListFollowsOtherStores(t *testing.T) {
 		t.Fatalf("fsRepositories = %v, %v; want [lib/app]", got, err)
 	}
 }
+
+// A kept tag list follows another Store's tag pushes and deletes.
+func TestTagsKeptListFollowsOtherStores(t *testing.T) {
+	a := newStore(t)
+	b := openStore(t, a.Root(), Options{})
+	img := pushImage(t, a, "lib/app", "v1", []byte("{}"), []byte("1"))
+	if tags, err := b.Tags("lib/app"); err != nil || !slices.Equal(tags, []string{"v1"}) {
+		t.Fatalf("b.Tags = %v, %v; want [v1]", tags, err)
+	}
+	tags, _ := b.Tags("lib/app")
+	tags[0] = "changed" // the caller's copy
+	m, err := a.GetManifest("lib/app", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutManifest("lib/app", m, "v0"); err != nil {
+		t.Fatal(err)
+	}
+	if tags, err := b.Tags("lib/app"); err != nil || !slices.Equal(tags, []string{"v0", "v1"}) {
+		t.Fatalf("b.Tags after a's tag = %v, %v; want [v0 v1]", tags, err)
+	}
+	if err := a.DeleteManifest("lib/app", img.manifest); err != nil {
+		t.Fatal(err)
+	}
+	if tags, err := b.Tags("lib/app"); err == nil && len(tags) != 0 {
+		t.Fatalf("b.Tags after a's DeleteManifest = %v; want none", tags)
+	}
+}

@@ -356,7 +356,7 @@ func (s *Store) Tags(repo string) ([]string, error) {
 	if err := s.checkRepo(repo); err != nil {
 		return nil, fmt.Errorf("list tags: %w", err)
 	}
-	tags, err := s.tagNames(repo)
+	tags, err := s.sortedTags(repo)
 	if err != nil {
 		return nil, fmt.Errorf("list tags of %s: %w", repo, err)
 	}
@@ -368,7 +368,6 @@ func (s *Store) Tags(repo string) ([]string, error) {
 		}
 		return []string{}, nil
 	}
-	slices.Sort(tags)
 	return tags, nil
 }
 

@@ -121,6 +121,8 @@ type Store struct {
 	gen atomic.Uint64
 	// repoList keeps the sorted repository list (listing.go).
 	repoList repoListing
+	// tagLists keeps the sorted tag lists of the last repositories asked.
+	tagLists tagListings
 	// gcRun serialises GC runs.
 	gcRun sync.Mutex
 	// repoMu keeps tag/revision/referrer updates of one repository in order.
