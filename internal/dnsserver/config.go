@@ -77,6 +77,12 @@ type Config struct {
 	// UDP fast path's packed answers (one per client, question and EDNS0
 	// size). Default 100000.
 	CacheEntries int `yaml:"cacheEntries"`
+	// Readers is how many UDP sockets serve dns.listen, bound to the same
+	// address with SO_REUSEPORT (the kernel spreads clients over them by
+	// their address and port), each read by its own goroutine; it is also
+	// how many sockets each forwarder is asked over. Default 0: GOMAXPROCS
+	// (the CPUs airlock may run on). At most 64.
+	Readers int `yaml:"readers"`
 }
 
 // ZoneConfig is one private zone.
@@ -110,6 +116,7 @@ const (
 	DefaultObservationEntries = 100000
 	DefaultCacheEntries       = 100000
 	DefaultRecordTTL          = 300
+	maxReaders                = 64
 )
 
 // DefaultAllowQueryTypes is allowQueryTypes' default.
@@ -181,6 +188,9 @@ func (c *Config) Validate(report func(path, msg string)) {
 	}
 	if c.ObservationEntries < 0 {
 		report("observationEntries", fmt.Sprintf("must not be negative, got %d", c.ObservationEntries))
+	}
+	if c.Readers < 0 || c.Readers > maxReaders {
+		report("readers", fmt.Sprintf("must be between 0 (GOMAXPROCS) and %d, got %d", maxReaders, c.Readers))
 	}
 	if c.CacheEntries < 0 {
 		report("cacheEntries", fmt.Sprintf("must not be negative, got %d", c.CacheEntries))

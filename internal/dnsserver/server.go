@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,9 +68,12 @@ type Server struct {
 	report     bool // dns.mode report
 	sampler    sampler
 	fast       *fastCache
+	upstream   *upstreamPool
+	readers    int // UDP sockets on dns.listen (Config.Readers resolved)
 
 	mu      sync.Mutex
 	servers []*dns.Server
+	fronts  []*udpFront
 	addr    net.Addr
 	failed  chan error // Start's serving error, when it ends before Shutdown
 }
@@ -125,7 +129,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		entries = DefaultCacheEntries
 	}
 	s.cache = newAnswerCache(entries, cfg.StaleFor)
-	s.fwd = newForwarders(cfg.Forwarders, cfg.ForwarderTimeout, netExchange, s.now, s.metrics)
+	s.readers = cfg.Readers
+	if s.readers <= 0 {
+		s.readers = runtime.GOMAXPROCS(0)
+	}
+	s.readers = min(s.readers, maxReaders)
+	s.upstream = newUpstreamPool(s.readers)
+	s.fwd = newForwarders(cfg.Forwarders, cfg.ForwarderTimeout, s.upstream.exchange, s.now, s.metrics)
 	s.fast = newFastCache(entries)
 	s.policy.Store(&policySnap{p: deps.Policy})
 	return s, nil
@@ -158,14 +168,57 @@ func (s *Server) Addr() net.Addr {
 	return s.addr
 }
 
-// ListenAndServe binds cfg.Listen over UDP and TCP (the same port; with
-// port 0, a free one) and serves until ctx ends or Shutdown is called.
+// ListenAndServe binds cfg.Listen over UDP (dns.readers sockets) and TCP
+// (the same port; with port 0, a free one) and serves until ctx ends or
+// Shutdown is called.
 func (s *Server) ListenAndServe(ctx context.Context) error {
-	pc, ln, err := listenBoth(s.cfg.Listen)
+	pcs, ln, err := listenReaders(s.cfg.Listen, s.readers)
 	if err != nil {
 		return err
 	}
-	return s.Serve(ctx, pc, ln)
+	return s.serve(ctx, pcs, ln)
+}
+
+// listenReaders binds TCP and n UDP sockets on the same address, the UDP
+// ones with SO_REUSEPORT when n > 1 (the kernel then spreads datagrams over
+// them by the client's address and port); with port 0 it retries a few
+// times until all get the same free port.
+func listenReaders(addr string, n int) ([]net.PacketConn, net.Listener, error) {
+	if n <= 1 {
+		pc, ln, err := listenBoth(addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []net.PacketConn{pc}, ln, nil
+	}
+	lc := net.ListenConfig{Control: reusePort}
+	var lastErr error
+	for range 10 {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dns listen tcp %s: %w", addr, err)
+		}
+		var pcs []net.PacketConn
+		for range n {
+			pc, err := lc.ListenPacket(context.Background(), "udp", ln.Addr().String())
+			if err != nil {
+				lastErr = err
+				break
+			}
+			pcs = append(pcs, pc)
+		}
+		if len(pcs) == n {
+			return pcs, ln, nil
+		}
+		for _, pc := range pcs {
+			pc.Close()
+		}
+		ln.Close()
+		if _, port, _ := net.SplitHostPort(addr); port != "0" {
+			break
+		}
+	}
+	return nil, nil, fmt.Errorf("dns listen udp %s (%d sockets, SO_REUSEPORT): %w", addr, n, lastErr)
 }
 
 // listenBoth binds UDP and TCP on the same address; with port 0 it retries
@@ -195,7 +248,15 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 // ctx ends, serving stops without waiting for queries in flight; Shutdown
 // waits for them until its own context ends.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) error {
-	errc, err := s.start(pc, ln)
+	var pcs []net.PacketConn
+	if pc != nil {
+		pcs = []net.PacketConn{pc}
+	}
+	return s.serve(ctx, pcs, ln)
+}
+
+func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, ln net.Listener) error {
+	errc, err := s.start(pcs, ln)
 	if err != nil {
 		return err
 	}
@@ -208,22 +269,22 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 	}
 }
 
-// start serves pc and ln in the background and returns once both serve.
-// errc receives once, when serving ended on its own (the error, nil after
-// Shutdown).
-func (s *Server) start(pc net.PacketConn, ln net.Listener) (<-chan error, error) {
+// start serves every UDP socket of pcs and ln in the background and
+// returns once all serve. errc receives once, when serving ended on its
+// own (the error, nil after Shutdown).
+func (s *Server) start(pcs []net.PacketConn, ln net.Listener) (<-chan error, error) {
 	var srvs []*dns.Server
-	started := make(chan struct{}, 2)
+	started := make(chan struct{}, len(pcs)+1)
 	notify := func() { started <- struct{}{} }
-	var front *udpFront
-	if pc != nil {
+	var fronts []*udpFront
+	for _, pc := range pcs {
 		udpPC := pc
 		if conn, ok := pc.(*net.UDPConn); ok {
 			f, err := newUDPFront(s, conn)
 			if err != nil {
 				return nil, fmt.Errorf("dns serve: %w", err)
 			}
-			front, udpPC = f, f.pc
+			fronts, udpPC = append(fronts, f), f.pc
 		}
 		srvs = append(srvs, &dns.Server{PacketConn: udpPC, Handler: s, UDPSize: upstreamUDPSize, NotifyStartedFunc: notify})
 	}
@@ -236,15 +297,16 @@ func (s *Server) start(pc net.PacketConn, ln net.Listener) (<-chan error, error)
 	}
 	s.mu.Lock()
 	s.servers = srvs
-	if pc != nil {
-		s.addr = pc.LocalAddr()
+	s.fronts = fronts
+	if len(pcs) > 0 {
+		s.addr = pcs[0].LocalAddr()
 	} else {
 		s.addr = ln.Addr()
 	}
 	s.mu.Unlock()
 	errc := make(chan error, len(srvs))
-	if front != nil {
-		go front.run()
+	for _, f := range fronts {
+		go f.run()
 	}
 	for _, srv := range srvs {
 		go func() { errc <- srv.ActivateAndServe() }()
@@ -257,7 +319,7 @@ func (s *Server) start(pc net.PacketConn, ln net.Listener) (<-chan error, error)
 			return nil, fmt.Errorf("dns serve: %w", err)
 		}
 	}
-	s.log.Info("dns serving", "addr", s.Addr().String(), "forwarders", s.cfg.Forwarders)
+	s.log.Info("dns serving", "addr", s.Addr().String(), "udp_readers", len(pcs), "forwarders", s.cfg.Forwarders)
 	ended := make(chan error, 1)
 	go func() {
 		if err := <-errc; err != nil {
@@ -270,18 +332,23 @@ func (s *Server) start(pc net.PacketConn, ln net.Listener) (<-chan error, error)
 	return ended, nil
 }
 
-// Shutdown stops both listeners and waits (until ctx ends) for queries in
-// flight. Calling it before Serve, or twice, is harmless.
+// Shutdown stops every listener and waits (until ctx ends) for queries in
+// flight, then closes the sockets to the forwarders (LookupNetIP opens
+// new ones if asked). Calling it before Serve, or twice, is harmless.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	srvs := s.servers
 	s.servers = nil
+	s.fronts = nil
 	s.mu.Unlock()
 	var errs []error
 	for _, srv := range srvs {
 		if err := srv.ShutdownContext(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if len(srvs) > 0 {
+		s.upstream.closeAll()
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("dns shutdown: %w", err)

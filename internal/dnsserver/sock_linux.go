@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"fmt"
 	"net"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,6 +51,21 @@ func replyOOB(oob []byte) []byte {
 			copy(pi.Spec_dst[:], m.Data[8:12]) // the header's destination (ipi_addr)
 			return unix.PktInfo4(&pi)
 		}
+	}
+	return nil
+}
+
+// reusePort sets SO_REUSEPORT on a socket before it is bound, so that
+// several sockets serve one address (dns.readers).
+func reusePort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("SO_REUSEPORT: %w", serr)
 	}
 	return nil
 }

@@ -2,7 +2,10 @@
 
 package dnsserver
 
-import "net"
+import (
+	"net"
+	"syscall"
+)
 
 // enablePktinfo is Linux-only; elsewhere answers leave from the address
 // the kernel picks.
@@ -12,3 +15,7 @@ func replyOOB([]byte) []byte { return nil }
 
 // run reads the socket until it is closed.
 func (f *udpFront) run() { f.runSimple() }
+
+// reusePort: without SO_REUSEPORT here, a second socket on the same
+// address fails to bind; set dns.readers to 1.
+func reusePort(_, _ string, _ syscall.RawConn) error { return nil }

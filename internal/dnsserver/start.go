@@ -2,19 +2,21 @@ package dnsserver
 
 import "context"
 
-// Start binds cfg.Listen over UDP and TCP (the same port; with port 0, a
+// Start binds cfg.Listen over UDP (dns.readers sockets) and TCP (the same port; with port 0, a
 // free one) and returns once both serve; the server then answers in the
 // background until Shutdown, which drains queries in flight until its
 // context ends (airlock serve: --grace). ctx ending stops serving at once.
 // An error that ends serving before Shutdown is delivered on Failed.
 func (s *Server) Start(ctx context.Context) error {
-	pc, ln, err := listenBoth(s.cfg.Listen)
+	pcs, ln, err := listenReaders(s.cfg.Listen, s.readers)
 	if err != nil {
 		return err
 	}
-	errc, err := s.start(pc, ln)
+	errc, err := s.start(pcs, ln)
 	if err != nil {
-		pc.Close()
+		for _, pc := range pcs {
+			pc.Close()
+		}
 		ln.Close()
 		return err
 	}

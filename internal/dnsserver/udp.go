@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +24,7 @@ type udpFront struct {
 	// miekg/dns does.
 	pktinfo bool
 	pc      *frontConn
+	reads   atomic.Uint64 // datagrams read, for tests
 }
 
 // peerAddr is the client address miekg/dns sees for a packet relayed by
@@ -60,6 +62,7 @@ func newUDPFront(s *Server, conn *net.UDPConn) (*udpFront, error) {
 // miekg/dns server and returns nil. key is scratch space. It returns
 // false when the front is closed.
 func (f *udpFront) serveOne(pkt []byte, ap netip.AddrPort, oob, out []byte, key *[]byte) (ans, reply []byte, open bool) {
+	f.reads.Add(1)
 	src := ap.Addr().Unmap()
 	k, ok := fastKey((*key)[:0], src, pkt)
 	*key = k

@@ -1,0 +1,148 @@
+package dnsserver
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// TestReadersServeAndShutdown: with dns.readers 3, three UDP sockets share
+// the port (SO_REUSEPORT); queries from many client ports reach every one
+// of them and are answered (misses forwarded over the upstream pool, then
+// hits on each reader's fast path); Shutdown closes all three, so the port
+// can be bound again without SO_REUSEPORT.
+func TestReadersServeAndShutdown(t *testing.T) {
+	cfg := defaults(rawUpstream(t))
+	cfg.AllowNames = []string{"*.bench.test"}
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Readers = 3
+	srv, err := New(cfg, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	addr := srv.Addr().String()
+	srv.mu.Lock()
+	fronts := append([]*udpFront(nil), srv.fronts...)
+	srv.mu.Unlock()
+	if len(fronts) != 3 {
+		t.Fatalf("%d UDP readers, want 3", len(fronts))
+	}
+	// 64 client sockets, each its own source port: the kernel hashes them
+	// over the three sockets; each asks a miss, then the same name again.
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &dns.Client{Timeout: 5 * time.Second}
+			conn, err := c.Dial(addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			for range 2 {
+				m := new(dns.Msg)
+				m.SetQuestion(fmt.Sprintf("n%d.bench.test.", i), dns.TypeA)
+				r, _, err := c.ExchangeWithConn(m, conn)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+					t.Errorf("n%d: rcode %s, %d answers", i, dns.RcodeToString[r.Rcode], len(r.Answer))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, f := range fronts {
+		if f.reads.Load() == 0 {
+			t.Errorf("reader %d read nothing", i)
+		}
+	}
+	if n := srv.upstream.open(); n == 0 || n > 3 {
+		t.Errorf("%d upstream sockets, want 1..3 (one pool slot per reader)", n)
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.upstream.open(); n != 0 {
+		t.Errorf("%d upstream sockets open after Shutdown", n)
+	}
+	pc, err := net.ListenPacket("udp", addr) // no SO_REUSEPORT: fails while any reader's socket is open
+	if err != nil {
+		t.Fatalf("port still bound after Shutdown: %v", err)
+	}
+	pc.Close()
+}
+
+// TestUpstreamPoolRotates: a socket is replaced after upstreamRotate
+// queries, and the retired one closes (its reader ends) once no query
+// waits on it.
+func TestUpstreamPoolRotates(t *testing.T) {
+	up := rawUpstream(t)
+	p := newUpstreamPool(1)
+	defer p.closeAll()
+	var first *upConn
+	for i := range upstreamRotate + 1 {
+		m := new(dns.Msg)
+		m.SetQuestion(fmt.Sprintf("r%d.bench.test.", i), dns.TypeA)
+		r, err := p.exchange(context.Background(), m, up, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Id != m.Id || len(r.Answer) != 1 {
+			t.Fatalf("reply %d: id %d want %d, %d answers", i, r.Id, m.Id, len(r.Answer))
+		}
+		if i == 0 {
+			p.mu.Lock()
+			first = p.conns[up][0]
+			p.mu.Unlock()
+		}
+	}
+	p.mu.Lock()
+	cur := p.conns[up][0]
+	p.mu.Unlock()
+	if cur == first {
+		t.Fatal("socket not rotated")
+	}
+	first.mu.Lock()
+	closed := first.closed
+	first.mu.Unlock()
+	if !closed {
+		t.Error("retired socket not closed")
+	}
+}
+
+// TestUpstreamPoolRefused: a forwarder whose port is closed fails the
+// query without waiting for the timeout (ECONNREFUSED on the connected
+// socket) — bounded here only by a generous context.
+func TestUpstreamPoolRefused(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := pc.LocalAddr().String()
+	pc.Close()
+	p := newUpstreamPool(1)
+	defer p.closeAll()
+	m := new(dns.Msg)
+	m.SetQuestion("x.bench.test.", dns.TypeA)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := p.exchange(ctx, m, dead, false); err == nil {
+		t.Fatal("exchange with a closed port succeeded")
+	}
+	if ctx.Err() != nil {
+		t.Fatal("exchange waited for the context instead of failing on ECONNREFUSED")
+	}
+}

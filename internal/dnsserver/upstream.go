@@ -1,0 +1,277 @@
+package dnsserver
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+)
+
+// upstreamRotate is how many queries one upstream socket sends before it
+// is retired for a fresh one (a new random source port): the pool saves a
+// socket per query without keeping one source port for long.
+const upstreamRotate = 1024
+
+// errUpstreamClosed is what queries in flight get when the pool is closed.
+var errUpstreamClosed = errors.New("upstream socket closed")
+
+// upstreamPool exchanges UDP queries with the forwarders over a few
+// long-lived connected sockets per forwarder, matching replies to queries
+// by ID (random, unique among the socket's queries in flight), instead of
+// one socket per query: a socket costs socket, connect, a netpoller
+// registration and close, more than the exchange itself. Each socket has
+// one reader goroutine. Over TCP (the retry of a truncated reply) it dials
+// per query as before. Safe for concurrent use; usable again after
+// closeAll.
+type upstreamPool struct {
+	slots int // sockets per forwarder
+	next  atomic.Uint32
+
+	mu    sync.Mutex
+	conns map[string][]*upConn
+}
+
+func newUpstreamPool(slots int) *upstreamPool {
+	return &upstreamPool{slots: max(slots, 1), conns: map[string][]*upConn{}}
+}
+
+// upConn is one connected UDP socket to one forwarder.
+type upConn struct {
+	conn *net.UDPConn
+
+	mu      sync.Mutex
+	pending map[uint16]chan upReply
+	sent    int  // queries sent on it
+	retired bool // no new queries; closed once none is pending
+	closed  bool
+	rng     *rand.ChaCha8
+}
+
+type upReply struct {
+	pkt []byte
+	err error
+}
+
+func dialUpConn(addr string) (*upConn, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr) // an IP literal (Validate)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := net.DialUDP("udp", nil, ua)
+	if err != nil {
+		return nil, err
+	}
+	var seed [32]byte
+	crand.Read(seed[:]) // never fails (crypto/rand)
+	c := &upConn{conn: conn, pending: map[uint16]chan upReply{}, rng: rand.NewChaCha8(seed)}
+	go c.read()
+	return c, nil
+}
+
+// conn returns a socket to addr that takes a new query, replacing one
+// that has sent upstreamRotate queries.
+func (p *upstreamPool) conn(addr string) (*upConn, error) {
+	i := int(p.next.Add(1)) % p.slots
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cs := p.conns[addr]
+	if cs == nil {
+		cs = make([]*upConn, p.slots)
+		p.conns[addr] = cs
+	}
+	if c := cs[i]; c != nil && !c.full() {
+		return c, nil
+	}
+	c, err := dialUpConn(addr)
+	if err != nil {
+		return nil, err
+	}
+	if old := cs[i]; old != nil {
+		old.retire()
+	}
+	cs[i] = c
+	return c, nil
+}
+
+// exchange is the pool's exchangeFunc.
+func (p *upstreamPool) exchange(ctx context.Context, m *dns.Msg, addr string, tcp bool) (*dns.Msg, error) {
+	if tcp {
+		return netExchange(ctx, m, addr, true)
+	}
+	c, err := p.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan upReply, 1)
+	id, err := c.register(ch)
+	if err != nil {
+		return nil, err
+	}
+	defer c.unregister(id)
+	m.Id = id
+	pkt, err := m.Pack()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.conn.Write(pkt); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		reply := new(dns.Msg)
+		if err := reply.Unpack(r.pkt); err != nil {
+			return nil, err
+		}
+		return reply, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// closeAll closes every socket; queries in flight fail. New queries open
+// new sockets.
+func (p *upstreamPool) closeAll() {
+	p.mu.Lock()
+	all := p.conns
+	p.conns = map[string][]*upConn{}
+	p.mu.Unlock()
+	for _, cs := range all {
+		for _, c := range cs {
+			if c != nil {
+				c.close(errUpstreamClosed)
+			}
+		}
+	}
+}
+
+// open counts the sockets not closed yet, for tests.
+func (p *upstreamPool) open() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, cs := range p.conns {
+		for _, c := range cs {
+			if c != nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func (c *upConn) full() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sent >= upstreamRotate || c.closed
+}
+
+// register picks a random ID free on this socket for the query whose
+// reply goes to ch.
+func (c *upConn) register(ch chan upReply) (uint16, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, errUpstreamClosed
+	}
+	for {
+		id := uint16(c.rng.Uint64())
+		if _, taken := c.pending[id]; !taken {
+			c.pending[id] = ch
+			c.sent++
+			return id, nil
+		}
+	}
+}
+
+// unregister forgets id (answered or given up) and closes a retired
+// socket nobody waits on any more.
+func (c *upConn) unregister(id uint16) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	done := c.retired && len(c.pending) == 0 && !c.closed
+	c.mu.Unlock()
+	if done {
+		c.close(nil)
+	}
+}
+
+func (c *upConn) retire() {
+	c.mu.Lock()
+	c.retired = true
+	done := len(c.pending) == 0 && !c.closed
+	c.mu.Unlock()
+	if done {
+		c.close(nil)
+	}
+}
+
+// close closes the socket and fails the queries still waiting with err.
+func (c *upConn) close(err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	waiting := c.pending
+	c.pending = map[uint16]chan upReply{}
+	c.mu.Unlock()
+	c.conn.Close()
+	for _, ch := range waiting {
+		ch <- upReply{err: err}
+	}
+}
+
+// read hands each reply to the query waiting on its ID; replies nobody
+// waits for (late, duplicated or forged) are dropped. A read error other
+// than the socket's closing (ECONNREFUSED: the forwarder's port is closed)
+// fails every query waiting, so that failover does not wait for the
+// timeout.
+func (c *upConn) read() {
+	buf := make([]byte, 65535)
+	for {
+		n, err := c.conn.Read(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			c.failAll(fmt.Errorf("read from forwarder: %w", err))
+			continue
+		}
+		if n < 12 {
+			continue
+		}
+		id := binary.BigEndian.Uint16(buf)
+		c.mu.Lock()
+		ch := c.pending[id]
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- upReply{pkt: append([]byte(nil), buf[:n]...)}
+		}
+	}
+}
+
+func (c *upConn) failAll(err error) {
+	c.mu.Lock()
+	waiting := c.pending
+	c.pending = map[uint16]chan upReply{}
+	done := c.retired && !c.closed
+	c.mu.Unlock()
+	for _, ch := range waiting {
+		ch <- upReply{err: err}
+	}
+	if done {
+		c.close(nil)
+	}
+}
