@@ -16,7 +16,7 @@ type Policy struct {
 	network  []*rule
 	app      []*rule
 	warnings []Warning
-	idx      *index // what Decide, AllowsName and DNAT look rules up in (index.go)
+	idx      *index // what Decide, AllowsName and DNAT look rules up in (index.go); nil below indexMinRules
 }
 
 // Problem is one validation problem: a path relative to the policy section
@@ -85,9 +85,16 @@ func Compile(cfg Config) (*Policy, error) {
 			p.app = append(p.app, r)
 		}
 	}
-	p.idx = buildIndex(p)
+	if len(b.rules) >= indexMinRules {
+		p.idx = buildIndex(p)
+	}
 	return p, nil
 }
+
+// indexMinRules: below this many rules, trying each in turn costs less
+// than the index lookups, and Compile builds no index (idx nil: Decide,
+// AllowsName and DNAT use the linear evaluator).
+const indexMinRules = 16
 
 // Warnings returns what Compile accepted with a warning.
 func (p *Policy) Warnings() []Warning { return slices.Clone(p.warnings) }

@@ -16,7 +16,7 @@ import (
 // so its cost hardly grows with the number of rules; the answer is the one
 // decideLinear gives by trying every rule in order.
 func (p *Policy) Decide(f Flow) Decision {
-	if p.idx == nil { // a zero Policy, not from Compile
+	if p.idx == nil { // few rules (indexMinRules)
 		return p.decideLinear(f)
 	}
 	return p.decideIndexed(f)

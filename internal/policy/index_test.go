@@ -284,6 +284,17 @@ func checkEquivalent(p *Policy, r *rand.Rand, flows int, st *propertyStats) erro
 	return nil
 }
 
+// compileIndexed is Compile with the indexes built whatever the number of
+// rules (Compile skips them below indexMinRules), so that small random
+// policies test them too.
+func compileIndexed(cfg Config) (*Policy, error) {
+	p, err := Compile(cfg)
+	if err == nil && p.idx == nil {
+		p.idx = buildIndex(p)
+	}
+	return p, err
+}
+
 func propertyIterations(t *testing.T) int {
 	n := 1000
 	if testing.Short() {
@@ -320,7 +331,7 @@ func TestIndexedMatchesLinear(t *testing.T) {
 	for i := range n {
 		r := rand.New(rand.NewPCG(seed, uint64(i)))
 		cfg := randConfig(r)
-		p, err := Compile(cfg)
+		p, err := compileIndexed(cfg)
 		if err != nil {
 			t.Fatalf("seed %d policy %d: Compile: %v", seed, i, err)
 		}
@@ -352,7 +363,7 @@ func FuzzIndexedMatchesLinear(f *testing.F) {
 	f.Fuzz(func(t *testing.T, a, b uint64) {
 		r := rand.New(rand.NewPCG(a, b))
 		cfg := randConfig(r)
-		p, err := Compile(cfg)
+		p, err := compileIndexed(cfg)
 		if err != nil {
 			t.Fatalf("Compile: %v", err)
 		}
