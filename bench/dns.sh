@@ -1,49 +1,55 @@
 #!/usr/bin/env bash
-# bench/dns.sh: airlock's DNS server side by side with Debian's unbound, both
+# bench/dns.sh: airlock's DNS server side by side with Debian's unbound, all
 # started here in one run on 127.0.0.1, measured with dnsperf.
 #
-# One unbound (num-threads 1, module-config iterator, nothing reaches the
-# real DNS: `local-zone: "." static`) serves the zone bench.test from
+# One unbound, the upstream (module-config iterator, nothing reaches the
+# real DNS: `local-zone: "." static`), serves the zone bench.test from
 # local-data: BENCH_NAMES names nameN.bench.test A, and a redirect zone
 # miss.bench.test that answers every name below it with one A record. It is
-# both airlock's forwarder and the peer: the peer answers the same names
-# directly. airlock runs with allowNames ["*.bench.test"] and
-# logAllowed none (denied queries would always be logged; every query here
-# is allowed, so nothing is logged per query).
+# the forwarder of airlock and of a second unbound, unbound-fwd
+# (`forward-zone: "."` to it): the peer of airlock's miss path ("unbound
+# configured as a forwarder to the same upstream"). Queried directly, the
+# upstream is the peer "unbound" of the cached path. Every unbound runs
+# num-threads = BENCH_CORES; airlock runs with GOMAXPROCS = BENCH_CORES (Go
+# sizes it from the CPU affinity) and dns.readers at its default
+# (GOMAXPROCS UDP sockets with SO_REUSEPORT). airlock: allowNames
+# ["*.bench.test"] or, with BENCH_POLICY_RULES=N, a generated policy of N
+# application rules whose last one allows *.bench.test; logAllowed none.
 #
-# BENCH_ROUNDS rounds of (1) and (2), then BENCH_ROUNDS rounds of (3) (so the
-# names the miss runs add to airlock's cache do not weigh on the cached
-# runs); targets alternate (airlock first in odd rounds, unbound in even):
-#   1. cached: the BENCH_NAMES distinct names (airlock's cache warmed by one
-#      pass first), dnsperf -c BENCH_CLIENTS -T 1 -Q BENCH_QPS_CAP for
-#      BENCH_DURATION s: QPS and average latency;
-#   2. half: the same with -Q = half of the QPS that target reached in (1)
-#      in this round, dnsperf -v (one line per query with its latency):
-#      p50, p99, p99.9 and max from those lines;
-#   3. miss: BENCH_MISS_NAMES names uN.rR.T.miss.bench.test never asked
-#      before (each sent once, -n 1), so airlock forwards every one to
-#      unbound: QPS and average latency (unbound answers them from its
-#      redirect zone, for reference).
-# Each server's CPU time per query (utime+stime from /proc; airlock's rows
-# include its upstream unbound, idle in the cached runs) and airlock's cache hit/miss
-# counters (admin /metrics) are taken around each run, and so is the CPU
-# time others (this machine is shared) used on the server CPUs.
-# Servers and dnsperf are pinned to different CPUs (scripts/lib.sh
-# cpu_split); with two CPUs airlock and unbound share one, so airlock runs
-# with GOMAXPROCS=1 (Go sizes it from the CPU affinity) against unbound's
-# num-threads 1. airlock answers cached names on its UDP fast path: one
-# reader goroutine, recvmmsg/sendmmsg batches of up to 32 datagrams; the
-# Debian unbound is built without --enable-recvmmsg (one recvfrom and one
-# sendto per query). Both are single-threaded on one CPU; the batching is
-# airlock's design, not a setting of the run.
+# BENCH_ROUNDS rounds of (1) and (2), then BENCH_ROUNDS rounds of (3) and
+# (4), so the names the miss runs add to the caches do not weigh on the
+# cached runs; the order of the targets rotates each round:
+#   1. cached: the BENCH_NAMES names (airlock's and unbound-fwd's caches
+#      warmed by one pass first), dnsperf -c BENCH_CLIENTS -T BENCH_CORES,
+#      no rate cap, BENCH_DURATION s: QPS and average latency;
+#   2. half: the same at -Q = half of that target's QPS in (1), dnsperf -v:
+#      p50, p99, p99.9 and max from the per-query lines;
+#   3. miss: names never asked before (each once, -n 1): airlock and
+#      unbound-fwd forward every one to the upstream: QPS;
+#   4. miss at a fixed load: new names again at -Q = half of unbound-fwd's
+#      miss QPS of the round (the same offered load for every target),
+#      dnsperf -v: p50 and p99 of the miss path.
+# CPU time per query (utime+stime from /proc; airlock's and unbound-fwd's
+# rows include the upstream unbound), airlock's cache hit/miss counters and
+# others' CPU time on the server CPUs are taken around each run.
+#
+# CPUs (BENCH_PIN=1): the servers run on the last BENCH_CORES CPUs, dnsperf
+# on the others; with BENCH_CORES = every CPU (2 on this machine) dnsperf
+# shares them with the servers, so compare ratios against unbound under the
+# same conditions, and CPU-µs per query. airlock answers cached names on its
+# UDP fast path (recvmmsg/sendmmsg batches per reader); the Debian unbound
+# is built without --enable-recvmmsg.
 # Before each round the script waits while another bench script runs.
 #
-# Prints a Markdown report (also saved to $CACHE/bench-dns.md).
+# Prints a Markdown report (also $CACHE/bench-dns.md) and writes the medians
+# per target to $CACHE/bench-dns-c<CORES>-p<RULES>.tsv (bench/dns-cores.sh).
 # Environment: BENCH_ROUNDS (3), BENCH_DURATION (5, seconds), BENCH_NAMES
 # (1000), BENCH_MISS_NAMES (200000 per run), BENCH_CLIENTS (4),
-# BENCH_QPS_CAP (1000000: dnsperf -Q of the maximum runs), BENCH_PIN (1),
-# BENCH_CACHE_ENTRIES (empty: airlock's default cacheEntries, 100000),
-# AIRLOCK_BIN (else bin/airlock is built).
+# BENCH_QPS_CAP (1000000), BENCH_PIN (1), BENCH_CORES (1),
+# BENCH_POLICY_RULES (0: allowNames only), BENCH_TARGETS ("airlock
+# unbound-fwd unbound"), BENCH_MISS (1: run the miss rounds),
+# BENCH_CACHE_ENTRIES (empty: airlock's default), AIRLOCK_BIN (else
+# bin/airlock is built).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
 . "$(dirname "$0")/../scripts/lib.sh"
@@ -56,17 +62,32 @@ clients=${BENCH_CLIENTS:-4}
 qcap=${BENCH_QPS_CAP:-1000000}
 pin=${BENCH_PIN:-1}
 cache_entries=${BENCH_CACHE_ENTRIES:-}
-cache_cap=${cache_entries:-100000}
-targets=(airlock unbound)
+cores=${BENCH_CORES:-1}
+rules=${BENCH_POLICY_RULES:-0}
+do_miss=${BENCH_MISS:-1}
+read -r -a targets <<<"${BENCH_TARGETS:-airlock unbound-fwd unbound}"
 cmdline="$0${*:+ $*}"
-envline="BENCH_ROUNDS=$rounds BENCH_DURATION=$dur BENCH_NAMES=$nnames BENCH_MISS_NAMES=$nmiss BENCH_CLIENTS=$clients BENCH_QPS_CAP=$qcap BENCH_PIN=$pin${cache_entries:+ BENCH_CACHE_ENTRIES=$cache_entries}"
+envline="BENCH_ROUNDS=$rounds BENCH_DURATION=$dur BENCH_NAMES=$nnames BENCH_MISS_NAMES=$nmiss BENCH_CLIENTS=$clients BENCH_QPS_CAP=$qcap BENCH_PIN=$pin BENCH_CORES=$cores BENCH_POLICY_RULES=$rules BENCH_MISS=$do_miss BENCH_TARGETS='${targets[*]}'${cache_entries:+ BENCH_CACHE_ENTRIES=$cache_entries}"
 for t in unbound dnsperf dig curl taskset; do
 	command -v "$t" >/dev/null || die "$t not installed (scripts/deps.sh)"
 done
 airlock=$(build_airlock)
 clk=$(getconf CLK_TCK)
-cpu_split "$pin"
-srv_n=$([ "$srv_cpus" = all ] && echo "$ncpu" || echo $((ncpu - ncpu / 2)))
+# Servers on the last $cores CPUs, dnsperf on the others (on all of them
+# when the servers take every CPU).
+ncpu=$(nproc)
+{ [ "$cores" -ge 1 ] && [ "$cores" -le "$ncpu" ]; } || die "BENCH_CORES=$cores: want 1..$ncpu"
+srv=() cli=() srv_cpus=all cli_cpus=all srv_n=$ncpu
+if [ "$pin" = 1 ]; then
+	srv_cpus="$((ncpu - cores))-$((ncpu - 1))"
+	srv=(taskset -c "$srv_cpus")
+	srv_n=$cores
+	cli_cpus=$srv_cpus
+	[ "$cores" -lt "$ncpu" ] && cli_cpus="0-$((ncpu - cores - 1))"
+	cli=(taskset -c "$cli_cpus")
+elif [ "$cores" != "$ncpu" ]; then
+	die "BENCH_CORES=$cores needs BENCH_PIN=1"
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -93,7 +114,8 @@ server:
   logfile: ""
   verbosity: 0
   module-config: "iterator"
-  num-threads: 1
+  num-threads: $cores
+  so-reuseport: yes
   do-ip6: no
   do-not-query-localhost: no
   outgoing-interface: 127.0.0.1
@@ -110,10 +132,40 @@ EOF
 } >"$work/unbound.conf"
 unbound-checkconf "$work/unbound.conf" >/dev/null || die "unbound.conf rejected: $(unbound-checkconf "$work/unbound.conf" 2>&1)"
 
+# --- unbound-fwd: a forwarder to the upstream ----------------------------------
+fport=$(free_port)
+while [ "$fport" = "$uport" ]; do fport=$(free_port); done
+cat >"$work/unbound-fwd.conf" <<EOF
+server:
+  interface: 127.0.0.1@$fport
+  port: $fport
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "$work"
+  pidfile: ""
+  use-syslog: no
+  logfile: ""
+  verbosity: 0
+  module-config: "iterator"
+  num-threads: $cores
+  so-reuseport: yes
+  do-ip6: no
+  do-not-query-localhost: no
+  outgoing-interface: 127.0.0.1
+forward-zone:
+  name: "."
+  forward-addr: 127.0.0.1@$uport
+remote-control:
+  control-enable: no
+EOF
+unbound-checkconf "$work/unbound-fwd.conf" >/dev/null || die "unbound-fwd.conf rejected: $(unbound-checkconf "$work/unbound-fwd.conf" 2>&1)"
+
 # --- airlock -----------------------------------------------------------------
 aport=$(free_port)
+while [ "$aport" = "$uport" ] || [ "$aport" = "$fport" ]; do aport=$(free_port); done
 admin=$(free_port)
-while [ "$admin" = "$aport" ] || [ "$admin" = "$uport" ]; do admin=$(free_port); done
+while [ "$admin" = "$aport" ] || [ "$admin" = "$uport" ] || [ "$admin" = "$fport" ]; do admin=$(free_port); done
 cat >"$work/airlock.yaml" <<EOF
 version: 1
 log: { level: warn }
@@ -122,9 +174,26 @@ dns:
   listen: 127.0.0.1:$aport
   forwarders: [ "127.0.0.1:$uport" ]
   logAllowed: none
-  allowNames: [ "*.bench.test" ]
 EOF
 [ -z "$cache_entries" ] || echo "  cacheEntries: $cache_entries" >>"$work/airlock.yaml"
+if [ "$rules" = 0 ]; then
+	echo '  allowNames: [ "*.bench.test" ]' >>"$work/airlock.yaml"
+else
+	# $rules application rules in collections of 1000, each one name of
+	# other.test (every 10th a wildcard); the last allows *.bench.test, so
+	# every bench query is decided by the last rule.
+	awk -v n="$rules" 'BEGIN {
+		print "policy:\n  ruleCollectionGroups:\n    - name: g\n      priority: 100\n      ruleCollections:"
+		for (i = 1; i <= n; i++) {
+			if ((i - 1) % 1000 == 0)
+				printf "        - { name: c%d, type: application, priority: %d, action: allow, rules: [] }\n", i, 100 + int((i - 1) / 1000)
+			if (i == n) t = "\"*.bench.test\""
+			else if (i % 10 == 0) t = "\"*.w" i ".other.test\""
+			else t = "h" i ".other.test"
+			printf "            - { name: r%d, sourceAddresses: [\"*\"], protocols: [\"https:443\"], targetFqdns: [%s] }\n", i, t
+		}
+	}' | sed 's/rules: \[\] }$/rules:/; s/^        - { name: \(c[0-9]*\), type: application, priority: \([0-9]*\), action: allow, rules:$/        - name: \1\n          type: application\n          priority: \2\n          action: allow\n          rules:/' >>"$work/airlock.yaml"
+fi
 
 # wait_dns PORT PID: until PORT answers name1.bench.test with NOERROR.
 wait_dns() {
@@ -143,12 +212,16 @@ wait_dns() {
 upid=$!
 pids+=("$upid")
 wait_dns "$uport" "$upid" || die "unbound did not start: $(tail -5 "$work/unbound.log")"
+"${srv[@]}" unbound -d -c "$work/unbound-fwd.conf" >"$work/unbound-fwd.log" 2>&1 &
+fpid=$!
+pids+=("$fpid")
+wait_dns "$fport" "$fpid" || die "unbound-fwd did not start: $(tail -5 "$work/unbound-fwd.log")"
 "${srv[@]}" "$airlock" serve --config "$work/airlock.yaml" >"$work/airlock.log" 2>&1 &
 apid=$!
 pids+=("$apid")
 wait_dns "$aport" "$apid" || die "airlock did not start: $(tail -5 "$work/airlock.log")"
 wait_http "http://127.0.0.1:$admin/readyz" "$apid" 30 || die "airlock admin not ready"
-declare -A port=([airlock]=$aport [unbound]=$uport)
+declare -A port=([airlock]=$aport [unbound]=$uport [unbound-fwd]=$fport)
 
 # --- query files ---------------------------------------------------------------
 awk -v n="$nnames" 'BEGIN { for (i = 1; i <= n; i++) printf "name%d.bench.test A\n", i }' >"$work/cached.txt"
@@ -204,17 +277,18 @@ run() {
 	shift 3
 	local procs=("$upid") h0 m0 c0 c1 b0 b1 u0 u1 t0 t1
 	[ "$t" = airlock ] && procs=("$apid" "$upid")
+	[ "$t" = unbound-fwd ] && procs=("$fpid" "$upid")
 	h0=$(metric airlock_dnsserver_cache_hits_total)
 	m0=$(metric airlock_dnsserver_cache_misses_total)
 	c0=$(cpu_ticks "${procs[@]}")
 	b0=$(cpu_busy "$srv_cpus")
-	u0=$(cpu_ticks "$apid" "$upid")
+	u0=$(cpu_ticks "$apid" "$upid" "$fpid")
 	t0=$(date +%s%N)
-	"${cli[@]}" dnsperf -s 127.0.0.1 -p "${port[$t]}" -d "$f" -c "$clients" -T 1 "$@" >"$out" 2>&1 ||
+	"${cli[@]}" dnsperf -s 127.0.0.1 -p "${port[$t]}" -d "$f" -c "$clients" -T "$cores" "$@" >"$out" 2>&1 ||
 		die "dnsperf against $t failed: $(tail -5 "$out")"
 	c1=$(cpu_ticks "${procs[@]}")
 	b1=$(cpu_busy "$srv_cpus")
-	u1=$(cpu_ticks "$apid" "$upid")
+	u1=$(cpu_ticks "$apid" "$upid" "$fpid")
 	t1=$(date +%s%N)
 	# Others' share of the server CPUs: busy time not spent by airlock or unbound.
 	res[$key,other]=$(awk -v b=$((b1 - b0)) -v u=$((u1 - u0)) -v hz="$clk" -v ns=$((t1 - t0)) -v n="$srv_n" \
@@ -240,15 +314,22 @@ run() {
 }
 
 # --- rounds ----------------------------------------------------------------------
-log "bench: $rounds rounds x ${dur}s; servers on CPUs $srv_cpus, dnsperf on CPUs $cli_cpus"
-# order R: the targets of round R, alternating which goes first.
-order() { if (($1 % 2 == 0)); then echo airlock unbound; else echo unbound airlock; fi; }
+log "bench: $rounds rounds x ${dur}s; servers on CPUs $srv_cpus ($cores cores), dnsperf on CPUs $cli_cpus; policy rules $rules"
+has() { [[ " ${targets[*]} " == *" $1 "* ]]; }
+# order R: the targets rotated by R.
+order() {
+	local n=${#targets[@]} i out=()
+	for ((i = 0; i < n; i++)); do out+=("${targets[$(((i + $1) % n))]}"); done
+	echo "${out[*]}"
+}
 for ((r = 0; r < rounds; r++)); do
 	wait_other_benches
 	read -r -a ord <<<"$(order "$r")"
 	log "cached round $((r + 1)): ${ord[*]}"
-	# Warm (or keep warm) airlock's cache: one pass over the names.
-	run "$r,warm" airlock "$work/cached.txt" -n 1 -Q 20000
+	# Warm (or keep warm) the forwarders' caches: one pass over the names.
+	for t in airlock unbound-fwd; do
+		has "$t" && run "$r,$t,warm" "$t" "$work/cached.txt" -n 1 -Q 20000
+	done
 	for t in "${ord[@]}"; do
 		run "$r,$t,max" "$t" "$work/cached.txt" -l "$dur" -Q "$qcap"
 	done
@@ -259,116 +340,86 @@ for ((r = 0; r < rounds; r++)); do
 	done
 done
 # The miss rounds come after every cached round, so the names they add to
-# airlock's cache (and to its observations) do not weigh on the cached runs.
-for ((r = 0; r < rounds; r++)); do
+# the caches (and to airlock's observations) do not weigh on the cached runs.
+mtargets=()
+for t in airlock unbound-fwd; do has "$t" && mtargets+=("$t"); done
+[ "$do_miss" = 1 ] || mtargets=()
+for ((r = 0; r < rounds && ${#mtargets[@]} > 0; r++)); do
 	wait_other_benches
-	read -r -a ord <<<"$(order "$r")"
+	ord=("${mtargets[@]}")
+	((r % 2)) && mapfile -t ord < <(printf '%s\n' "${mtargets[@]}" | tac)
 	log "miss round $((r + 1)): ${ord[*]}"
 	for t in "${ord[@]}"; do
 		miss_file "$r" "$t"
-		if [ "$t" = airlock ]; then
-			# Every answer so far was cacheable: entries ≈ misses, up to the cap.
-			m=$(metric airlock_dnsserver_cache_misses_total)
-			res[$r,$t,miss,entries]=$((m < cache_cap ? m : cache_cap))
-		fi
 		run "$r,$t,miss" "$t" "$work/miss.txt" -l "$dur" -n 1 -Q "$qcap"
+	done
+	# The same offered load for every target: half of unbound-fwd's rate.
+	ref=${mtargets[-1]}
+	fixed=$(awk -v q="${res[$r,$ref,miss,qps]}" 'BEGIN { printf "%d", q / 2 }')
+	for t in "${ord[@]}"; do
+		miss_file "$r" "$t-fixed"
+		res[$r,$t,mfix,target]=$fixed
+		run "$r,$t,mfix" "$t" "$work/miss.txt" -l "$dur" -n 1 -Q "$fixed" -v
 	done
 done
 
 # --- report ------------------------------------------------------------------------
 us() { awk -v x="$1" 'BEGIN { if (x == "" || x == "nan") print "n/a"; else printf "%.0f", x * 1e6 }'; }
-k() { awk -v x="$1" 'BEGIN { if (x >= 10000) printf "%.1fk", x / 1000; else printf "%.0f", x }'; }
+k() { awk -v x="$1" 'BEGIN { if (x == "" || x == "-") print "-"; else if (x >= 10000) printf "%.1fk", x / 1000; else printf "%.0f", x }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-hitpct() { awk -v h="${res[$1,hits]:-0}" -v m="${res[$1,misses]:-0}" 'BEGIN { if (h + m > 0) printf "%.1f%%", 100 * h / (h + m); else print "-" }'; }
-
-qratios="" p99s="" p99under=0
-for ((r = 0; r < rounds; r++)); do
-	qratios+=" $(ratio "${res[$r,airlock,max,qps]}" "${res[$r,unbound,max,qps]}")"
-	p=$(us "${res[$r,airlock,half,p99]}")
-	p99s+=" $p"
-	if [ "$p" != n/a ] && [ "$p" -lt 1000 ]; then p99under=$((p99under + 1)); fi
-done
-qmed=$(median <<<"$qratios")
-qpass=$(awk -v x="$qmed" 'BEGIN { print (x >= 1.0) ? 1 : 0 }')
-p99med=$(median <<<"$p99s" | cut -d. -f1)
+median() { tr ' ' '\n' | grep -v '^$' | grep -v -e n/a -e '^-$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# med T KEY FIELD [us]: the median over rounds of res[r,T,KEY,FIELD].
+med() {
+	local r l=""
+	for ((r = 0; r < rounds; r++)); do
+		if [ "${4:-}" = us ]; then l+=" $(us "${res[$r,$1,$2,$3]:-}")"; else l+=" ${res[$r,$1,$2,$3]:-}"; fi
+	done
+	median <<<"$l"
+}
 
 report="$CACHE/bench-dns.md"
+tsv="$CACHE/bench-dns-c$cores-p$rules.tsv"
 mkdir -p "$CACHE"
 {
-	echo "### DNS: airlock vs unbound, dnsperf ($(date -u +%Y-%m-%d))"
-	echo
-	echo "Command: \`$envline $cmdline\` (from the repository root; \`make bench-dns\`)"
-	echo
-	echo "Machine: $ncpu CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r);" \
-		"airlock and unbound pinned to CPUs $srv_cpus, dnsperf to CPUs $cli_cpus."
-	echo "Versions: $("$airlock" version 2>/dev/null | head -1 || echo airlock); unbound $(unbound -V | awk '/^Version/ { print $2 }') (num-threads 1, iterator only, local-data);" \
-		"$(dnsperf -h 2>&1 | awk '/^Version/ { print "dnsperf " $2 }'); $(go version | awk '{ print $3 }')."
-	echo
-	echo "Setup: one unbound on loopback serves bench.test from local-data ($nnames names nameN.bench.test A, TTL 3600)" \
-		"and the redirect zone miss.bench.test (any name below it → the same A record); \`local-zone: \".\" static\` keeps everything else off the real DNS." \
-		"It is airlock's only forwarder and, queried directly, the peer. airlock: \`allowNames: [\"*.bench.test\"]\`, \`logAllowed: none\`" \
-		"(no per-query log line: every query here is allowed, and only denied queries would be logged), \`log.level: warn\`," \
-		"cacheEntries ${cache_entries:-100000 (default)}; GOMAXPROCS $srv_n (Go sizes it from the CPUs it is pinned to; unbound: one thread); cached names are answered on airlock's UDP fast path (recvmmsg/sendmmsg batches; Debian's unbound: one recvfrom and one sendto per query)." \
-		"dnsperf: UDP, \`-c $clients -T 1\`, ${dur} s per run; targets alternate (airlock first in odd rounds)." \
-		"The cached rounds run first, then the miss rounds."
-	echo
-	echo "- **cached**: the $nnames names, airlock's cache warmed by one pass each round; \`-Q $qcap\` (no cap in practice): maximum QPS, average latency (dnsperf summary)."
-	echo "- **half**: the same file with \`-Q\` = half of that target's cached QPS in the same round, \`-v\`: p50/p99/p99.9 are nearest-rank percentiles of dnsperf's per-query latency lines (dnsperf 2.10 prints only avg/stddev/min/max)."
-	echo "- **miss**: up to $nmiss names \`uN.rR.TARGET.miss.bench.test\` never asked before, each once (\`-n 1 -l $dur\`, no \`-Q\` cap): airlock forwards every one to unbound; unbound answers them from its redirect zone (reference)."
-	echo "- CPU-µs/query: utime+stime of the server process(es) over the run ÷ completed queries; airlock's figure includes its upstream unbound (idle when airlock answers from its cache)."
-	echo "- others: user+system+steal time on the server CPUs not spent by airlock or unbound (other work on this shared machine; ≈, softirq excluded)."
-	echo
-	echo "Cached names:"
-	echo
-	echo "| Round | Target | QPS | avg µs | CPU-µs/query | others | half: -Q → QPS | half p50 / p99 / p99.9 / max µs | half CPU-µs/query | half others | lost (max/half) | airlock cache hits (max/half) |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-	for ((r = 0; r < rounds; r++)); do
-		read -r -a ord <<<"$(order "$r")"
-		for t in "${ord[@]}"; do
-			c="-"
-			[ "$t" = airlock ] && c="$(hitpct "$r,$t,max") / $(hitpct "$r,$t,half")"
-			echo "| $((r + 1)) | $t | $(k "${res[$r,$t,max,qps]}") | $(us "${res[$r,$t,max,avg]}") | ${res[$r,$t,max,cpu]} | ${res[$r,$t,max,other]} |" \
-				"${res[$r,$t,half,target]} → $(k "${res[$r,$t,half,qps]}") |" \
-				"$(us "${res[$r,$t,half,p50]}") / $(us "${res[$r,$t,half,p99]}") / $(us "${res[$r,$t,half,p999]}") / $(us "${res[$r,$t,half,max]}") |" \
-				"${res[$r,$t,half,cpu]} | ${res[$r,$t,half,other]} | ${res[$r,$t,max,lost]} / ${res[$r,$t,half,lost]} | $c |"
-		done
-	done
-	echo
-	echo "Miss-heavy (names never asked before):"
-	echo
-	echo "| Round | Target | queries | QPS | avg µs | max µs | CPU-µs/query | others | lost | airlock cache entries before → misses in run |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
-	for ((r = 0; r < rounds; r++)); do
-		read -r -a ord <<<"$(order "$r")"
-		for t in "${ord[@]}"; do
-			c="-"
-			[ "$t" = airlock ] && c="≈${res[$r,$t,miss,entries]} → ${res[$r,$t,miss,misses]} of ${res[$r,$t,miss,completed]}"
-			echo "| $((r + 1)) | $t | ${res[$r,$t,miss,completed]} | $(k "${res[$r,$t,miss,qps]}") | $(us "${res[$r,$t,miss,avg]}") | $(us "${res[$r,$t,miss,max]}") |" \
-				"${res[$r,$t,miss,cpu]} | ${res[$r,$t,miss,other]} | ${res[$r,$t,miss,lost]} | $c |"
-		done
-	done
-	echo
-	echo "Medians over rounds:"
-	echo
-	echo "| Target | cached QPS | cached CPU-µs/query | half p99 µs | miss QPS | miss avg µs |"
-	echo "|---|---:|---:|---:|---:|---:|"
+	printf 'target\tcores\trules\tcached_qps\tcached_cpu_us\thalf_p99_us\tmiss_qps\tmiss_cpu_us\tmiss_fixed_qps\tmiss_fixed_p50_us\tmiss_fixed_p99_us\n'
 	for t in "${targets[@]}"; do
-		a="" b="" c="" d="" e=""
-		for ((r = 0; r < rounds; r++)); do
-			a+=" ${res[$r,$t,max,qps]}"
-			b+=" $(us "${res[$r,$t,half,p99]}")"
-			c+=" ${res[$r,$t,miss,qps]}"
-			d+=" $(us "${res[$r,$t,miss,avg]}")"
-			e+=" ${res[$r,$t,max,cpu]}"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$cores" "$rules" \
+			"$(med "$t" max qps)" "$(med "$t" max cpu)" "$(med "$t" half p99 us)" \
+			"$(med "$t" miss qps)" "$(med "$t" miss cpu)" "$(med "$t" mfix qps)" "$(med "$t" mfix p50 us)" "$(med "$t" mfix p99 us)"
+	done
+} >"$tsv"
+{
+	echo "### DNS: airlock vs unbound, dnsperf, $cores core(s), policy rules $rules ($(date -u +%Y-%m-%d))"
+	echo
+	echo "Command: \`$envline $cmdline\`"
+	echo
+	echo "Machine: $ncpu CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); servers pinned to CPUs $srv_cpus, dnsperf to CPUs $cli_cpus." \
+		"Versions: $("$airlock" version 2>/dev/null | head -1 || echo airlock); unbound $(unbound -V | awk '/^Version/ { print $2 }') (num-threads $cores); $(dnsperf -h 2>&1 | awk '/^Version/ { print "dnsperf " $2 }'); $(go version | awk '{ print $3 }')."
+	echo
+	echo "| Round | Target | cached QPS | CPU-µs/q | others | half p99 µs | miss QPS | miss CPU-µs/q | miss others | fixed-load miss: -Q → QPS | p50 / p99 µs | lost (cached/miss/fixed) | airlock hits/misses (cached) |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+	for ((r = 0; r < rounds; r++)); do
+		for t in "${targets[@]}"; do
+			c="-"
+			[ "$t" = airlock ] && c="${res[$r,$t,max,hits]:-}/${res[$r,$t,max,misses]:-}"
+			echo "| $((r + 1)) | $t | $(k "${res[$r,$t,max,qps]:-}") | ${res[$r,$t,max,cpu]:-} | ${res[$r,$t,max,other]:-} | $(us "${res[$r,$t,half,p99]:-}") |" \
+				"$(k "${res[$r,$t,miss,qps]:--}") | ${res[$r,$t,miss,cpu]:--} | ${res[$r,$t,miss,other]:--} |" \
+				"${res[$r,$t,mfix,target]:--} → $(k "${res[$r,$t,mfix,qps]:--}") | $(us "${res[$r,$t,mfix,p50]:-}") / $(us "${res[$r,$t,mfix,p99]:-}") |" \
+				"${res[$r,$t,max,lost]:-}/${res[$r,$t,miss,lost]:--}/${res[$r,$t,mfix,lost]:--} | $c |"
 		done
-		echo "| $t | $(k "$(median <<<"$a")") | $(median <<<"$e") | $(median <<<"$b" | cut -d. -f1) | $(k "$(median <<<"$c")") | $(median <<<"$d" | cut -d. -f1) |"
 	done
 	echo
-	echo "Targets (issue 5):"
+	echo "Medians over $rounds round(s) (also in \`$(basename "$tsv")\`):"
 	echo
-	echo "- cached QPS ≥ 1.0× unbound: airlock/unbound per round:$qratios; median $qmed → **$([ "$qpass" = 1 ] && echo holds || echo missed)**."
-	echo "- p99 < 1 ms at half the maximum QPS: airlock p99 per round (µs):$p99s; median $p99med µs, $p99under of $rounds rounds under 1 ms →" \
-		"**$([ "$p99med" -lt 1000 ] && echo "holds (median)" || echo "missed (median)")**."
+	echo "| Target | cached QPS | cached CPU-µs/q | half p99 µs | miss QPS | miss CPU-µs/q | fixed-load miss p50 / p99 µs |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	for t in "${targets[@]}"; do
+		echo "| $t | $(k "$(med "$t" max qps)") | $(med "$t" max cpu) | $(med "$t" half p99 us | cut -d. -f1) | $(k "$(med "$t" miss qps)") | $(med "$t" miss cpu) | $(med "$t" mfix p50 us | cut -d. -f1) / $(med "$t" mfix p99 us | cut -d. -f1) |"
+	done
+	if has airlock && has unbound-fwd && [ "$do_miss" = 1 ]; then
+		echo
+		echo "Miss path (issue 15): airlock/unbound-fwd QPS per round:$(for ((r = 0; r < rounds; r++)); do printf ' %s' "$(ratio "${res[$r,airlock,miss,qps]}" "${res[$r,unbound-fwd,miss,qps]}")"; done);" \
+			"CPU-µs per miss airlock/unbound-fwd: $(ratio "$(med airlock miss cpu)" "$(med unbound-fwd miss cpu)") (both include the upstream's)."
+	fi
 } | tee "$report"
-log "report saved to $report"
+log "report saved to $report, medians to $tsv"
