@@ -9,7 +9,10 @@
 // Data flow: the config package decodes a Config and calls Validate, which
 // reports every problem with its path. Compile turns a valid Config into an
 // immutable *Policy, expanding FQDN tags (embedded, versioned data under
-// tags/, each entry citing its public source). The gateway asks Decide for
+// tags/, each entry citing its public source) and indexing the rules
+// (index.go: first match found among the few candidates a flow's keys
+// select; the linear evaluator of decide.go is the reference the tests
+// compare it with, and what explain uses). The gateway asks Decide for
 // each flow and DNAT for each inbound connection; the DNS server asks
 // AllowsName for each question; `airlock policy explain` prints an
 // Explanation. Each answer is one Decision value: verdict, reason (from the
