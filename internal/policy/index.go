@@ -424,7 +424,7 @@ func buildApplication(rules []*rule) phaseIndex {
 	}
 	var srcB prefixTableBuilder
 	exactB, sufxB := postingBuilder[string]{}, postingBuilder[string]{}
-	var anyName, anyL []posting
+	var anyName []posting
 	for i, r := range rules {
 		if len(r.targets) == 0 {
 			continue // every tag entry skipped: it matches no name
@@ -458,7 +458,8 @@ func buildApplication(rules []*rule) phaseIndex {
 			}
 		}
 	}
-	return phaseIndex{src: srcB.build(), names: exactB.build(), sufx: sufxB.build(), anyName: anyName, any: anyL}
+	// Every application rule constrains its names: none is on the any list.
+	return phaseIndex{src: srcB.build(), names: exactB.build(), sufx: sufxB.build(), anyName: anyName}
 }
 
 // search finds the first rule of a phase that matches a question among the
@@ -579,7 +580,6 @@ func (p *Policy) applicationIndexed(f *Flow, mode uint8) *rule {
 	x := &p.idx.app
 	s := newSearch(p.app, f, mode)
 	s.want = appProto{f.App, f.Dst.Port()}
-	s.scan(x.any)
 	x.scanName(f.Name, &s)
 	x.src.scan(f.Src, &s)
 	return s.found()
