@@ -153,6 +153,8 @@ server:
   do-ip6: no
   do-not-query-localhost: no
   outgoing-interface: 127.0.0.1
+  # test. is one of unbound's default local zones (RFC 6761): forward it.
+  local-zone: "test." nodefault
 forward-zone:
   name: "."
   forward-addr: 127.0.0.1@$uport
