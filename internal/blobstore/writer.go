@@ -20,9 +20,10 @@ import (
 // multipart upload that are visible under no name (doc.go says who
 // reclaims them).
 //
-// A Writer is used by one goroutine; Path may be opened by any number of
-// readers, who must learn from the writer's owner how far the file is valid
-// and whether it was committed.
+// A Writer is used by one goroutine (HashElsewhere may move its hashing to
+// a second one); Path may be opened by any number of readers, who must
+// learn from the writer's owner how far the file is valid and whether it
+// was committed.
 type Writer struct {
 	s     *Store
 	d     oci.Digest
@@ -33,6 +34,7 @@ type Writer struct {
 	v     *oci.Verifier
 	n     int64
 	done  bool
+	ext   bool // HashElsewhere: the caller hashes, Write does not
 }
 
 // NewWriter starts a blob write for d.
@@ -59,15 +61,28 @@ func (s *Store) NewWriter(d oci.Digest) (*Writer, error) {
 	return w, nil
 }
 
-// Write appends p to the object, the spool and the running hash.
+// Write appends p to the object, the spool and the running hash (unless
+// HashElsewhere moved the hashing to the caller).
 func (w *Writer) Write(p []byte) (int, error) {
 	n, err := w.out.Write(p)
-	w.v.Write(p[:n])
+	if !w.ext {
+		w.v.Write(p[:n])
+	}
 	w.n += int64(n)
 	if err != nil {
 		return n, fmt.Errorf("write blob %s: %w", w.d, err)
 	}
 	return n, nil
+}
+
+// HashElsewhere stops Write from hashing and returns the running hash: the
+// caller writes every byte it writes to w, in the same order, to the
+// returned writer, and has done so before it calls Verified or Commit. It
+// lets a fill hash in one goroutine while another writes. Calling it again
+// returns the same hash.
+func (w *Writer) HashElsewhere() io.Writer {
+	w.ext = true
+	return w.v
 }
 
 // Path is the local file readers may open while the blob is written.

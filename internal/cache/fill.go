@@ -284,27 +284,146 @@ func (f *fill) linkRepos() (repos []string) {
 // readers as it lands. werr is a storage failure, rerr a failure of the
 // source (nil at its clean end). upstream counts the bytes as fetched from
 // the upstream.
+//
+// Receiving, writing and hashing run as a pipeline of three goroutines
+// (this one reads the body) over at most fillBufs buffers of fillChunk
+// bytes: on a host with spare cores a fill goes at the pace of its slowest
+// stage, not of their sum. Every read goes on at once as a chunk (a slow
+// source's bytes reach the clients as they come); the writer merges the
+// chunks queued behind it into one write (a fast source's go in large
+// writes). A chunk is written, published to the readers, then hashed; the
+// hash runs behind the writes, and feed returns only once it has caught
+// up, so w.Verified after feed sees every byte. A buffer goes back to the
+// free list when its last chunk is hashed.
 func (s *Store) feed(f *fill, w fillWriter, body io.Reader, upstream bool) (werr, rerr error) {
-	buf := make([]byte, fillBuf)
+	hash := w.HashElsewhere()
+	toWrite := make(chan fillChunkBuf, fillQueue)
+	toHash := make(chan fillChunkBuf, fillQueue)
+	free := make(chan *[]byte, fillBufs) // room for every buffer: a return never blocks
+	stop := make(chan struct{})          // closed by the writer when a write fails
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // write, publish; after a failure only pass chunks on
+		defer wg.Done()
+		defer close(toHash)
+		next, ok := <-toWrite
+		for ok {
+			c := next
+			// Merge what is queued and continues c in the same buffer.
+			for ok = false; !c.last; {
+				select {
+				case next, ok = <-toWrite:
+				default:
+				}
+				if !ok || next.buf != c.buf || next.off != c.off+c.n {
+					break
+				}
+				c.n, c.last, ok = c.n+next.n, next.last, false
+			}
+			if werr == nil {
+				if _, werr = w.Write((*c.buf)[c.off : c.off+c.n]); werr != nil {
+					close(stop)
+				} else {
+					f.mu.Lock()
+					f.written += int64(c.n)
+					f.mu.Unlock()
+					f.cond.Broadcast()
+				}
+			}
+			c.skip = werr != nil
+			toHash <- c
+			if !ok {
+				next, ok = <-toWrite
+			}
+		}
+	}()
+	go func() { // hash, free the buffers
+		defer wg.Done()
+		for c := range toHash {
+			if !c.skip {
+				hash.Write((*c.buf)[c.off : c.off+c.n])
+			}
+			if c.last {
+				free <- c.buf
+			}
+		}
+	}()
+
+	held := 0 // buffers taken from fillPool
+	var cur *[]byte
+	off := 0
+read:
 	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr, nil
+		if cur == nil {
+			off = 0
+			select {
+			case cur = <-free:
+			default:
+				if held < fillBufs {
+					cur = fillPool.Get().(*[]byte)
+					held++
+					break
+				}
+				select {
+				case cur = <-free:
+				case <-stop:
+					break read
+				}
 			}
+		}
+		m, err := body.Read((*cur)[off:])
+		if m > 0 {
 			if upstream {
-				s.m.upstreamBytes.Add(float64(n))
+				s.m.upstreamBytes.Add(float64(m))
 			}
-			f.mu.Lock()
-			f.written += int64(n)
-			f.mu.Unlock()
-			f.cond.Broadcast()
+			c := fillChunkBuf{buf: cur, off: off, n: m, last: off+m == len(*cur)}
+			select {
+			case toWrite <- c:
+			case <-stop:
+				break read
+			}
+			off += m
+			if c.last {
+				cur = nil
+			}
 		}
-		if rerr == io.EOF {
-			return nil, nil
+		if err == io.EOF {
+			break
 		}
-		if rerr != nil {
-			return nil, rerr
+		if err != nil {
+			rerr = err
+			break
 		}
 	}
+	close(toWrite)
+	wg.Wait()
+	if cur != nil { // never sent as a last chunk: still ours
+		free <- cur
+	}
+	for range held {
+		fillPool.Put(<-free)
+	}
+	if werr != nil {
+		return werr, nil
+	}
+	return nil, rerr
+}
+
+// A fill moves its bytes in chunks of up to fillChunk bytes, at most
+// fillBufs buffers of them per fill, from a pool shared by every fill.
+const (
+	fillChunk = 1 << 20
+	fillBufs  = 4
+	fillQueue = 64 // chunks queued to the writer, and to the hash
+)
+
+var fillPool = sync.Pool{New: func() any { b := make([]byte, fillChunk); return &b }}
+
+// fillChunkBuf is n bytes at off in buf, on their way through feed. last:
+// they end the buffer (it is free once they are hashed); skip: a write
+// failed, they are not hashed.
+type fillChunkBuf struct {
+	buf        *[]byte
+	off, n     int
+	last, skip bool
 }

@@ -253,6 +253,8 @@ func (s *Store) finishFromStorage(f *fill, w fillWriter) {
 // replica).
 type fillWriter interface {
 	io.Writer
+	// HashElsewhere moves the hashing out of Write (see feed).
+	HashElsewhere() io.Writer
 	Path() string
 	Size() int64
 	Verified() bool
@@ -261,9 +263,10 @@ type fillWriter interface {
 
 // spool is a verified local temp file of a relayed fill.
 type spool struct {
-	f *os.File
-	v *oci.Verifier
-	n int64
+	f   *os.File
+	v   *oci.Verifier
+	n   int64
+	ext bool // HashElsewhere: the caller hashes
 }
 
 func newSpool(dir string, d oci.Digest) (*spool, error) {
@@ -276,12 +279,21 @@ func newSpool(dir string, d oci.Digest) (*spool, error) {
 
 func (s *spool) Write(p []byte) (int, error) {
 	n, err := s.f.Write(p)
-	s.v.Write(p[:n])
+	if !s.ext {
+		s.v.Write(p[:n])
+	}
 	s.n += int64(n)
 	if err != nil {
 		return n, fmt.Errorf("cache: relay spool: %w", err)
 	}
 	return n, nil
+}
+
+// HashElsewhere is blobstore.Writer's: Write stops hashing, the caller
+// writes every byte to the returned hash.
+func (s *spool) HashElsewhere() io.Writer {
+	s.ext = true
+	return s.v
 }
 
 func (s *spool) Path() string   { return s.f.Name() }

@@ -122,7 +122,7 @@ func (g gatedReader) Read(p []byte) (int, error) {
 	return g.r.Read(p)
 }
 
-func newStore(t *testing.T, up *fakeUpstream, now func() time.Time) (*Store, *blobstore.Store) {
+func newStore(t testing.TB, up *fakeUpstream, now func() time.Time) (*Store, *blobstore.Store) {
 	t.Helper()
 	bs, err := blobstore.Open(t.TempDir(), blobstore.Options{Now: now}) // one clock: tag times are on the store
 	if err != nil {
@@ -328,7 +328,7 @@ func TestPushIntoCacheNamespaceDenied(t *testing.T) {
 
 // waitFills waits until no fill is registered: every blob fetched so far
 // has been stored (or failed).
-func waitFills(t *testing.T, s *Store) {
+func waitFills(t testing.TB, s *Store) {
 	t.Helper()
 	for i := 0; i < 500; i++ {
 		s.fillsMu.Lock()
