@@ -10,7 +10,7 @@ E2E_FLAGS ?= -count=1 -timeout 12m
 FUZZTIME  ?= 10s
 
 .DEFAULT_GOAL := help
-.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e e2e-objstore fuzz bench bench-registry bench-cache bench-gateway bench-dns bench-storage bench-cluster bench-failover bench-failover-vip bench-learn bench-regscale bench-policy diagrams clean
+.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e e2e-objstore fuzz bench bench-registry bench-cache bench-gateway bench-dns bench-storage bench-cluster bench-failover bench-failover-vip bench-learn bench-regscale bench-policy bench-fill diagrams clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -91,6 +91,9 @@ bench-regscale: ## registry metadata at 1k-100k blobs, 100-10k repositories and 
 
 bench-policy: ## policy decision cost at 10..100,000 rules, indexed vs linear; compile; reload (Go benchmarks, bench lock)
 	bench/policy.sh
+
+bench-fill: ## cold single-client pull through the cache vs a direct pull and the floor (fillref: read, sha256, write); redraws docs/img/bench-fill*.svg
+	flock /tmp/airlock-bench.lock env BENCH_CHART=1 bench/fill.sh
 
 bench-learn: ## policy learn on 100,000 and 1,000,000 synthetic decision records: wall time, records/s, max RSS (no peer)
 	bench/learn.sh
