@@ -29,6 +29,7 @@
 # Prints a Markdown report (also saved to $CACHE/bench-regscale.md).
 # Environment: BENCH_REGSCALE_SIZES, BENCH_PAGE (100), BENCH_CHART (1),
 # AIRLOCK_BIN (else bin/airlock is built).
+# shellcheck disable=SC2016 # jq programs in single quotes
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
 . "$(dirname "$0")/../scripts/lib.sh"
