@@ -69,8 +69,8 @@ func TestReadersServeAndShutdown(t *testing.T) {
 			t.Errorf("reader %d read nothing", i)
 		}
 	}
-	if n := srv.upstream.open(); n == 0 || n > 3 {
-		t.Errorf("%d upstream sockets, want 1..3 (one pool slot per reader)", n)
+	if n := srv.upstream.open(); n == 0 || n > 12 {
+		t.Errorf("%d upstream sockets, want 1..12 (four pool slots per reader)", n)
 	}
 	if err := srv.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,13 @@ import (
 // socket per query without keeping one source port for long.
 const upstreamRotate = 1024
 
+// Sockets per forwarder: upstreamSlotsPerReader per dns.readers, at least
+// minUpstreamSlots.
+const (
+	upstreamSlotsPerReader = 4
+	minUpstreamSlots       = 8
+)
+
 // errUpstreamClosed is what queries in flight get when the pool is closed.
 var errUpstreamClosed = errors.New("upstream socket closed")
 
