@@ -98,13 +98,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# --- unbound: the forwarder and the peer -----------------------------------
-uport=$(free_port)
-{
+# unbound_server_common prints the server: settings both unbounds share
+# (foreground, no chroot or logs, iterator only, $cores threads, loopback).
+unbound_server_common() {
 	cat <<EOF
-server:
-  interface: 127.0.0.1@$uport
-  port: $uport
   do-daemonize: no
   username: ""
   chroot: ""
@@ -119,6 +116,17 @@ server:
   do-ip6: no
   do-not-query-localhost: no
   outgoing-interface: 127.0.0.1
+EOF
+}
+
+# --- unbound: the forwarder and the peer -----------------------------------
+uport=$(free_port)
+{
+	cat <<EOF
+server:
+  interface: 127.0.0.1@$uport
+  port: $uport
+$(unbound_server_common)
   local-zone: "." static
   local-zone: "bench.test." static
   local-data: "bench.test. 3600 IN SOA ns.bench.test. hostmaster.bench.test. 1 3600 600 86400 300"
@@ -139,20 +147,7 @@ cat >"$work/unbound-fwd.conf" <<EOF
 server:
   interface: 127.0.0.1@$fport
   port: $fport
-  do-daemonize: no
-  username: ""
-  chroot: ""
-  directory: "$work"
-  pidfile: ""
-  use-syslog: no
-  logfile: ""
-  verbosity: 0
-  module-config: "iterator"
-  num-threads: $cores
-  so-reuseport: yes
-  do-ip6: no
-  do-not-query-localhost: no
-  outgoing-interface: 127.0.0.1
+$(unbound_server_common)
   # test. is one of unbound's default local zones (RFC 6761): forward it.
   local-zone: "test." nodefault
 forward-zone:
