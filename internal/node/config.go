@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -96,7 +97,41 @@ type Config struct {
 	// ContainerdConfig is containerd's config.toml, as a path on the node
 	// (under Root). Default /etc/containerd/config.toml.
 	ContainerdConfig string `yaml:"containerdConfig"`
+	// Runtimes are the container runtimes apply pins to airlock:
+	// containerd, cri-o, podman, docker. Empty (default): the runtimes
+	// found on the node (docs/node.md says how each is detected).
+	Runtimes []Runtime `yaml:"runtimes"`
+	// SandboxImage is the pod sandbox (pause) image the runtimes are
+	// pinned to, pulled through airlock like any image. Default
+	// registry.k8s.io/pause:3.10.
+	SandboxImage string `yaml:"sandboxImage"`
+	// RegistriesConf is the containers-registries.conf drop-in CRI-O and
+	// podman read, as a path on the node (under Root). Default
+	// /etc/containers/registries.conf.d/99-airlock.conf (read last, so
+	// its entries win over earlier files for the same prefix).
+	RegistriesConf string `yaml:"registriesConf"`
+	// DockerDaemonConfig is dockerd's daemon.json, as a path on the node
+	// (under Root). Default /etc/docker/daemon.json.
+	DockerDaemonConfig string `yaml:"dockerDaemonConfig"`
 }
+
+// Runtime names a container runtime node can pin to airlock.
+type Runtime string
+
+// Container runtimes.
+const (
+	RuntimeContainerd Runtime = "containerd"
+	RuntimeCRIO       Runtime = "cri-o"
+	RuntimePodman     Runtime = "podman"
+	RuntimeDocker     Runtime = "docker"
+)
+
+// Runtimes lists every runtime node knows, in the order apply handles them.
+var Runtimes = []Runtime{RuntimeContainerd, RuntimeCRIO, RuntimePodman, RuntimeDocker}
+
+// DefaultSandboxImage is the pause image runtimes are pinned to when
+// node.sandboxImage is empty.
+const DefaultSandboxImage = "registry.k8s.io/pause:3.10"
 
 // LinkLocalAccess says whether pods may reach link-local addresses.
 type LinkLocalAccess string
@@ -142,6 +177,15 @@ func (c *Config) SetDefaults() {
 	if c.PodLinkLocalAccess == "" {
 		c.PodLinkLocalAccess = LinkLocalNone
 	}
+	if c.SandboxImage == "" {
+		c.SandboxImage = DefaultSandboxImage
+	}
+	if c.RegistriesConf == "" {
+		c.RegistriesConf = "/etc/containers/registries.conf.d/99-airlock.conf"
+	}
+	if c.DockerDaemonConfig == "" {
+		c.DockerDaemonConfig = "/etc/docker/daemon.json"
+	}
 }
 
 // Validate reports every problem with its key.
@@ -175,8 +219,26 @@ func (c *Config) Validate(report func(path, msg string)) {
 	default:
 		report("resolver", fmt.Sprintf("must be auto, resolvconf, resolved or none, got %q", c.Resolver))
 	}
-	if !strings.HasPrefix(c.ContainerdConfig, "/") {
-		report("containerdConfig", fmt.Sprintf("must be an absolute path on the node (it is read under node.root), got %q", c.ContainerdConfig))
+	for _, f := range []struct{ key, val string }{
+		{"containerdConfig", c.ContainerdConfig},
+		{"registriesConf", c.RegistriesConf},
+		{"dockerDaemonConfig", c.DockerDaemonConfig},
+	} {
+		if !strings.HasPrefix(f.val, "/") {
+			report(f.key, fmt.Sprintf("must be an absolute path on the node (it is read under node.root), got %q", f.val))
+		}
+	}
+	seen := map[Runtime]bool{}
+	for i, r := range c.Runtimes {
+		if !slices.Contains(Runtimes, r) {
+			report(fmt.Sprintf("runtimes[%d]", i), fmt.Sprintf("must be containerd, cri-o, podman or docker, got %q", r))
+		} else if seen[r] {
+			report(fmt.Sprintf("runtimes[%d]", i), fmt.Sprintf("%s is listed twice", r))
+		}
+		seen[r] = true
+	}
+	if c.SandboxImage != "" && (strings.ContainsAny(c.SandboxImage, " \t\n\"'") || !strings.Contains(c.SandboxImage, "/")) {
+		report("sandboxImage", fmt.Sprintf("must be a full image reference with its registry (registry.k8s.io/pause:3.10), got %q", c.SandboxImage))
 	}
 	switch {
 	case len(c.Gateway) > 1:
