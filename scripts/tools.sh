@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools.sh installs the storage emulators the object-storage driver tests
-# run against, into $AIRLOCK_TOOLS (default /opt/airlock-tools), each only
-# when missing or at another version. Quiet when everything is there.
+# run against, and containerd 2 for the node e2e tests, into $AIRLOCK_TOOLS
+# (default /opt/airlock-tools), each only when missing or at another version. Quiet when everything is there.
 # Each tool has its own install_* function and its call below it; tests
 # skip when a tool is missing (AIRLOCK_REQUIRE_TOOLS=1 makes them fail).
 set -euo pipefail
@@ -45,3 +45,27 @@ install_versitygw() {
 }
 install_versitygw
 # --- end versitygw -------------------------------------------------------
+
+# --- containerd 2 (node e2e: internal/node/e2e_containerd2_test.go) -------
+# go install of containerd and ctr at the pinned release (Debian ships 1.6);
+# the installed version is read from the binaries' build info (go version -m).
+CONTAINERD2_VERSION=v2.4.2
+install_containerd2() {
+	local bin="$AIRLOCK_TOOLS/bin" have="" b
+	for b in containerd ctr; do
+		have=""
+		if [ -x "$bin/$b" ]; then
+			have="$(go version -m "$bin/$b" 2>/dev/null | awk '$1 == "mod" { print $3 }')"
+		fi
+		[ "$have" = "$CONTAINERD2_VERSION" ] || break
+	done
+	[ "$have" = "$CONTAINERD2_VERSION" ] && return 0
+	command -v go >/dev/null || { echo "tools.sh: go not found; install Go to build containerd 2" >&2; return 1; }
+	echo "tools.sh: installing containerd and ctr $CONTAINERD2_VERSION into $bin${have:+ (had $have)}" >&2
+	mkdir -p "$bin"
+	GOBIN="$bin" go install \
+		"github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD2_VERSION" \
+		"github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD2_VERSION"
+}
+install_containerd2
+# --- end containerd 2 ----------------------------------------------------

@@ -27,6 +27,7 @@ func testInput(mut ...func(*Input)) Input {
 		},
 	}
 	in.Config.SetDefaults()
+	in.Config.SandboxImage = "mcr.microsoft.com/oss/kubernetes/pause:3.6" // a cache rule covers it
 	for _, m := range mut {
 		m(&in)
 	}

@@ -273,13 +273,6 @@ func lastLines(s string, n int) string {
 	return strings.Join(l, "\n")
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 type testCA struct {
 	cert, key, caFile string
 	pool              *x509.CertPool

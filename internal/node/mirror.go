@@ -111,3 +111,51 @@ func HostsTOML(m Mirror, e MirrorEndpoint) string {
 	}
 	return b.String()
 }
+
+// DefaultHostsTOML renders containerd's certs.d/_default/hosts.toml: the
+// catch-all containerd reads for every registry without a directory of
+// its own, that is every registry no cache rule names. Its server and
+// host entries are the airlock registry, mirror style (containerd adds
+// ?ns=<registry>), so such a pull reaches airlock, which answers
+// NAME_UNKNOWN (no cache rule), and never the registry itself.
+func DefaultHostsTOML(e MirrorEndpoint) string {
+	if len(e.Registries) == 0 {
+		return ""
+	}
+	body := HostsTOML(Mirror{Upstream: DefaultHostsDir}, e)
+	_, rest, _ := strings.Cut(body, "\n")
+	return "# written by `airlock node apply`: every registry without a cache rule goes to the airlock registry,\n" +
+		"# which refuses it (NAME_UNKNOWN); containerd never reaches the registry itself.\n" + rest
+}
+
+// covers reports whether rule r's sourceRepo matches repository repo of
+// registry host: "host/*", "host/path/*" (repo under path) or "host/repo".
+func (r CacheRule) covers(host, repo string) bool {
+	h, src, ok := strings.Cut(r.SourceRepo, "/")
+	if !ok || h != host {
+		return false
+	}
+	if prefix, ok := strings.CutSuffix(src, "*"); ok {
+		return strings.HasPrefix(repo, prefix)
+	}
+	return src == repo
+}
+
+// splitImage splits an image reference into registry host and repository
+// ("registry.k8s.io/pause:3.10" → "registry.k8s.io", "pause"); a
+// reference without a registry is docker.io's, and docker.io's one-part
+// names are under library/.
+func splitImage(ref string) (host, repo string) {
+	name, _, _ := strings.Cut(ref, "@")
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		name = name[:i]
+	}
+	host, repo, ok := strings.Cut(name, "/")
+	if !ok || (!strings.ContainsAny(host, ".:") && host != "localhost") {
+		host, repo = "docker.io", name
+	}
+	if host == "docker.io" && !strings.Contains(repo, "/") {
+		repo = "library/" + repo
+	}
+	return host, repo
+}

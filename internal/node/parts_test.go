@@ -38,53 +38,6 @@ func TestMirrors(t *testing.T) {
 	}
 }
 
-func TestEnsureConfigPath(t *testing.T) {
-	want := `  config_path = "/etc/containerd/certs.d"`
-	tests := []struct {
-		name     string
-		in       string
-		exists   bool
-		changed  bool
-		certsDir string
-		contains []string
-		note     string
-	}{
-		{name: "absent", exists: false, changed: true, certsDir: DefaultCertsDir, contains: []string{"version = 2\n", `[plugins."io.containerd.grpc.v1.cri".registry]` + "\n" + want}, note: "restart"},
-		{name: "no section", in: "version = 2\n[grpc]\n  address = \"/run/x.sock\"\n", exists: true, changed: true, certsDir: DefaultCertsDir, contains: []string{"[grpc]\n  address", `[plugins."io.containerd.grpc.v1.cri".registry]` + "\n" + want + "\n"}, note: "restart"},
-		{name: "section without key", in: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry] # mirrors\n  [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors]\n", exists: true, changed: true, certsDir: DefaultCertsDir, contains: []string{"registry] # mirrors\n" + want + "\n  [plugins"}},
-		{name: "empty key", in: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"\"\n", exists: true, changed: true, certsDir: DefaultCertsDir, contains: []string{want}},
-		{name: "already set", in: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n", exists: true, changed: false, certsDir: DefaultCertsDir},
-		{name: "other dir kept", in: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = '/etc/docker/certs.d' # site\n", exists: true, changed: false, certsDir: "/etc/docker/certs.d", note: "leaves the setting alone"},
-		{name: "containerd 2", in: "version = 3\n", exists: true, changed: true, certsDir: DefaultCertsDir, contains: []string{`[plugins."io.containerd.cri.v1.images".registry]` + "\n" + want}},
-		{name: "comments only", in: "# nothing yet\n", exists: true, changed: true, certsDir: DefaultCertsDir, contains: []string{"# nothing yet\nversion = 2\n"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e, err := ensureConfigPath(tt.in, tt.exists)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e.changed != tt.changed || e.certsDir != tt.certsDir {
-				t.Errorf("ensureConfigPath(%q) = changed %v dir %q, want %v %q", tt.in, e.changed, e.certsDir, tt.changed, tt.certsDir)
-			}
-			if !tt.changed && e.content != tt.in {
-				t.Errorf("ensureConfigPath(%q) changed the content to %q", tt.in, e.content)
-			}
-			for _, c := range tt.contains {
-				if !strings.Contains(e.content, c) {
-					t.Errorf("ensureConfigPath(%q) =\n%s\nwant it to contain %q", tt.in, e.content, c)
-				}
-			}
-			if !strings.Contains(e.note, tt.note) {
-				t.Errorf("ensureConfigPath(%q) note = %q, want %q", tt.in, e.note, tt.note)
-			}
-		})
-	}
-	if _, err := ensureConfigPath("[plugins.cri]\n", true); err == nil {
-		t.Error("ensureConfigPath(version 1 config) = nil error, want one")
-	}
-}
-
 func TestDetectResolver(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -151,30 +104,4 @@ func TestResolverFiles(t *testing.T) {
 	if !hasNote(res.Plan.Notes, "systemctl restart systemd-resolved") {
 		t.Errorf("notes = %q, want the resolved restart", res.Plan.Notes)
 	}
-}
-
-func FuzzEnsureConfigPath(f *testing.F) {
-	f.Add("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/x\"\n", true)
-	f.Add("version = 3\n", true)
-	f.Add("", false)
-	f.Add("# c\nversion=2 # x\n[plugins.\"io.containerd.grpc.v1.cri\".registry] # \"q\n", true)
-	f.Fuzz(func(t *testing.T, in string, exists bool) {
-		if !exists {
-			in = "" // a missing file has no content
-		}
-		e, err := ensureConfigPath(in, exists)
-		if err != nil {
-			return
-		}
-		if e.certsDir == "" {
-			t.Fatalf("ensureConfigPath(%q) gave no certs dir", in)
-		}
-		if e.changed {
-			// Applying again to the result changes nothing.
-			again, err := ensureConfigPath(e.content, true)
-			if err != nil || again.changed {
-				t.Fatalf("ensureConfigPath(ensureConfigPath(%q)) = changed %v err %v; first result:\n%s", in, again.changed, err, e.content)
-			}
-		}
-	})
 }

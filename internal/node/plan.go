@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
-	"path"
 	"syscall"
 )
 
@@ -113,31 +112,7 @@ func (n *Node) planMirrors(p *Plan, in Input) error {
 	if len(mirrors) == 0 {
 		return errors.New("artifactSource Cache but registry.cacheRules is empty: add a cache rule (e.g. sourceRepo mcr.microsoft.com/*) or use artifactSource Direct")
 	}
-	cur, exists, err := readFile(n.under(c.ContainerdConfig))
-	if err != nil {
-		return fmt.Errorf("reading containerd config: %w", err)
-	}
-	edit, err := ensureConfigPath(cur, exists)
-	if err != nil {
-		return fmt.Errorf("%s: %w", c.ContainerdConfig, err)
-	}
-	// Wanted even when unchanged: a config airlock wrote before stays
-	// airlock's (reset restores it).
-	p.files = append(p.files, wantFile{path: c.ContainerdConfig, role: "containerd config", content: edit.content})
-	if edit.note != "" {
-		p.Notes = append(p.Notes, edit.note)
-	}
-	p.CertsDir = edit.certsDir
-	ep := MirrorEndpoint{Registries: c.Registry, TLS: in.RegistryTLS || c.RegistryCAFile != "", CAFile: c.RegistryCAFile}
-	for _, m := range mirrors {
-		p.files = append(p.files, wantFile{
-			path:    path.Join(edit.certsDir, m.Upstream, "hosts.toml"),
-			role:    "hosts.toml " + m.Upstream,
-			content: HostsTOML(m, ep),
-		})
-	}
-	p.Mirrors = mirrors
-	return nil
+	return n.planContainerd(p, in, mirrors)
 }
 
 func (n *Node) planResolver(p *Plan, mode ResolverMode, dns []netip.AddrPort) error {
