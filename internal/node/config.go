@@ -113,6 +113,9 @@ type Config struct {
 	// DockerDaemonConfig is dockerd's daemon.json, as a path on the node
 	// (under Root). Default /etc/docker/daemon.json.
 	DockerDaemonConfig string `yaml:"dockerDaemonConfig"`
+	// Agent is `airlock node agent`'s listen address and check interval
+	// (agentconfig.go).
+	Agent AgentConfig `yaml:"agent"`
 }
 
 // Runtime names a container runtime node can pin to airlock.
@@ -186,6 +189,7 @@ func (c *Config) SetDefaults() {
 	if c.DockerDaemonConfig == "" {
 		c.DockerDaemonConfig = "/etc/docker/daemon.json"
 	}
+	c.Agent.setDefaults()
 }
 
 // Validate reports every problem with its key.
@@ -265,6 +269,7 @@ func (c *Config) Validate(report func(path, msg string)) {
 	default:
 		report("podLinkLocalAccess", fmt.Sprintf("must be None or Allowed, got %q", c.PodLinkLocalAccess))
 	}
+	c.Agent.validate(report)
 }
 
 // parsePrefix parses a CIDR or a single address (as a /32 or /128).
