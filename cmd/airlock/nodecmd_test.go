@@ -18,6 +18,7 @@ node:
   registry: 10.42.2.4:5000
   dns: 10.42.2.4:53
   allowedAddresses: [ 10.42.0.0/16 ]
+  sandboxImage: mcr.microsoft.com/oss/kubernetes/pause:3.6
 `
 
 func TestNodeApplyDryRun(t *testing.T) {

@@ -84,7 +84,8 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		return exitFinding
 	}
 	opt := verify.Options{Root: cfg.Node.Root, NodeDNS: cfg.Node.DNS, Netns: *netns, Timeout: *timeout, Log: log, Reaches: cfg.Node.Reaches,
-		Registries: cfg.Node.Registry, RegistryTLS: cfg.Registry.TLS.Enabled() || cfg.Node.RegistryCAFile != "", RegistryCAFile: cfg.Node.RegistryCAFile}
+		Registries: cfg.Node.Registry, RegistryTLS: cfg.Registry.TLS.Enabled() || cfg.Node.RegistryCAFile != "", RegistryCAFile: cfg.Node.RegistryCAFile,
+		ContainerdConfig: cfg.Node.ContainerdConfig, SandboxImage: cfg.Node.SandboxImage}
 	if *root != "" {
 		opt.Root = *root
 	}

@@ -40,6 +40,17 @@ type Options struct {
 	// Timeout bounds each escape probe; positive checks get three times
 	// it. Default DefaultTimeout.
 	Timeout time.Duration
+	// ContainerdConfig is containerd's config.toml, a path on the node
+	// (read under Root). Default DefaultContainerdConfig. When it or a
+	// containerd binary is under Root, the containerd rows check the pull
+	// path is pinned (containerd.go).
+	ContainerdConfig string
+	// SandboxImage is node.sandboxImage: containerd's pinned sandbox image
+	// must be it. Empty: any pinned image.
+	SandboxImage string
+	// ContainerdVersion is `containerd --version` of the node's containerd.
+	// Empty: run it when Root is "/", else unknown.
+	ContainerdVersion string
 	// Log receives one debug record per probe. Nil: discarded.
 	Log *slog.Logger
 	// Reaches says whether the node's configuration lets the probed side
@@ -102,7 +113,8 @@ func run(ctx context.Context, t Targets, opt Options, ports fixedPorts) (Report,
 		e.ns = ns
 	}
 	b := &battery{t: t, e: e, root: opt.Root, ports: ports, reaches: opt.Reaches, pod: opt.Netns != "",
-		registries: opt.Registries, registryTLS: opt.RegistryTLS, registryCA: opt.RegistryCAFile}
+		registries: opt.Registries, registryTLS: opt.RegistryTLS, registryCA: opt.RegistryCAFile,
+		containerdConfig: opt.ContainerdConfig, sandboxImage: opt.SandboxImage, containerdVersion: opt.ContainerdVersion}
 	b.allowed = sync.OnceValue(func() allowedResult {
 		actx, cancel := context.WithTimeout(ctx, positiveBudget*opt.Timeout)
 		defer cancel()
@@ -169,6 +181,8 @@ type battery struct {
 	registries  []string
 	registryTLS bool
 	registryCA  string
+	// containerdConfig, sandboxImage and containerdVersion are Options'.
+	containerdConfig, sandboxImage, containerdVersion string
 }
 
 // metadataExpected is Reachable when the node's configuration lets the
@@ -247,6 +261,7 @@ func (b *battery) probes() []probe {
 			budget: positiveBudget, run: b.registryImage},
 	}...)
 	ps = append(ps, b.replicaProbes()...)
+	ps = append(ps, b.containerdProbes()...)
 	for i := range ps {
 		if ps[i].expected == "" {
 			ps[i].expected = Blocked

@@ -74,6 +74,7 @@ node:
   root: %[5]q
   outboundType: %[6]s
   artifactSource: Cache
+  sandboxImage: mcr.microsoft.com/oss/kubernetes/pause:3.6
   registry: "%[1]s:5000"
   gateway: %[1]s
   dns: "%[1]s:53"
