@@ -156,6 +156,9 @@ func runNodeApply(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "note: %s\n", note)
 		}
 	}
+	for _, r := range res.Plan.Runtimes {
+		fmt.Fprintf(stdout, "runtime: %s; to read it: %s\n", r, r.Restart)
+	}
 	fmt.Fprintf(stdout, "applied: outboundType %s, artifactSource %s, resolver %s (airlock node status shows it)\n",
 		res.State.OutboundType, res.State.ArtifactSource, res.State.Resolver)
 	return exitOK

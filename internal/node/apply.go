@@ -60,7 +60,7 @@ func (n *Node) Apply(ctx context.Context, in Input) (*Result, error) {
 	next := &State{
 		Version: stateVersion, OutboundType: c.OutboundType, ArtifactSource: c.ArtifactSource,
 		Resolver: p.Resolver, Registry: c.Registry.String(), Gateway: c.Gateway.String(), DNS: c.DNS.String(),
-		Mirrors: p.Mirrors, CertsDir: p.CertsDir, CreatedDirs: prev.CreatedDirs,
+		Mirrors: p.Mirrors, CertsDir: p.CertsDir, CreatedDirs: prev.CreatedDirs, Runtimes: p.Runtimes,
 		Table: p.Counts != nil, RuleCounts: p.Counts, RulesetSHA256: sum([]byte(p.Ruleset)),
 	}
 	tx := &txn{n: n}

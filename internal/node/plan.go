@@ -31,6 +31,8 @@ type Plan struct {
 	Source   ArtifactSource
 	Resolver ResolverMode
 	Mirrors  []Mirror
+	// Runtimes are the container runtimes apply configures (runtimes.go).
+	Runtimes []RuntimeInfo
 	CertsDir string
 	Ruleset  string
 	Counts   map[string]int
@@ -87,8 +89,14 @@ func (n *Node) plan(in Input) (*Plan, error) {
 	p.Ruleset = Ruleset(rin)
 	p.Counts = RuleCounts(rin)
 
+	p.Runtimes = n.detectRuntimes(c)
 	if c.ArtifactSource == SourceCache {
-		if err := n.planMirrors(p, in); err != nil {
+		if p.pins(RuntimeContainerd) {
+			if err := n.planMirrors(p, in); err != nil {
+				return nil, err
+			}
+		}
+		if err := n.planRuntimes(p, in); err != nil {
 			return nil, err
 		}
 	}
@@ -161,6 +169,9 @@ func (p *Plan) DryRun() string {
 	b = fmt.Appendf(b, "# outboundType %s, artifactSource %s, resolver %s\n", p.Outbound, p.Source, p.Resolver)
 	if p.route != nil {
 		b = fmt.Appendf(b, "# default route: via %s\n", *p.route)
+	}
+	for _, r := range p.Runtimes {
+		b = fmt.Appendf(b, "# runtime: %s; %s\n", r, r.Restart)
 	}
 	b = fmt.Appendf(b, "\n# nft -f - (table inet %s)\n%s", Table, p.Ruleset)
 	for _, f := range p.files {

@@ -35,6 +35,9 @@ type State struct {
 	// CertsDir the containerd hosts directory they are written to.
 	Mirrors  []Mirror `json:"mirrors,omitempty"`
 	CertsDir string   `json:"certsDir,omitempty"`
+	// Runtimes are the container runtimes apply configured, as detected
+	// or listed in node.runtimes.
+	Runtimes []RuntimeInfo `json:"runtimes,omitempty"`
 	// Files are the files airlock wrote, with what it found before.
 	Files []FileRecord `json:"files,omitempty"`
 	// Table is true when airlock's nftables table is installed, with

@@ -22,6 +22,23 @@ type Status struct {
 	LiveRuleCounts map[string]int `json:"liveRuleCounts,omitempty"`
 	// Drift lists every difference between the state and the node.
 	Drift []string `json:"drift"`
+	// Runtimes are the container runtimes apply configured, each with
+	// the files it reads and whether they are as apply wrote them.
+	Runtimes []RuntimeStatus `json:"runtimes,omitempty"`
+}
+
+// RuntimeStatus is one configured runtime and its files.
+type RuntimeStatus struct {
+	RuntimeInfo
+	Files []FileStatus `json:"files"`
+}
+
+// FileStatus is one file apply wrote and what became of it.
+type FileStatus struct {
+	Path string `json:"path"`
+	Role string `json:"role"`
+	// State is "as applied", "changed since apply" or "missing".
+	State string `json:"state"`
 }
 
 // Status reads the state and compares it with the node.
@@ -49,16 +66,30 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	case !st.Table && live != nil:
 		s.Drift = append(s.Drift, fmt.Sprintf("table inet %s is installed although outboundType %s has no packet rules", Table, st.OutboundType))
 	}
+	fileState := map[string]string{}
 	for _, f := range st.Files {
 		b, exists, err := readFile(n.under(f.Path))
+		fileState[f.Path] = "as applied"
 		switch {
 		case err != nil:
 			s.Drift = append(s.Drift, fmt.Sprintf("%s: %v", f.Path, err))
+			fileState[f.Path] = err.Error()
 		case !exists:
 			s.Drift = append(s.Drift, fmt.Sprintf("%s (%s) is missing", f.Path, f.Role))
+			fileState[f.Path] = "missing"
 		case sum([]byte(b)) != f.SHA256:
 			s.Drift = append(s.Drift, fmt.Sprintf("%s (%s) changed since apply", f.Path, f.Role))
+			fileState[f.Path] = "changed since apply"
 		}
+	}
+	for _, rt := range st.Runtimes {
+		rs := RuntimeStatus{RuntimeInfo: rt, Files: []FileStatus{}}
+		for _, f := range st.Files {
+			if slices.Contains(runtimeFiles(f.Role), rt.Runtime) {
+				rs.Files = append(rs.Files, FileStatus{Path: f.Path, Role: f.Role, State: fileState[f.Path]})
+			}
+		}
+		s.Runtimes = append(s.Runtimes, rs)
 	}
 	if st.Route != nil {
 		cur, err := n.defaultRoute(ctx, st.Route.Family)
@@ -130,6 +161,15 @@ func (s *Status) Print(w io.Writer) {
 			how = "replaced symlink to " + f.LinkTarget
 		}
 		fmt.Fprintf(w, "file:           %s (%s; %s)\n", f.Path, f.Role, how)
+	}
+	for _, rt := range s.Runtimes {
+		fmt.Fprintf(w, "runtime:        %s\n", rt.RuntimeInfo)
+		if len(rt.Files) == 0 {
+			fmt.Fprintf(w, "                nothing written (artifactSource %s)\n", st.ArtifactSource)
+		}
+		for _, f := range rt.Files {
+			fmt.Fprintf(w, "                %s (%s): %s\n", f.Path, f.Role, f.State)
+		}
 	}
 	if len(s.Drift) == 0 {
 		fmt.Fprintln(w, "drift:          none")
