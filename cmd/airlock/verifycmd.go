@@ -86,6 +86,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	opt := verify.Options{Root: cfg.Node.Root, NodeDNS: cfg.Node.DNS, Netns: *netns, Timeout: *timeout, Log: log, Reaches: cfg.Node.Reaches,
 		Registries: cfg.Node.Registry, RegistryTLS: cfg.Registry.TLS.Enabled() || cfg.Node.RegistryCAFile != "", RegistryCAFile: cfg.Node.RegistryCAFile,
 		ContainerdConfig: cfg.Node.ContainerdConfig, SandboxImage: cfg.Node.SandboxImage}
+	opt.RegistriesConf, opt.DockerDaemonConfig = cfg.Node.RegistriesConf, cfg.Node.DockerDaemonConfig
 	if *root != "" {
 		opt.Root = *root
 	}

@@ -51,6 +51,11 @@ type Options struct {
 	// ContainerdVersion is `containerd --version` of the node's containerd.
 	// Empty: run it when Root is "/", else unknown.
 	ContainerdVersion string
+	// RegistriesConf and DockerDaemonConfig are node.registriesConf and
+	// node.dockerDaemonConfig, paths on the node (read under Root): the
+	// CRI-O/podman and Docker rows check them (runtimes.go). Empty: only
+	// the standard files.
+	RegistriesConf, DockerDaemonConfig string
 	// Log receives one debug record per probe. Nil: discarded.
 	Log *slog.Logger
 	// Reaches says whether the node's configuration lets the probed side
@@ -114,6 +119,7 @@ func run(ctx context.Context, t Targets, opt Options, ports fixedPorts) (Report,
 	}
 	b := &battery{t: t, e: e, root: opt.Root, ports: ports, reaches: opt.Reaches, pod: opt.Netns != "",
 		registries: opt.Registries, registryTLS: opt.RegistryTLS, registryCA: opt.RegistryCAFile,
+		registriesConf: opt.RegistriesConf, dockerDaemonConfig: opt.DockerDaemonConfig,
 		containerdConfig: opt.ContainerdConfig, sandboxImage: opt.SandboxImage, containerdVersion: opt.ContainerdVersion}
 	b.allowed = sync.OnceValue(func() allowedResult {
 		actx, cancel := context.WithTimeout(ctx, positiveBudget*opt.Timeout)
@@ -181,6 +187,8 @@ type battery struct {
 	registries  []string
 	registryTLS bool
 	registryCA  string
+	// registriesConf and dockerDaemonConfig are Options'.
+	registriesConf, dockerDaemonConfig string
 	// containerdConfig, sandboxImage and containerdVersion are Options'.
 	containerdConfig, sandboxImage, containerdVersion string
 }
@@ -261,6 +269,7 @@ func (b *battery) probes() []probe {
 			budget: positiveBudget, run: b.registryImage},
 	}...)
 	ps = append(ps, b.replicaProbes()...)
+	ps = append(ps, b.runtimeProbes()...)
 	ps = append(ps, b.containerdProbes()...)
 	for i := range ps {
 		if ps[i].expected == "" {
