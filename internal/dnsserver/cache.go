@@ -21,9 +21,15 @@ type cacheKey struct {
 	qtype uint16
 }
 
-// cacheEntry is an upstream answer as received; never mutated once stored.
+// cacheEntry is an upstream answer as received, packed (wire format);
+// never mutated once stored. Packed, an answer is one block of bytes the
+// garbage collector marks without scanning: as a dns.Msg it was a tree of
+// about ten pointer-holding objects, and at 100,000 entries those trees
+// were most of the live heap, which every GC cycle walks (on one core the
+// runtime's mark worker then took the CPU in bursts of 10–20 ms; see
+// docs/dns.md "Performance and cores").
 type cacheEntry struct {
-	msg     *dns.Msg
+	pkt     []byte
 	stored  time.Time
 	expires time.Time
 }
@@ -33,14 +39,12 @@ type cacheEntry struct {
 // use.
 type answerCache struct {
 	mu       sync.Mutex
-	m        map[cacheKey]*cacheEntry
-	max      int
+	m        fifoMap[cacheKey, cacheEntry]
 	staleFor time.Duration
-	scans    int // evict passes over the map, for tests
 }
 
 func newAnswerCache(max int, staleFor time.Duration) *answerCache {
-	return &answerCache{m: map[cacheKey]*cacheEntry{}, max: max, staleFor: staleFor}
+	return &answerCache{m: newFIFOMap[cacheKey, cacheEntry](max), staleFor: staleFor}
 }
 
 // cacheHit says which cache entry a fresh answer came from and how much
@@ -48,6 +52,21 @@ func newAnswerCache(max int, staleFor time.Duration) *answerCache {
 type cacheHit struct {
 	stored, expires time.Time
 	age             uint32 // whole seconds since stored, at the hit
+}
+
+// entry returns k's entry, unpacked, when there is one.
+func (c *answerCache) entry(k cacheKey) (*dns.Msg, cacheEntry, bool) {
+	c.mu.Lock()
+	e, ok := c.m.get(k)
+	c.mu.Unlock()
+	if !ok {
+		return nil, cacheEntry{}, false
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(e.pkt); err != nil {
+		return nil, cacheEntry{}, false // packed by put: does not happen
+	}
+	return m, e, true
 }
 
 // get returns a copy of the cached answer when it is fresh at now, its TTLs
@@ -60,14 +79,17 @@ type cacheHit struct {
 // left, ceil(T − (t − stored)), equals T − age(t).
 func (c *answerCache) get(k cacheKey, now time.Time) (msg *dns.Msg, hit cacheHit, fresh bool) {
 	c.mu.Lock()
-	e := c.m[k]
+	e, ok := c.m.get(k)
 	c.mu.Unlock()
-	if e == nil || !now.Before(e.expires) {
+	if !ok || !now.Before(e.expires) {
 		return nil, cacheHit{}, false
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(e.pkt); err != nil {
+		return nil, cacheHit{}, false // packed by put: does not happen
 	}
 	age := uint32(now.Sub(e.stored) / time.Second)
 	left := uint32((e.expires.Sub(now) + time.Second - 1) / time.Second)
-	m := e.msg.Copy()
 	for _, rr := range allRRs(m) {
 		h := rr.Header()
 		if h.Ttl > age {
@@ -83,67 +105,146 @@ func (c *answerCache) get(k cacheKey, now time.Time) (msg *dns.Msg, hit cacheHit
 // stale returns a copy of an expired answer with TTL staleTTL when it
 // expired no more than staleFor before now.
 func (c *answerCache) stale(k cacheKey, now time.Time) *dns.Msg {
-	c.mu.Lock()
-	e := c.m[k]
-	c.mu.Unlock()
-	if e == nil || now.After(e.expires.Add(c.staleFor)) {
+	m, e, ok := c.entry(k)
+	if !ok || now.After(e.expires.Add(c.staleFor)) {
 		return nil
 	}
-	m := e.msg.Copy()
 	for _, rr := range allRRs(m) {
 		rr.Header().Ttl = min(rr.Header().Ttl, staleTTL)
 	}
 	return m
 }
 
-// put stores an upstream answer when it is cacheable.
+// put stores an upstream answer when it is cacheable. A full cache drops
+// its oldest entry (and up to two more past their stale window): constant
+// work per insert, never a pass over the cache.
 func (c *answerCache) put(k cacheKey, m *dns.Msg, now time.Time) {
 	ttl, ok := cacheTTL(m)
-	if !ok || c.max <= 0 {
+	if !ok || c.m.max <= 0 {
 		return
 	}
-	e := &cacheEntry{msg: m, stored: now, expires: now.Add(ttl)}
+	packed := *m // a shallow copy: Pack does not change m
+	packed.Compress = true
+	pkt, err := packed.Pack()
+	if err != nil {
+		return // not cached; the answer still goes to the client
+	}
+	e := cacheEntry{pkt: pkt, stored: now, expires: now.Add(ttl)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, present := c.m[k]; !present && len(c.m) >= c.max {
-		c.evict(now)
-	}
-	c.m[k] = e
-}
-
-// evict makes room in bulk: every entry past its stale window goes, and
-// if the cache is still above 90% of its bound, arbitrary entries (Go's map
-// order) go until it is not. Each pass over the map thus frees at least a
-// tenth of the cache, so its cost is shared by that many inserts instead of
-// being paid by every insert of a full cache. Called with mu held.
-func (c *answerCache) evict(now time.Time) {
-	c.scans++
-	evictTenth(c.m, c.max, func(e *cacheEntry) bool { return now.After(e.expires.Add(c.staleFor)) })
-}
-
-// evictTenth makes room in a full map bounded by limit: it drops each
-// entry for which gone is true, then arbitrary entries (Go's map order) until
-// at most 90% of limit remain, so one pass pays for a tenth of the inserts
-// to come. Both answer caches use it.
-func evictTenth[K comparable, V any](m map[K]V, limit int, gone func(V) bool) {
-	for k, v := range m {
-		if gone(v) {
-			delete(m, k)
-		}
-	}
-	target := limit - max(limit/10, 1)
-	for k := range m {
-		if len(m) <= target {
-			return
-		}
-		delete(m, k)
-	}
+	c.m.put(k, e, func(old cacheEntry) bool { return now.After(old.expires.Add(c.staleFor)) })
 }
 
 func (c *answerCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.m)
+	return c.m.len()
+}
+
+// fifoMap is a map bounded to max entries that forgets its oldest entry
+// (first stored; storing a key again makes it the newest) to make room:
+// each insert does constant work. Both answer caches use it; their old
+// eviction, a pass over the whole map every tenth of the bound, held the
+// cache's lock (and, on one core, the CPU) for 10–20 ms at 100,000 entries.
+// Not safe for concurrent use.
+type fifoMap[K comparable, V any] struct {
+	m              map[K]*fifoNode[K, V]
+	oldest, newest *fifoNode[K, V]
+	max            int
+	dropped        int // entries dropped to make room, for tests
+}
+
+type fifoNode[K comparable, V any] struct {
+	k            K
+	v            V
+	older, newer *fifoNode[K, V]
+}
+
+// fifoExtraDrops is how many entries past their use an insert drops from
+// the old end besides the one the bound requires: expired entries leave
+// faster than inserts arrive, at constant work per insert.
+const fifoExtraDrops = 2
+
+func newFIFOMap[K comparable, V any](max int) fifoMap[K, V] {
+	return fifoMap[K, V]{m: map[K]*fifoNode[K, V]{}, max: max}
+}
+
+func (f *fifoMap[K, V]) get(k K) (V, bool) {
+	if n := f.m[k]; n != nil {
+		return n.v, true
+	}
+	var zero V
+	return zero, false
+}
+
+func (f *fifoMap[K, V]) len() int { return len(f.m) }
+
+// put stores v under k as the newest entry. Then, while the map is above
+// its bound, the oldest entry goes; and up to fifoExtraDrops oldest entries
+// for which gone is true go too (gone may be nil).
+func (f *fifoMap[K, V]) put(k K, v V, gone func(V) bool) {
+	if f.max <= 0 {
+		return
+	}
+	if n := f.m[k]; n != nil {
+		f.unlink(n)
+		n.v = v
+		f.link(n)
+	} else {
+		n := &fifoNode[K, V]{k: k, v: v}
+		f.m[k] = n
+		f.link(n)
+	}
+	for len(f.m) > f.max {
+		f.dropped++
+		f.remove(f.oldest)
+	}
+	for i := 0; i < fifoExtraDrops && gone != nil && f.oldest != nil && f.oldest != f.newest && gone(f.oldest.v); i++ {
+		f.dropped++
+		f.remove(f.oldest)
+	}
+}
+
+// deleteIf removes k's entry when match is true for its value.
+func (f *fifoMap[K, V]) deleteIf(k K, match func(V) bool) {
+	if n := f.m[k]; n != nil && match(n.v) {
+		f.remove(n)
+	}
+}
+
+func (f *fifoMap[K, V]) clear() {
+	clear(f.m)
+	f.oldest, f.newest = nil, nil
+}
+
+func (f *fifoMap[K, V]) remove(n *fifoNode[K, V]) {
+	f.unlink(n)
+	delete(f.m, n.k)
+}
+
+// link appends n as the newest node.
+func (f *fifoMap[K, V]) link(n *fifoNode[K, V]) {
+	n.older, n.newer = f.newest, nil
+	if f.newest != nil {
+		f.newest.newer = n
+	} else {
+		f.oldest = n
+	}
+	f.newest = n
+}
+
+func (f *fifoMap[K, V]) unlink(n *fifoNode[K, V]) {
+	if n.older != nil {
+		n.older.newer = n.newer
+	} else {
+		f.oldest = n.newer
+	}
+	if n.newer != nil {
+		n.newer.older = n.older
+	} else {
+		f.newest = n.older
+	}
+	n.older, n.newer = nil, nil
 }
 
 // cacheTTL returns how long an upstream answer may be cached: the smallest

@@ -73,7 +73,8 @@ type Config struct {
 	// addresses for public names (rebinding) and the DoH canary.
 	Mode string `yaml:"mode"`
 	// CacheEntries caps the answers cached (one per name and type); when
-	// full, expired answers go first, then arbitrary ones. It also caps the
+	// full, the oldest stored answer goes (answers past their stale window
+	// go early). It also caps the
 	// UDP fast path's packed answers (one per client, question and EDNS0
 	// size). Default 100000.
 	CacheEntries int `yaml:"cacheEntries"`

@@ -43,57 +43,51 @@ type fastEntry struct {
 	stripped  []string
 }
 
-// fastCache maps fastKey keys to answers. Bounded like the answer cache.
-// Safe for concurrent use: the UDP reader looks up, full-path queries
-// store.
+// fastCache maps fastKey keys to answers. Bounded like the answer cache
+// (the oldest entry goes first). Safe for concurrent use: the UDP reader
+// looks up, full-path queries store.
 type fastCache struct {
-	mu  sync.RWMutex
-	m   map[string]*fastEntry
-	max int
+	mu sync.RWMutex
+	m  fifoMap[string, *fastEntry]
 }
 
 func newFastCache(max int) *fastCache {
-	return &fastCache{m: map[string]*fastEntry{}, max: max}
+	return &fastCache{m: newFIFOMap[string, *fastEntry](max)}
 }
 
 func (c *fastCache) get(key []byte) *fastEntry {
 	c.mu.RLock()
-	e := c.m[string(key)]
+	n := c.m.m[string(key)] // indexed directly: no string allocated
 	c.mu.RUnlock()
-	return e
+	if n == nil {
+		return nil
+	}
+	return n.v
 }
 
 func (c *fastCache) put(key []byte, e *fastEntry, now time.Time) {
-	if c.max <= 0 {
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, present := c.m[string(key)]; !present && len(c.m) >= c.max {
-		evictTenth(c.m, c.max, func(old *fastEntry) bool { return !now.Before(old.expires) })
-	}
-	c.m[string(key)] = e
+	c.m.put(string(key), e, func(old *fastEntry) bool { return !now.Before(old.expires) })
 }
 
 // drop removes key's entry if it is still e.
 func (c *fastCache) drop(key []byte, e *fastEntry) {
 	c.mu.Lock()
-	if c.m[string(key)] == e {
-		delete(c.m, string(key))
-	}
+	c.m.deleteIf(string(key), func(old *fastEntry) bool { return old == e })
 	c.mu.Unlock()
 }
 
 func (c *fastCache) clear() {
 	c.mu.Lock()
-	clear(c.m)
+	c.m.clear()
 	c.mu.Unlock()
 }
 
 func (c *fastCache) len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return len(c.m)
+	return c.m.len()
 }
 
 // remember stores the answer pkt to the UDP query whose fastKey is key,
