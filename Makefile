@@ -10,7 +10,7 @@ E2E_FLAGS ?= -count=1 -timeout 12m
 FUZZTIME  ?= 10s
 
 .DEFAULT_GOAL := help
-.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e e2e-objstore fuzz bench bench-registry bench-cache bench-gateway bench-dns bench-storage bench-cluster bench-failover bench-failover-vip bench-learn bench-regscale bench-policy bench-fill diagrams clean
+.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e e2e-objstore fuzz bench bench-registry bench-cache bench-gateway bench-dns bench-dns-cores bench-storage bench-cluster bench-failover bench-failover-vip bench-learn bench-regscale bench-policy bench-fill diagrams clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -73,6 +73,9 @@ bench-gateway: ## CONNECT tunnels: airlock vs haproxy, squid, tinyproxy (through
 
 bench-dns: ## DNS: airlock vs unbound with dnsperf, cached, half-load p99, misses
 	bench/dns.sh
+
+bench-dns-cores: ## DNS scaling: QPS on 1 and 2 cores vs unbound and unbound-fwd, misses, 10 vs 10,000 policy rules; redraws docs/img/bench-dns-cores.svg
+	flock /tmp/airlock-bench.lock env BENCH_ROUNDS=3 BENCH_DURATION=3 BENCH_MISS_NAMES=150000 bench/dns-cores.sh
 
 bench-storage: ## registry on object storage (Azurite, versitygw): airlock vs distribution v3.1.2, warm GETs and cold pulls
 	bench/storage.sh

@@ -5,17 +5,25 @@
 #     unbound; unbound with num-threads matched): QPS against cores, cached
 #     and miss, as a table and the chart docs/img/bench-dns-cores.svg;
 #   - BENCH_CORES=1 with a generated policy of 10 and of 10,000 rules
-#     (airlock only, cached path): cached QPS with 10k rules ÷ with 10.
-# Hold the bench lock: flock /tmp/airlock-bench.lock bench/dns-cores.sh.
+#     (airlock only, cached path), BENCH_RULE_ROUNDS alternating runs of one
+#     round each (10, 10000, then 10000, 10, …): cached QPS with 10k rules
+#     ÷ with 10 per pair, the median and the spread;
+#   - the ceiling of the cores ratio on this machine from measured CPU per
+#     query: the server's s and dnsperf's own d (bench/dns.sh measures both).
+#     With dnsperf on its own CPU (1 core) QPS ≤ 1 / max(s, d); with the
+#     servers on every CPU dnsperf shares them, QPS ≤ CPUs / (s + d).
+# Hold the bench lock: flock /tmp/airlock-bench.lock bench/dns-cores.sh
+# (make bench-dns-cores).
 # Environment: as bench/dns.sh (BENCH_ROUNDS, BENCH_DURATION, … are passed
 # on), BENCH_CORE_LIST ("1 2"), BENCH_RULE_LIST ("10 10000"),
-# BENCH_CHART (docs/img/bench-dns-cores.svg).
+# BENCH_RULE_ROUNDS (3), BENCH_CHART (docs/img/bench-dns-cores.svg).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
 . "$(dirname "$0")/../scripts/lib.sh"
 
 read -r -a core_list <<<"${BENCH_CORE_LIST:-1 2}"
 read -r -a rule_list <<<"${BENCH_RULE_LIST:-10 10000}"
+rule_rounds=${BENCH_RULE_ROUNDS:-3}
 chart=${BENCH_CHART:-$ROOT/docs/img/bench-dns-cores.svg}
 AIRLOCK_BIN=$(build_airlock)
 export AIRLOCK_BIN
@@ -24,8 +32,13 @@ dir=$(dirname "$0")
 for c in "${core_list[@]}"; do
 	BENCH_CORES=$c BENCH_POLICY_RULES=0 "$dir/dns.sh" >"$CACHE/bench-dns-c$c.md"
 done
-for n in "${rule_list[@]}"; do
-	BENCH_CORES=1 BENCH_POLICY_RULES=$n BENCH_TARGETS=airlock BENCH_MISS=0 "$dir/dns.sh" >"$CACHE/bench-dns-c1-rules$n.md"
+for ((r = 1; r <= rule_rounds; r++)); do
+	ord=("${rule_list[@]}")
+	((r % 2)) || mapfile -t ord < <(printf '%s\n' "${rule_list[@]}" | tac)
+	for n in "${ord[@]}"; do
+		BENCH_ROUNDS=1 BENCH_CORES=1 BENCH_POLICY_RULES=$n BENCH_TARGETS=airlock BENCH_MISS=0 "$dir/dns.sh" >"$CACHE/bench-dns-c1-rules$n-r$r.md"
+		cp "$CACHE/bench-dns-c1-p$n.tsv" "$CACHE/bench-dns-c1-p$n-r$r.tsv"
+	done
 done
 
 # field FILE TARGET COLUMN: a median from a dns.sh TSV.
@@ -50,12 +63,12 @@ cN="$CACHE/bench-dns-c${core_list[-1]}-p0.tsv"
 	echo
 	echo "Command: \`flock /tmp/airlock-bench.lock env BENCH_ROUNDS=${BENCH_ROUNDS:-3} BENCH_DURATION=${BENCH_DURATION:-5} bench/dns-cores.sh\`; chart: \`$(basename "$chart")\`."
 	echo
-	echo "| cores | target | cached QPS | cached CPU-µs/q | miss QPS | miss CPU-µs/q | fixed-load miss p50 / p99 µs |"
-	echo "|---:|---|---:|---:|---:|---:|---:|"
+	echo "| cores | target | cached QPS | cached CPU-µs/q (s) | dnsperf CPU-µs/q (d) | others on server CPUs | miss QPS | miss CPU-µs/q | fixed-load miss p50 / p99 µs |"
+	echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
 	for c in "${core_list[@]}"; do
 		f="$CACHE/bench-dns-c$c-p0.tsv"
 		for t in airlock unbound-fwd unbound; do
-			echo "| $c | $t | $(field "$f" "$t" cached_qps) | $(field "$f" "$t" cached_cpu_us) | $(field "$f" "$t" miss_qps) | $(field "$f" "$t" miss_cpu_us) | $(field "$f" "$t" miss_fixed_p50_us) / $(field "$f" "$t" miss_fixed_p99_us) |"
+			echo "| $c | $t | $(field "$f" "$t" cached_qps) | $(field "$f" "$t" cached_cpu_us) | $(field "$f" "$t" cached_dnsperf_cpu_us) | $(field "$f" "$t" cached_others)% | $(field "$f" "$t" miss_qps) | $(field "$f" "$t" miss_cpu_us) | $(field "$f" "$t" miss_fixed_p50_us) / $(field "$f" "$t" miss_fixed_p99_us) |"
 		done
 	done
 	echo
@@ -66,9 +79,31 @@ cN="$CACHE/bench-dns-c${core_list[-1]}-p0.tsv"
 			"miss CPU-µs airlock/unbound-fwd $(ratio "$(field "$f" airlock miss_cpu_us)" "$(field "$f" unbound-fwd miss_cpu_us)");" \
 			"cached QPS airlock/unbound $(ratio "$(field "$f" airlock cached_qps)" "$(field "$f" unbound cached_qps)")."
 	done
+	ncpu=$(nproc)
 	for t in airlock unbound-fwd unbound; do
-		echo "- ${core_list[-1]} ÷ ${core_list[0]} cores, $t: cached $(ratio "$(field "$cN" "$t" cached_qps)" "$(field "$c1" "$t" cached_qps)")×, miss $(ratio "$(field "$cN" "$t" miss_qps)" "$(field "$c1" "$t" miss_qps)")×."
+		s1=$(field "$c1" "$t" cached_cpu_us) d1=$(field "$c1" "$t" cached_dnsperf_cpu_us)
+		sN=$(field "$cN" "$t" cached_cpu_us) dN=$(field "$cN" "$t" cached_dnsperf_cpu_us)
+		# Bound on QPS with the servers on c of n CPUs: dnsperf has the other
+		# n - c, or shares all n when c = n.
+		ceil=$(awk -v s1="$s1" -v d1="$d1" -v sn="$sN" -v dn="$dN" -v c1="${core_list[0]}" -v c="${core_list[-1]}" -v n="$ncpu" '
+			function bound(c, s, d) { if (c >= n) return n / (s + d); return (c / s < (n - c) / d) ? c / s : (n - c) / d }
+			BEGIN { if (s1 + 0 <= 0 || d1 + 0 <= 0 || sn + 0 <= 0 || dn + 0 <= 0) { print "n/a"; exit }
+				printf "%.2f", bound(c, sn, dn) / bound(c1, s1, d1) }')
+		echo "- ${core_list[-1]} ÷ ${core_list[0]} cores, $t: cached $(ratio "$(field "$cN" "$t" cached_qps)" "$(field "$c1" "$t" cached_qps)")×, miss $(ratio "$(field "$cN" "$t" miss_qps)" "$(field "$c1" "$t" miss_qps)")×;" \
+			"ceiling from measured CPU per query (s=$s1, d=$d1 µs at ${core_list[0]}; s=$sN, d=$dN µs at ${core_list[-1]}): ${ceil}×."
 	done
-	lo="$CACHE/bench-dns-c1-p${rule_list[0]}.tsv" hi="$CACHE/bench-dns-c1-p${rule_list[-1]}.tsv"
-	echo "- cached QPS with ${rule_list[-1]} rules ÷ with ${rule_list[0]} (1 core, airlock): $(field "$hi" airlock cached_qps) / $(field "$lo" airlock cached_qps) = $(ratio "$(field "$hi" airlock cached_qps)" "$(field "$lo" airlock cached_qps)")×."
+	echo
+	echo "Cached QPS, 1 core, airlock, ${rule_list[-1]} rules against ${rule_list[0]} ($rule_rounds alternating pairs):"
+	echo
+	echo "| pair | ${rule_list[0]} rules QPS | ${rule_list[-1]} rules QPS | ratio | CPU-µs/q ${rule_list[0]} / ${rule_list[-1]} | others ${rule_list[0]} / ${rule_list[-1]} |"
+	echo "|---:|---:|---:|---:|---:|---:|"
+	ratios=""
+	for ((r = 1; r <= rule_rounds; r++)); do
+		lo="$CACHE/bench-dns-c1-p${rule_list[0]}-r$r.tsv" hi="$CACHE/bench-dns-c1-p${rule_list[-1]}-r$r.tsv"
+		x=$(ratio "$(field "$hi" airlock cached_qps)" "$(field "$lo" airlock cached_qps)")
+		ratios+=" $x"
+		echo "| $r | $(field "$lo" airlock cached_qps) | $(field "$hi" airlock cached_qps) | $x | $(field "$lo" airlock cached_cpu_us) / $(field "$hi" airlock cached_cpu_us) | $(field "$lo" airlock cached_others)% / $(field "$hi" airlock cached_others)% |"
+	done
+	echo
+	echo "- cached QPS ${rule_list[-1]} ÷ ${rule_list[0]} rules: median $(tr ' ' '\n' <<<"$ratios" | grep -v -e '^$' -e n/a | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')×, spread$(tr ' ' '\n' <<<"$ratios" | grep -v -e '^$' -e n/a | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf " %s–%s", lo, hi }')× (per pair:$ratios)."
 } | tee "$CACHE/bench-dns-cores.md"

@@ -30,8 +30,10 @@
 #      miss QPS of the round (the same offered load for every target),
 #      dnsperf -v: p50 and p99 of the miss path.
 # CPU time per query (utime+stime from /proc; airlock's and unbound-fwd's
-# rows include the upstream unbound), airlock's cache hit/miss counters and
-# others' CPU time on the server CPUs are taken around each run.
+# rows include the upstream unbound), dnsperf's own CPU time per query (the
+# shell's children times around the run: the load generator's cost d, for
+# the cores arithmetic of bench/dns-cores.sh), airlock's cache hit/miss
+# counters and others' CPU time on the server CPUs are taken around each run.
 #
 # CPUs (BENCH_PIN=1): the servers run on the last BENCH_CORES CPUs, dnsperf
 # on the others; with BENCH_CORES = every CPU (2 on this machine) dnsperf
@@ -281,8 +283,10 @@ run() {
 	b0=$(cpu_busy "$srv_cpus")
 	u0=$(cpu_ticks "$apid" "$upid" "$fpid")
 	t0=$(date +%s%N)
+	times >"$work/times0" # the shell's children so far (builtin: no fork)
 	"${cli[@]}" dnsperf -s 127.0.0.1 -p "${port[$t]}" -d "$f" -c "$clients" -T "$cores" "$@" >"$out" 2>&1 ||
 		die "dnsperf against $t failed: $(tail -5 "$out")"
+	times >"$work/times1"
 	c1=$(cpu_ticks "${procs[@]}")
 	b1=$(cpu_busy "$srv_cpus")
 	u1=$(cpu_ticks "$apid" "$upid" "$fpid")
@@ -298,6 +302,9 @@ run() {
 	res[$key,max]=$(dpstat "$out" max)
 	res[$key,rcodes]=$(dpstat "$out" rcodes)
 	res[$key,cpu]=$(awk -v d=$((c1 - c0)) -v hz="$clk" -v n="${res[$key,completed]}" 'BEGIN { if (n > 0) printf "%.1f", d / hz / n * 1e6; else print "n/a" }')
+	# dnsperf's user+system time: line 2 of `times` (children), e.g. "0m1.250s 0m2.010s".
+	res[$key,dcpu]=$(awk -v n="${res[$key,completed]}" 'function s(x) { split(x, a, /[ms]/); return a[1] * 60 + a[2] }
+		FNR == 2 { v[FILENAME == ARGV[1]] = s($1) + s($2) } END { if (n > 0) printf "%.1f", (v[0] - v[1]) / n * 1e6; else print "n/a" }' "$work/times0" "$work/times1")
 	if [ "$t" = airlock ]; then
 		res[$key,hits]=$(($(metric airlock_dnsserver_cache_hits_total) - h0))
 		res[$key,misses]=$(($(metric airlock_dnsserver_cache_misses_total) - m0))
@@ -307,7 +314,7 @@ run() {
 		res[$key,p99]=$(pct "$out" 99)
 		res[$key,p999]=$(pct "$out" 99.9)
 	fi
-	log "  $key: ${res[$key,qps]} qps, avg ${res[$key,avg]} s, lost ${res[$key,lost]}, ${res[$key,cpu]} CPU-µs/query${res[$key,p99]:+, p99 ${res[$key,p99]} s} [${res[$key,rcodes]}]"
+	log "  $key: ${res[$key,qps]} qps, avg ${res[$key,avg]} s, lost ${res[$key,lost]}, ${res[$key,cpu]} CPU-µs/query (dnsperf ${res[$key,dcpu]})${res[$key,p99]:+, p99 ${res[$key,p99]} s} [${res[$key,rcodes]}]"
 }
 
 # --- rounds ----------------------------------------------------------------------
@@ -378,11 +385,12 @@ report="$CACHE/bench-dns.md"
 tsv="$CACHE/bench-dns-c$cores-p$rules.tsv"
 mkdir -p "$CACHE"
 {
-	printf 'target\tcores\trules\tcached_qps\tcached_cpu_us\thalf_p99_us\tmiss_qps\tmiss_cpu_us\tmiss_fixed_qps\tmiss_fixed_p50_us\tmiss_fixed_p99_us\n'
+	printf 'target\tcores\trules\tcached_qps\tcached_cpu_us\thalf_p99_us\tmiss_qps\tmiss_cpu_us\tmiss_fixed_qps\tmiss_fixed_p50_us\tmiss_fixed_p99_us\tcached_dnsperf_cpu_us\tcached_others\n'
 	for t in "${targets[@]}"; do
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$cores" "$rules" \
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$cores" "$rules" \
 			"$(med "$t" max qps)" "$(med "$t" max cpu)" "$(med "$t" half p99 us)" \
-			"$(med "$t" miss qps)" "$(med "$t" miss cpu)" "$(med "$t" mfix qps)" "$(med "$t" mfix p50 us)" "$(med "$t" mfix p99 us)"
+			"$(med "$t" miss qps)" "$(med "$t" miss cpu)" "$(med "$t" mfix qps)" "$(med "$t" mfix p50 us)" "$(med "$t" mfix p99 us)" \
+			"$(med "$t" max dcpu)" "$(med "$t" max other | tr -d %)"
 	done
 } >"$tsv"
 {
@@ -393,13 +401,13 @@ mkdir -p "$CACHE"
 	echo "Machine: $ncpu CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); servers pinned to CPUs $srv_cpus, dnsperf to CPUs $cli_cpus." \
 		"Versions: $("$airlock" version 2>/dev/null | head -1 || echo airlock); unbound $(unbound -V | awk '/^Version/ { print $2 }') (num-threads $cores); $(dnsperf -h 2>&1 | awk '/^Version/ { print "dnsperf " $2 }'); $(go version | awk '{ print $3 }')."
 	echo
-	echo "| Round | Target | cached QPS | CPU-µs/q | others | half p99 µs | miss QPS | miss CPU-µs/q | miss others | fixed-load miss: -Q → QPS | p50 / p99 µs | lost (cached/miss/fixed) | airlock hits/misses (cached) |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+	echo "| Round | Target | cached QPS | CPU-µs/q | dnsperf CPU-µs/q | others | half p99 µs | miss QPS | miss CPU-µs/q | miss others | fixed-load miss: -Q → QPS | p50 / p99 µs | lost (cached/miss/fixed) | airlock hits/misses (cached) |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 	for ((r = 0; r < rounds; r++)); do
 		for t in "${targets[@]}"; do
 			c="-"
 			[ "$t" = airlock ] && c="${res[$r,$t,max,hits]:-}/${res[$r,$t,max,misses]:-}"
-			echo "| $((r + 1)) | $t | $(k "${res[$r,$t,max,qps]:-}") | ${res[$r,$t,max,cpu]:-} | ${res[$r,$t,max,other]:-} | $(us "${res[$r,$t,half,p99]:-}") |" \
+			echo "| $((r + 1)) | $t | $(k "${res[$r,$t,max,qps]:-}") | ${res[$r,$t,max,cpu]:-} | ${res[$r,$t,max,dcpu]:-} | ${res[$r,$t,max,other]:-} | $(us "${res[$r,$t,half,p99]:-}") |" \
 				"$(k "${res[$r,$t,miss,qps]:--}") | ${res[$r,$t,miss,cpu]:--} | ${res[$r,$t,miss,other]:--} |" \
 				"${res[$r,$t,mfix,target]:--} → $(k "${res[$r,$t,mfix,qps]:--}") | $(us "${res[$r,$t,mfix,p50]:-}") / $(us "${res[$r,$t,mfix,p99]:-}") |" \
 				"${res[$r,$t,max,lost]:-}/${res[$r,$t,miss,lost]:--}/${res[$r,$t,mfix,lost]:--} | $c |"
