@@ -40,6 +40,7 @@ func commands() map[string]command {
 		"config check":   configCheckCmd,
 		"config default": configDefaultCmd,
 		"gateway rules":  gatewayRulesCmd,
+		"node agent":     nodeAgentCmd,
 		"node apply":     nodeApplyCmd,
 		"node reset":     nodeResetCmd,
 		"node status":    nodeStatusCmd,
