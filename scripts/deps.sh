@@ -6,12 +6,13 @@
 set -euo pipefail
 
 pkgs=(
-	docker-registry skopeo containerd runc
+	docker-registry skopeo podman containerd runc
 	nftables iptables iproute2 conntrack
 	nginx-light haproxy squid tinyproxy unbound
 	bind9-dnsutils knot-dnsutils dnsperf
 	wrk hyperfine jq openssl curl ca-certificates util-linux procps
 	redis-server keepalived
+	etcd-server
 	chromium
 )
 

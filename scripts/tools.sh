@@ -69,3 +69,41 @@ install_containerd2() {
 }
 install_containerd2
 # --- end containerd 2 ----------------------------------------------------
+
+# --- helm v4 (chart tests: deploy/helm) -----------------------------------
+# go install of the pinned release (helm.sh/helm/v4; the module list of the
+# machines marks helm v3.22.0 as not approved); the installed version is read
+# from the binary's build info (go version -m).
+HELM_VERSION=v4.3.2
+install_helm() {
+	local bin="$AIRLOCK_TOOLS/bin/helm" have=""
+	if [ -x "$bin" ]; then
+		have="$(go version -m "$bin" 2>/dev/null | awk '$1 == "mod" { print $3 }')"
+	fi
+	[ "$have" = "$HELM_VERSION" ] && return 0
+	command -v go >/dev/null || { echo "tools.sh: go not found; install Go to build helm" >&2; return 1; }
+	echo "tools.sh: installing helm $HELM_VERSION into $AIRLOCK_TOOLS/bin${have:+ (had $have)}" >&2
+	mkdir -p "$AIRLOCK_TOOLS/bin"
+	GOBIN="$AIRLOCK_TOOLS/bin" go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+}
+install_helm
+# --- end helm ------------------------------------------------------------
+
+# --- kube-apiserver (chart tests: deploy/helm/apiserver_test.go) ----------
+# Built from the Go module proxy by scripts/tools/build-kube-apiserver.sh
+# (k8s.io/kubernetes cannot be go installed; about 6 minutes on 2 cores the
+# first time, niced); the version is stamped with -ldflags and read back.
+KUBE_APISERVER_VERSION=1.34.4
+install_kube_apiserver() {
+	local bin="$AIRLOCK_TOOLS/bin/kube-apiserver" have=""
+	if [ -x "$bin" ]; then
+		have="$("$bin" --version 2>/dev/null | awk '{ print $2 }')"
+	fi
+	[ "$have" = "v$KUBE_APISERVER_VERSION" ] && return 0
+	command -v go >/dev/null || { echo "tools.sh: go not found; install Go to build kube-apiserver" >&2; return 1; }
+	echo "tools.sh: building kube-apiserver v$KUBE_APISERVER_VERSION into $AIRLOCK_TOOLS/bin${have:+ (had $have)}" >&2
+	rm -f "$bin"
+	nice -n 19 "$ROOT/scripts/tools/build-kube-apiserver.sh" "$AIRLOCK_TOOLS/bin" "$KUBE_APISERVER_VERSION" >/dev/null
+}
+install_kube_apiserver
+# --- end kube-apiserver --------------------------------------------------
