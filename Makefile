@@ -10,13 +10,16 @@ E2E_FLAGS ?= -count=1 -timeout 12m
 FUZZTIME  ?= 10s
 
 .DEFAULT_GOAL := help
-.PHONY: help build deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e e2e-objstore fuzz bench bench-registry bench-cache bench-gateway bench-dns bench-dns-cores bench-storage bench-cluster bench-failover bench-failover-vip bench-learn bench-regscale bench-policy bench-fill diagrams clean
+.PHONY: help build image deps test test-unit vet fmt-check unit race conformance conformance-baseline e2e e2e-objstore fuzz bench bench-registry bench-cache bench-gateway bench-dns bench-dns-cores bench-storage bench-cluster bench-failover bench-failover-vip bench-learn bench-regscale bench-policy bench-fill diagrams clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build bin/airlock
 	$(GO) build -o $(BIN) ./cmd/airlock
+
+image: ## OCI image of airlock (linux/amd64, linux/arm64) as an OCI layout in dist/image; push: go run ./scripts/mkimage push --to HOST/REPO:TAG
+	nice -n 19 $(GO) run ./scripts/mkimage build --out dist/image
 
 deps: ## install missing Debian packages and the pinned storage emulators (Azurite, versitygw) for the suites (root)
 	scripts/deps.sh
@@ -51,6 +54,7 @@ conformance-baseline: ## same suite against Debian docker-registry (62/12/5)
 e2e: ## e2e suite as root: real skopeo, containerd, docker-registry, unbound, netns; airlock binary
 	$(GO) test -tags e2e $(E2E_FLAGS) ./test/e2e/...
 	$(GO) test -tags e2e $(E2E_FLAGS) -run 'E2E' ./internal/upstream ./internal/egress ./internal/dnsserver ./internal/node ./internal/verify
+	$(GO) test -tags e2e $(E2E_FLAGS) -run 'E2E' ./scripts/mkimage
 
 e2e-objstore: build ## e2e cache and object storage tests with the content on Azurite, then on versitygw (root; runs both, fails at the end)
 	@rc=0; for s in azblob s3; do echo "e2e-objstore: E2E_STORAGE=$$s"; \
