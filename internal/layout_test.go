@@ -42,6 +42,7 @@ var rank = map[string]int{
 	"internal/admin":     3,
 	"internal/config":    4,
 	"cmd/airlock":        5,
+	"scripts/mkimage":    5, // `make image`: builds and pushes the OCI image (imports no internal package)
 
 	// the host firewall runner (nft, ip) shared by node and egress, and its test double (imported by tests only)
 	"internal/hostfw":            1,
