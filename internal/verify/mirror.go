@@ -128,6 +128,9 @@ func (b *battery) registryImage(ctx context.Context) (Outcome, string) {
 		return Failed, err.Error()
 	}
 	dir, ok := hostsDir(b.root, ref.Host)
+	if !ok && b.onlyContainersImage() {
+		return NotTested, "containerd is not on this node; CRI-O/podman are: the registries-conf-image row pulls the image their way"
+	}
 	if !ok {
 		return Failed, fmt.Sprintf("no %s/hosts.toml: containerd pulls %s from the upstream itself (artifactSource Direct), not through airlock", dir, ref.Host)
 	}

@@ -339,6 +339,18 @@ func (b *battery) runtimeProbes() []probe {
 	return ps
 }
 
+// onlyContainersImage reports whether CRI-O or podman is on the node and
+// containerd is not: the containerd registry-image row has nothing to
+// check then.
+func (b *battery) onlyContainersImage() bool {
+	cfg := b.containerdConfig
+	if cfg == "" {
+		cfg = DefaultContainerdConfig
+	}
+	_, ctrd := containerdFound(b.root, cfg)
+	return !ctrd && runtimeFound(b.root, []string{"crio", "podman"}, b.registriesConf)
+}
+
 // registriesConfPinned resolves sample references of registries with and
 // without a cache rule, short names, and the registry image through the
 // merged registries.conf: every endpoint containers/image would try must
