@@ -207,6 +207,7 @@ registry:
 				in.Config.RegistryCAFile = ca.caFile
 			}
 			in.Config.SetDefaults()
+			in.Config.SandboxImage = "mcr.microsoft.com/oss/kubernetes/pause:3.6"
 			res, err := New(root, nsRunner{ns}, nil).Apply(runCtx, in)
 			if err != nil {
 				t.Fatalf("Apply: %v", err)

@@ -177,6 +177,7 @@ func e2eInput(outbound OutboundType) Input {
 		CacheRules: []CacheRule{{SourceRepo: "mcr.microsoft.com/*", TargetRepo: "aks-managed-repository/*"}},
 	}
 	in.Config.SetDefaults()
+	in.Config.SandboxImage = "mcr.microsoft.com/oss/kubernetes/pause:3.6" // a cache rule covers it
 	return in
 }
 
