@@ -138,12 +138,9 @@ func (n *Node) planDocker(p *Plan, in Input, ep MirrorEndpoint) error {
 		return fmt.Errorf("%s %w; fix it or set node.runtimes without docker", c.DockerDaemonConfig, err)
 	}
 	p.Notes = append(p.Notes, notes...)
-	if ep.CAFile != "" {
-		p.Notes = append(p.Notes, fmt.Sprintf("dockerd trusts a registry's CA from /etc/docker/certs.d/<host:port>/ca.crt, not from node.registryCAFile: copy %s there for each airlock replica", ep.CAFile))
-	}
 	p.Notes = append(p.Notes, dockerRuleNote(in.CacheRules))
 	p.files = append(p.files, wantFile{path: c.DockerDaemonConfig, role: roleDaemonJSON, content: text})
-	return nil
+	return n.planRegistryCA(p, ep, "/etc/docker/certs.d", roleDockerCA)
 }
 
 // dockerRuleNote says how docker.io pulls fare on the airlock registry:

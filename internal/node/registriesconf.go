@@ -199,6 +199,29 @@ func (n *Node) planRegistriesConf(p *Plan, in Input, ep MirrorEndpoint, crio boo
 	if crio {
 		p.files = append(p.files, wantFile{path: CRIOPauseDropIn, role: roleCRIOPause, content: crioPauseDropIn(c.SandboxImage)})
 	}
+	return n.planRegistryCA(p, ep, "/etc/containers/certs.d", roleContainersCA)
+}
+
+// Roles of the registry CA files written for containers/image and dockerd.
+const (
+	roleContainersCA = "containers registry CA"
+	roleDockerCA     = "dockerd registry CA"
+)
+
+// planRegistryCA copies node.registryCAFile to <dir>/<host:port>/ca.crt
+// for every airlock replica: containers/image and dockerd read a
+// registry's CA there, not from a path in their configuration.
+func (n *Node) planRegistryCA(p *Plan, ep MirrorEndpoint, dir, role string) error {
+	if ep.CAFile == "" {
+		return nil
+	}
+	ca, exists, err := readFile(n.under(ep.CAFile))
+	if err != nil || !exists {
+		return fmt.Errorf("node.registryCAFile %s: cannot read it under the root (%v): CRI-O, podman and dockerd need its content copied to %s", ep.CAFile, err, dir)
+	}
+	for _, r := range ep.Registries {
+		p.files = append(p.files, wantFile{path: path.Join(dir, r, "ca.crt"), role: role + " " + r, content: ca})
+	}
 	return nil
 }
 

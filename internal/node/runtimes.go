@@ -220,8 +220,10 @@ func runtimeFiles(role string) []Runtime {
 	switch {
 	case strings.Contains(role, "containerd"), strings.HasPrefix(role, "hosts.toml"):
 		return []Runtime{RuntimeContainerd}
-	case role == roleRegistriesConf:
+	case role == roleRegistriesConf, strings.HasPrefix(role, roleContainersCA):
 		return []Runtime{RuntimeCRIO, RuntimePodman}
+	case strings.HasPrefix(role, roleDockerCA):
+		return []Runtime{RuntimeDocker}
 	case role == roleCRIOPause:
 		return []Runtime{RuntimeCRIO}
 	case role == roleDaemonJSON:

@@ -322,3 +322,45 @@ func TestApplyListedRuntimeIsStable(t *testing.T) {
 		t.Errorf("after reset: %q, want the empty root", keys(left))
 	}
 }
+
+// TestApplyRuntimesCA: with node.registryCAFile, containers/image and
+// dockerd get the CA where they read it, per replica; reset removes it.
+func TestApplyRuntimesCA(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "usr/bin/podman", "")
+	write(t, root, "usr/bin/dockerd", "")
+	write(t, root, "etc/airlock/ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+	before := snapshot(t, root)
+	n := New(root, newFakeNet(), nil)
+	in := testInput(func(in *Input) {
+		in.Config.RegistryCAFile = "/etc/airlock/ca.pem"
+		in.Config.Registry = Addresses{"10.42.2.4:5000", "10.42.2.5:5000"}
+	})
+	res := mustApply(t, n, in)
+	after := snapshot(t, root)
+	for _, p := range []string{"etc/containers/certs.d/10.42.2.4:5000/ca.crt", "etc/containers/certs.d/10.42.2.5:5000/ca.crt", "etc/docker/certs.d/10.42.2.4:5000/ca.crt"} {
+		if after[p] != before["etc/airlock/ca.pem"] {
+			t.Errorf("%s = %q, want the CA", p, after[p])
+		}
+	}
+	if strings.Contains(after["etc/containers/registries.conf.d/99-airlock.conf"], "insecure") {
+		t.Error("registries.conf marks a TLS registry insecure")
+	}
+	if strings.Contains(after["etc/docker/daemon.json"], "insecure-registries") || !strings.Contains(after["etc/docker/daemon.json"], "https://10.42.2.4:5000") {
+		t.Errorf("daemon.json for a TLS registry:\n%s", after["etc/docker/daemon.json"])
+	}
+	st, err := n.Status(context.Background())
+	if err != nil || len(st.Runtimes) != 2 || len(st.Runtimes[0].Files) != 3 || len(st.Runtimes[1].Files) != 3 {
+		t.Errorf("status runtimes = %+v %v, want podman and docker with 3 files each", st.Runtimes, err)
+	}
+	_ = res
+	if _, err := n.Reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkDiffUnit(t, before, snapshot(t, root))
+
+	in.Config.RegistryCAFile = "/etc/airlock/missing.pem"
+	if _, err := n.Apply(context.Background(), in); err == nil || !strings.Contains(err.Error(), "node.registryCAFile") {
+		t.Errorf("Apply with a missing CA file = %v", err)
+	}
+}
