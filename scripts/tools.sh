@@ -46,7 +46,7 @@ install_versitygw() {
 install_versitygw
 # --- end versitygw -------------------------------------------------------
 
-# --- containerd 2 (node e2e: internal/node/e2e_containerd2_test.go) -------
+# --- containerd 2 (node e2e: internal/node/e2e_containerd_test.go) --------
 # go install of containerd and ctr at the pinned release (Debian ships 1.6);
 # the installed version is read from the binaries' build info (go version -m).
 CONTAINERD2_VERSION=v2.4.2
