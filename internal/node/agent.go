@@ -137,7 +137,7 @@ func (a *Agent) round(ctx context.Context) bool {
 		return a.ready()
 	}
 	for _, d := range drift {
-		a.log.Warn("node agent: drift", "what", d.What, "path", d.Path, "detail", d.Detail)
+		a.log.Warn("node agent: drift", d.attrs()...)
 	}
 	if slices.ContainsFunc(drift, func(d Drift) bool { return d.What == DriftState }) {
 		if ok, err := a.n.restoreState(a.state); err != nil {
@@ -189,7 +189,7 @@ func (a *Agent) apply(ctx context.Context, why string, drift []Drift) bool {
 	for _, d := range drift {
 		if !slices.Contains(after, d) {
 			a.m.Repaired.WithLabelValues(d.What).Inc()
-			a.log.Info("node agent: drift repaired", "what", d.What, "path", d.Path, "detail", d.Detail)
+			a.log.Info("node agent: drift repaired", d.attrs()...)
 		}
 	}
 	if len(after) > 0 {

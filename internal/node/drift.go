@@ -32,6 +32,14 @@ type Drift struct {
 
 func (d Drift) String() string { return d.What + ": " + d.Detail }
 
+// attrs are d's log attributes: what, path (for files) and detail.
+func (d Drift) attrs() []any {
+	if d.Path == "" {
+		return []any{"what", d.What, "detail", d.Detail}
+	}
+	return []any{"what", d.What, "path", d.Path, "detail", d.Detail}
+}
+
 // drift compares the node with want, the state a successful apply
 // returned, and with listing, the table as nft listed it right after that
 // apply (counters zeroed; "" when there is no table). Unlike Status it
@@ -56,7 +64,9 @@ func (n *Node) drift(ctx context.Context, want *State, listing string) ([]Drift,
 	case want.Table && !maps.Equal(live, want.RuleCounts):
 		out = append(out, Drift{What: DriftRuleset, Detail: fmt.Sprintf("table inet %s has %s, apply loaded %s", Table, countsDetail(live), countsDetail(want.RuleCounts))})
 	case want.Table:
-		if cur, _ := liveTable(ctx, nf); cur != listing {
+		if cur, ok := liveTable(ctx, nf); !ok {
+			out = append(out, Drift{What: DriftRuleset, Detail: fmt.Sprintf("table inet %s is missing", Table)})
+		} else if cur != listing {
 			out = append(out, Drift{What: DriftRuleset, Detail: fmt.Sprintf("table inet %s has the rule counts apply loaded but other rules", Table)})
 		}
 	case live != nil:
