@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlockdev/airlock/internal/blobstore"
@@ -280,150 +281,197 @@ func (f *fill) linkRepos() (repos []string) {
 	return repos
 }
 
-// feed appends body to w until its end, making each chunk readable by f's
-// readers as it lands. werr is a storage failure, rerr a failure of the
+// feed appends body to w until its end, making the bytes readable by f's
+// readers as they land. werr is a storage failure, rerr a failure of the
 // source (nil at its clean end). upstream counts the bytes as fetched from
 // the upstream.
 //
 // Receiving, writing and hashing run as a pipeline of three goroutines
-// (this one reads the body) over at most fillBufs buffers of fillChunk
-// bytes: on a host with spare cores a fill goes at the pace of its slowest
-// stage, not of their sum. Every read goes on at once as a chunk (a slow
-// source's bytes reach the clients as they come); the writer merges the
-// chunks queued behind it into one write (a fast source's go in large
-// writes). A chunk is written, published to the readers, then hashed; the
-// hash runs behind the writes, and feed returns only once it has caught
-// up, so w.Verified after feed sees every byte. A buffer goes back to the
-// free list when its last chunk is hashed.
+// (this one reads the body) over a ring of at most fillBufs buffers of
+// fillChunk bytes: on a host with spare cores a fill goes at the pace of
+// its slowest stage, not of their sum. The receiver fills each buffer to
+// its end before it wakes the writer, so a fast source moves in writes of
+// a whole buffer, one handoff each, however small its socket reads are.
+// Bytes of a buffer not yet full are never held longer than fillFlush:
+// the writer also wakes on that tick and takes whatever arrived (the
+// receiver publishes its progress after every read), so a client
+// streaming a fill whose source stalls still gets every byte received.
+// A stretch is written, published to the readers, then hashed; the hash
+// runs behind the writes, and feed returns only once it has caught up, so
+// w.Verified after feed sees every byte. The receiver reuses a buffer once
+// the hasher is done with it.
 func (s *Store) feed(f *fill, w fillWriter, body io.Reader, upstream bool) (werr, rerr error) {
-	hash := w.HashElsewhere()
-	toWrite := make(chan fillChunkBuf, fillQueue)
-	toHash := make(chan fillChunkBuf, fillQueue)
-	free := make(chan *[]byte, fillBufs) // room for every buffer: a return never blocks
-	stop := make(chan struct{})          // closed by the writer when a write fails
+	p := &fillPipe{
+		kick:  make(chan struct{}, 1),
+		freed: make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		hash:  make(chan fillStretch, fillBufs+1),
+	}
+	defer p.release()
+	hash := w.HashElsewhere() // before the first Write
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { // write, publish; after a failure only pass chunks on
-		defer wg.Done()
-		defer close(toHash)
-		next, ok := <-toWrite
-		for ok {
-			c := next
-			// Merge what is queued and continues c in the same buffer.
-			for ok = false; !c.last; {
-				select {
-				case next, ok = <-toWrite:
-				default:
-				}
-				if !ok || next.buf != c.buf || next.off != c.off+c.n {
-					break
-				}
-				c.n, c.last, ok = c.n+next.n, next.last, false
-			}
-			if werr == nil {
-				if _, werr = w.Write((*c.buf)[c.off : c.off+c.n]); werr != nil {
-					close(stop)
-				} else {
-					f.mu.Lock()
-					f.written += int64(c.n)
-					f.mu.Unlock()
-					f.cond.Broadcast()
-				}
-			}
-			c.skip = werr != nil
-			toHash <- c
-			if !ok {
-				next, ok = <-toWrite
-			}
+	go func() { defer wg.Done(); werr = p.write(f, w) }()
+	go func() { defer wg.Done(); p.hashAll(hash) }()
+	rerr = p.receive(body, func(n int) {
+		if upstream {
+			s.m.upstreamBytes.Add(float64(n))
 		}
-	}()
-	go func() { // hash, free the buffers
-		defer wg.Done()
-		for c := range toHash {
-			if !c.skip {
-				hash.Write((*c.buf)[c.off : c.off+c.n])
-			}
-			if c.last {
-				free <- c.buf
-			}
-		}
-	}()
-
-	held := 0 // buffers taken from fillPool
-	var cur *[]byte
-	off := 0
-read:
-	for {
-		if cur == nil {
-			off = 0
-			select {
-			case cur = <-free:
-			default:
-				if held < fillBufs {
-					cur = fillPool.Get().(*[]byte)
-					held++
-					break
-				}
-				select {
-				case cur = <-free:
-				case <-stop:
-					break read
-				}
-			}
-		}
-		m, err := body.Read((*cur)[off:])
-		if m > 0 {
-			if upstream {
-				s.m.upstreamBytes.Add(float64(m))
-			}
-			c := fillChunkBuf{buf: cur, off: off, n: m, last: off+m == len(*cur)}
-			select {
-			case toWrite <- c:
-			case <-stop:
-				break read
-			}
-			off += m
-			if c.last {
-				cur = nil
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			rerr = err
-			break
-		}
-	}
-	close(toWrite)
+	})
 	wg.Wait()
-	if cur != nil { // never sent as a last chunk: still ours
-		free <- cur
-	}
-	for range held {
-		fillPool.Put(<-free)
-	}
 	if werr != nil {
 		return werr, nil
 	}
 	return nil, rerr
 }
 
-// A fill moves its bytes in chunks of up to fillChunk bytes, at most
-// fillBufs buffers of them per fill, from a pool shared by every fill.
+// A fill moves its bytes through a ring of at most fillBufs buffers of
+// fillChunk bytes, from a pool shared by every fill (a small blob takes
+// one). A buffer not yet full waits at most fillFlush for the writer.
 const (
 	fillChunk = 1 << 20
 	fillBufs  = 4
-	fillQueue = 64 // chunks queued to the writer, and to the hash
+	fillFlush = 5 * time.Millisecond
 )
 
 var fillPool = sync.Pool{New: func() any { b := make([]byte, fillChunk); return &b }}
 
-// fillChunkBuf is n bytes at off in buf, on their way through feed. last:
-// they end the buffer (it is free once they are hashed); skip: a write
-// failed, they are not hashed.
-type fillChunkBuf struct {
-	buf        *[]byte
-	off, n     int
-	last, skip bool
+// fillPipe is the state feed's three goroutines share. Stream offset p
+// lives in buffer p/fillChunk, which is ring slot (p/fillChunk)%fillBufs:
+// the receiver fills the buffers in turn, each to its end, and takes slot
+// k for buffer k only once the hasher is past buffer k-fillBufs.
+type fillPipe struct {
+	slots [fillBufs]*[]byte // set by the receiver before recvd covers them
+
+	recvd    atomic.Int64  // bytes received (the receiver's progress)
+	recvDone atomic.Bool   // set after the receiver's last recvd
+	hashed   atomic.Int64  // bytes hashed (the hasher's progress)
+	kick     chan struct{} // receiver → writer: a buffer is full, or the end
+	freed    chan struct{} // hasher → receiver: a buffer is hashed
+	stop     chan struct{} // closed by the writer when a write fails
+	hash     chan fillStretch
+}
+
+// fillStretch is buf[lo:hi] on its way from the writer to the hasher.
+type fillStretch struct {
+	buf    *[]byte
+	lo, hi int
+}
+
+// receive reads body into the ring until its end (nil), a read error, or
+// a failed write (nil: the writer reports it). counted sees every read.
+func (p *fillPipe) receive(body io.Reader, counted func(int)) (rerr error) {
+	defer func() {
+		p.recvDone.Store(true)
+		p.wake(p.kick)
+	}()
+	var pos int64 // == p.recvd, owned here
+	for {
+		k := pos / fillChunk
+		off := int(pos % fillChunk)
+		slot := &p.slots[k%fillBufs]
+		if off == 0 {
+			// Buffer k reuses the slot of buffer k-fillBufs: wait until
+			// that one is hashed.
+			for need := (k - fillBufs + 1) * fillChunk; p.hashed.Load() < need; {
+				select {
+				case <-p.freed:
+				case <-p.stop:
+					return nil
+				}
+			}
+			if *slot == nil {
+				*slot = fillPool.Get().(*[]byte)
+			}
+		}
+		m, err := body.Read((**slot)[off:])
+		if m > 0 {
+			counted(m)
+			pos += int64(m)
+			p.recvd.Store(pos)
+			if pos%fillChunk == 0 {
+				p.wake(p.kick)
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case <-p.stop:
+			return nil
+		default:
+		}
+	}
+}
+
+// write appends what the receiver published to w, a buffer at a time when
+// they come full, else what there is every fillFlush, and hands each
+// written stretch to the hasher. After a failed write it stops the
+// receiver and returns the failure.
+func (p *fillPipe) write(f *fill, w fillWriter) error {
+	defer close(p.hash)
+	tick := time.NewTicker(fillFlush)
+	defer tick.Stop()
+	var pos int64 // bytes written
+	for {
+		done := p.recvDone.Load() // before recvd: its last value is in then
+		end := p.recvd.Load()
+		for pos < end {
+			k := pos / fillChunk
+			lo := int(pos % fillChunk)
+			hi := int(min(end-k*fillChunk, fillChunk))
+			buf := p.slots[k%fillBufs]
+			if _, err := w.Write((*buf)[lo:hi]); err != nil {
+				close(p.stop)
+				return err
+			}
+			pos += int64(hi - lo)
+			f.mu.Lock()
+			f.written += int64(hi - lo)
+			f.mu.Unlock()
+			f.cond.Broadcast()
+			p.hash <- fillStretch{buf, lo, hi}
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-p.kick:
+		case <-tick.C:
+		}
+	}
+}
+
+// hashAll hashes the written stretches in order and tells the receiver
+// when a buffer is free again.
+func (p *fillPipe) hashAll(h io.Writer) {
+	for c := range p.hash {
+		h.Write((*c.buf)[c.lo:c.hi])
+		p.hashed.Add(int64(c.hi - c.lo))
+		if c.hi == fillChunk {
+			p.wake(p.freed)
+		}
+	}
+}
+
+// wake signals ch without blocking: one pending signal is enough, the
+// other side rereads the shared counters.
+func (p *fillPipe) wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// release returns the ring's buffers to the pool once every goroutine of
+// feed is done with them.
+func (p *fillPipe) release() {
+	for _, b := range p.slots {
+		if b != nil {
+			fillPool.Put(b)
+		}
+	}
 }

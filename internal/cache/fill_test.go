@@ -7,11 +7,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/airlockdev/airlock/internal/blobstore"
 	"github.com/airlockdev/airlock/internal/oci"
+	"github.com/airlockdev/airlock/internal/registry"
+	"github.com/airlockdev/airlock/internal/upstream"
 )
 
 // serveWriteTo is an HTTP/1 server on loopback answering every GET of
@@ -172,6 +177,99 @@ func TestWriteTo(t *testing.T) {
 			}
 			if err != nil || !bytes.Equal(got, content) {
 				t.Errorf("WriteTo = %d bytes, %v; want %d equal bytes", len(got), err, len(content))
+			}
+		})
+	}
+}
+
+// A fill fills each buffer before it hands it on, but a client streaming
+// it must still get every byte received so far when the upstream stalls
+// mid-blob: here a real upstream on loopback, through the upstream client,
+// sends part of the blob (a small part; more than a buffer and a part) and
+// then holds its connection open. The client reads those bytes but the
+// last (held back until the digest verified), waiting for them with a
+// generous deadline; then the upstream sends the rest and the client gets
+// the whole blob, which is cached.
+func TestStreamingClientGetsBytesOfStalledUpstream(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		size, sent int
+	}{
+		{name: "inside the first buffer", size: 100 << 10, sent: 1000},
+		{name: "past a full buffer", size: 3<<20 + 17, sent: fillChunk + 12345},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			content := random(tt.size)
+			d := oci.SHA256.FromBytes(content)
+			resume := make(chan struct{})
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", strconv.Itoa(len(content)))
+				w.Header().Set("Docker-Content-Digest", string(d))
+				w.Write(content[:tt.sent])
+				w.(http.Flusher).Flush()
+				select {
+				case <-resume:
+				case <-r.Context().Done():
+					return
+				}
+				w.Write(content[tt.sent:])
+			}))
+			t.Cleanup(up.Close)
+			var once sync.Once
+			release := func() { once.Do(func() { close(resume) }) }
+			t.Cleanup(release) // before up.Close: the handler returns
+			client, err := upstream.New(upstream.Options{
+				Endpoints:   map[string]upstream.Endpoint{"mcr.microsoft.com": {URL: up.URL}},
+				Timeout:     time.Minute, // the stall lasts as long as the test wants
+				DialContext: loopbackOnly,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs, err := blobstore.Open(t.TempDir(), blobstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := &Config{CacheRules: []Rule{{Name: "mcr", SourceRepo: "mcr.microsoft.com/*", TargetRepo: "aks/*"}}}
+			cfg.SetDefaults()
+			cfg.UpstreamTimeout = time.Minute
+			s, err := New(cfg, Deps{Local: registry.NewLocalStore(bs), Blobs: bs, Upstream: FromClient(client)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { waitFills(t, s) })
+
+			resp, err := http.Get(serveWriteTo(t, s, d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			// While the fill runs, a streaming reader gets all it wrote but
+			// the last byte (held until the digest verified).
+			want := tt.sent - 1
+			first := make([]byte, want)
+			got := make(chan error, 1)
+			go func() {
+				_, err := io.ReadFull(resp.Body, first)
+				got <- err
+			}()
+			select {
+			case err := <-got:
+				if err != nil || !bytes.Equal(first, content[:want]) {
+					t.Fatalf("reading the %d bytes sent before the stall = %v (equal %v)", want, err, bytes.Equal(first, content[:want]))
+				}
+			case <-time.After(30 * time.Second):
+				release()
+				t.Fatalf("the first %d of the %d bytes the upstream sent before it stalled did not reach the streaming client in 30s", want, tt.sent)
+			}
+			release()
+			rest, err := io.ReadAll(resp.Body)
+			if all := append(first, rest...); err != nil || !bytes.Equal(all, content) {
+				t.Fatalf("whole body = %d bytes, %v; want %d equal bytes", len(all), err, len(content))
+			}
+			waitFills(t, s)
+			if _, err := bs.BlobLinked("aks/x", d); err != nil {
+				t.Errorf("blob not committed after the fill: %v", err)
 			}
 		})
 	}
