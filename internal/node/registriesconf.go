@@ -183,6 +183,11 @@ func (n *Node) planRegistriesConf(p *Plan, in Input, ep MirrorEndpoint, crio boo
 	} else if c.RegistriesConf != "/etc/containers/registries.conf" {
 		p.Notes = append(p.Notes, fmt.Sprintf("node.registriesConf %s is not in a registries.conf.d directory: CRI-O and podman read it only when pointed at it (CONTAINERS_REGISTRIES_CONF)", c.RegistriesConf))
 	}
+	for _, r := range c.Registry {
+		if strings.HasPrefix(r, "[") {
+			p.Notes = append(p.Notes, fmt.Sprintf("node.registry %s is an IPv6 address: containers/image as in podman 4.3 rejects it in a registries.conf location (\"rewriting reference: invalid reference format\"), so CRI-O and podman pulls fail, closed; list an IPv4 replica first", r))
+		}
+	}
 	for _, r := range in.CacheRules {
 		if r.TargetRepo == "*" {
 			p.Notes = append(p.Notes, fmt.Sprintf("cache rule %s → * makes every name on airlock that upstream's: the catch-all's %s/<name> pulls are asked of it instead of refused (still through airlock, never directly)", r.SourceRepo, UnpinnedRepo))
