@@ -185,7 +185,7 @@ func (n *Node) planRegistriesConf(p *Plan, in Input, ep MirrorEndpoint, crio boo
 	}
 	for _, r := range c.Registry {
 		if strings.HasPrefix(r, "[") {
-			p.Notes = append(p.Notes, fmt.Sprintf("node.registry %s is an IPv6 address: containers/image as in podman 4.3 rejects it in a registries.conf location (\"rewriting reference: invalid reference format\"), so CRI-O and podman pulls fail, closed; list an IPv4 replica first", r))
+			p.Notes = append(p.Notes, fmt.Sprintf("node.registry %s is an IPv6 address: containers/image as in podman 4.3 rejects it in a registries.conf location (\"rewriting reference: invalid reference format\"), so CRI-O and podman pulls fail, closed (any entry that names it, mirror or location); use IPv4 replicas for them", r))
 		}
 	}
 	for _, r := range in.CacheRules {
