@@ -6,7 +6,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -21,6 +23,26 @@ const DefaultCertsDir = "/etc/containerd/certs.d"
 // containerd (1.6.17 and later, 1.7, 2.x) reads for every registry that has
 // no directory of its own.
 const DefaultHostsDir = "_default"
+
+// defaultHostsMin is the first containerd release that reads
+// certs.d/_default: 1.6.17 (containerd#8065, a backport of #7607).
+var defaultHostsMin = [3]int{1, 6, 17}
+
+var containerdSemver = regexp.MustCompile(`(?:^|[ v])(\d+)\.(\d+)\.(\d+)`)
+
+// containerdVersion reads major.minor.patch from `containerd --version`
+// ("containerd github.com/containerd/containerd 1.6.20~ds1 …").
+func containerdVersion(line string) ([3]int, bool) {
+	m := containerdSemver.FindStringSubmatch(line)
+	if m == nil {
+		return [3]int{}, false
+	}
+	var v [3]int
+	for i := range v {
+		v[i], _ = strconv.Atoi(m[i+1])
+	}
+	return v, true
+}
 
 // criKeys are the containerd config keys airlock edits, for one config
 // version, as TOML key paths.
@@ -78,6 +100,13 @@ type containerdEdit struct {
 // exists is false when there is no config file: then a version 2 file
 // (read by containerd 1.6 to 2.x) is written.
 func editContainerdConfig(content string, exists bool, sandbox string) (containerdEdit, error) {
+	return editContainerdConfigVersion(content, exists, sandbox, 2)
+}
+
+// editContainerdConfigVersion is editContainerdConfig writing a missing
+// file as config version newVersion (3 when the binary is containerd 2,
+// which would otherwise migrate version 2 on every start).
+func editContainerdConfigVersion(content string, exists bool, sandbox string, newVersion int) (containerdEdit, error) {
 	meaningful := false
 	for l := range strings.SplitSeq(content, "\n") {
 		if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") {
@@ -85,18 +114,26 @@ func editContainerdConfig(content string, exists bool, sandbox string) (containe
 			break
 		}
 	}
+	if exists && !meaningful {
+		if _, err := decodeTOML(content); err != nil {
+			return containerdEdit{}, fmt.Errorf("not valid TOML (containerd would not start with it either): %w", err)
+		}
+	}
 	if !exists || !meaningful {
-		k := containerdKeys(2)
+		if newVersion != 3 {
+			newVersion = 2
+		}
+		k := containerdKeys(newVersion)
 		c := content
 		if c != "" && !strings.HasSuffix(c, "\n") {
 			c += "\n"
 		}
-		c += "version = 2\n"
+		c += fmt.Sprintf("version = %d\n", newVersion)
 		if sandbox != "" {
 			c += "\n" + tableHeader(k.sandbox[:len(k.sandbox)-1]) + "\n  " + k.sandbox[len(k.sandbox)-1] + " = " + tomlString(sandbox) + "\n"
 		}
 		c += "\n" + tableHeader(k.registry) + "\n  config_path = " + tomlString(DefaultCertsDir) + "\n"
-		return containerdEdit{content: c, changed: true, version: 2, certsDir: DefaultCertsDir,
+		return containerdEdit{content: c, changed: true, version: newVersion, certsDir: DefaultCertsDir,
 			notes: []string{"wrote containerd's config (it had none): containerd must restart to read it"}}, nil
 	}
 	doc, err := decodeTOML(content)
@@ -398,9 +435,22 @@ func (n *Node) planContainerd(p *Plan, in Input, mirrors []Mirror) error {
 	if err != nil {
 		return fmt.Errorf("reading containerd config: %w", err)
 	}
-	edit, err := editContainerdConfig(cur, exists, sandbox)
+	binVersion, known := [3]int{}, false
+	for _, r := range p.Runtimes {
+		if r.Runtime == RuntimeContainerd && r.Version != "" {
+			binVersion, known = containerdVersion(r.Version)
+		}
+	}
+	newVersion := 2
+	if known && binVersion[0] >= 2 {
+		newVersion = 3
+	}
+	edit, err := editContainerdConfigVersion(cur, exists, sandbox, newVersion)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.ContainerdConfig, err)
+	}
+	if known && slices.Compare(binVersion[:], defaultHostsMin[:]) < 0 {
+		p.Notes = append(p.Notes, fmt.Sprintf("containerd %d.%d.%d does not read %s/_default (from 1.6.17): registries without a cache rule are pulled from the registries themselves, held only by the node's packet rules (outboundType block or userDefinedRouting); upgrade containerd", binVersion[0], binVersion[1], binVersion[2], edit.certsDir))
 	}
 	// Wanted even when unchanged: a config airlock wrote before stays
 	// airlock's (reset restores it).

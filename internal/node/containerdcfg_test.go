@@ -326,3 +326,35 @@ func TestApplyContainerdThenReset(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanContainerdByVersion: with the binary's version known, a missing
+// config is written as containerd 2's version 3, and a containerd before
+// 1.6.17 (no _default) gets a note that only the packet rules hold it.
+func TestPlanContainerdByVersion(t *testing.T) {
+	tests := []struct {
+		version     string
+		wantVersion string
+		wantNote    bool
+	}{
+		{"containerd github.com/containerd/containerd/v2 2.4.2+unknown", "version = 3\n", false},
+		{"containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3", "version = 2\n", false},
+		{"containerd github.com/containerd/containerd v1.6.16 31aa4358a368", "version = 2\n", true},
+		{"", "version = 2\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.version, func(t *testing.T) {
+			in := testInput()
+			n := New(t.TempDir(), nil, nil)
+			p := &Plan{Runtimes: []RuntimeInfo{{Runtime: RuntimeContainerd, Found: true, Version: tt.version}}}
+			mirrors, err := Mirrors(in.CacheRules)
+			must(t, err)
+			must(t, n.planContainerd(p, in, mirrors))
+			if cfg := p.files[0].content; !strings.HasPrefix(cfg, tt.wantVersion) {
+				t.Errorf("config.toml =\n%s\nwant it to start %q", cfg, tt.wantVersion)
+			}
+			if got := hasNote(p.Notes, "does not read /etc/containerd/certs.d/_default"); got != tt.wantNote {
+				t.Errorf("notes = %q, want the no-_default note: %v", p.Notes, tt.wantNote)
+			}
+		})
+	}
+}
