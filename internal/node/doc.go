@@ -23,7 +23,13 @@
 // hostfw.Runner (nft, ip) in the caller's network namespace, so tests
 // inject hostfwtest.Fake or run the real commands inside a namespace.
 //
+// Agent (agent.go, drift.go) is the long-lived form: it applies, then
+// every interval compares the node with what that apply wrote (the table
+// listing rule by rule, files, resolver, route, state) and applies again
+// on drift, with metrics and a readiness for a DaemonSet.
+//
 // Concurrency: a Node is not safe for concurrent use, and two processes
 // applying to one root at once are not coordinated; apply runs once at
-// boot (deploy/airlock-node.service) or by hand.
+// boot (deploy/airlock-node.service), by hand, or from one Agent's
+// goroutine.
 package node
