@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -42,14 +43,18 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 // image, and skopeo (the same containers/image and registries.conf;
 // Debian's podman 4.3 has no `podman artifact`) an OCI artifact, through
 // the airlock registry, while the upstream is reachable only from the
-// gateway namespace. A registry without a cache rule fails at airlock
-// (the catch-all) with no packet from the node to it, counted by nftables
-// in the node and at the gateway; airlock verify passes, and reports the
-// fallback once the catch-all is removed — then the pull goes for the
-// registry itself and the node's packet rules drop it.
+// gateway namespace. The node is userDefinedRouting: what it routes to
+// the gateway leaves it, and airlock's gateway there decides. A registry
+// without a cache rule fails at airlock (the catch-all) with no packet
+// from the node to it — nftables counters in the node and the gateway,
+// and the gateway's flow count (airlock_egress_flows_total) stay 0;
+// airlock verify passes, and reports the fallback once the catch-all is
+// removed — then podman dials the registry itself, the packets reach the
+// gateway and airlock's gateway denies the flow.
 //
-//	node 198.18.71.2/24 ──veth── gw 198.18.71.1/24 (airlock registry :5000; upstream docker-registry on its 127.0.0.1:5001)
-//	                              gw lo 198.18.72.20 ("registry.unruled.com", no cache rule; :443 and :80 answer)
+//	node 198.18.71.2/24 ──veth── gw 198.18.71.1/24 (airlock registry :5000, gateway, admin on 127.0.0.1:9090;
+//	                                 upstream docker-registry on its 127.0.0.1:5001) ──veth── inet 198.18.73.2/24
+//	inet lo 198.18.72.20 ("registry.unruled.com", no cache rule; :443 and :80 answer)
 func TestE2ENodePodmanPullsThroughAirlock(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces, nftables, mount namespaces)")
@@ -65,10 +70,12 @@ func TestE2ENodePodmanPullsThroughAirlock(t *testing.T) {
 	var b [3]byte
 	rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
-	node, gw := "alxn-pn-"+id, "alxn-pg-"+id
+	node, gw, inet := "alxn-pn-"+id, "alxn-pg-"+id, "alxn-pi-"+id
 	netnstest.Add(t, node)
 	netnstest.Add(t, gw)
+	netnstest.Add(t, inet)
 	netnstest.Exec(t, "ip", "link", "add", "n0", "netns", node, "type", "veth", "peer", "name", "g0", "netns", gw)
+	netnstest.Exec(t, "ip", "link", "add", "g1", "netns", gw, "type", "veth", "peer", "name", "i0", "netns", inet)
 	for _, c := range [][]string{
 		{"-n", node, "addr", "add", "198.18.71.2/24", "dev", "n0"},
 		{"-n", node, "link", "set", "n0", "up"},
@@ -77,15 +84,23 @@ func TestE2ENodePodmanPullsThroughAirlock(t *testing.T) {
 		{"-n", gw, "addr", "add", "198.18.71.1/24", "dev", "g0"},
 		{"-n", gw, "link", "set", "g0", "up"},
 		{"-n", gw, "link", "set", "lo", "up"},
-		{"-n", gw, "addr", "add", "198.18.72.20/32", "dev", "lo"},
+		{"-n", gw, "addr", "add", "198.18.73.1/24", "dev", "g1"},
+		{"-n", gw, "link", "set", "g1", "up"},
+		{"-n", gw, "route", "add", "198.18.72.0/24", "via", "198.18.73.2"},
+		{"-n", inet, "addr", "add", "198.18.73.2/24", "dev", "i0"},
+		{"-n", inet, "link", "set", "i0", "up"},
+		{"-n", inet, "link", "set", "lo", "up"},
+		{"-n", inet, "addr", "add", "198.18.72.20/32", "dev", "lo"},
+		{"-n", inet, "route", "add", "default", "via", "198.18.73.1"},
 	} {
 		netnstest.Exec(t, append([]string{"ip"}, c...)...)
 	}
+	netnstest.Exec(t, "ip", "netns", "exec", gw, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	// The unruled registry's address answers TCP, so a packet that got
 	// there would connect.
 	for _, port := range []string{"443", "80"} {
 		var ln net.Listener
-		netnstest.Do(t, gw, func() { ln, err = net.Listen("tcp", "198.18.72.20:"+port) })
+		netnstest.Do(t, inet, func() { ln, err = net.Listen("tcp", "198.18.72.20:"+port) })
 		must(t, err)
 		t.Cleanup(func() { ln.Close() })
 		go func() {
@@ -100,7 +115,7 @@ func TestE2ENodePodmanPullsThroughAirlock(t *testing.T) {
 	}
 	// Counters: packets the node sends to the unruled registry (before
 	// airlock's table decides), and packets from the node arriving at
-	// the gateway for it.
+	// the gateway for it (before its interception).
 	nftIn := func(ns, text string) {
 		t.Helper()
 		if out, err := (nsRunner{ns}).Run(context.Background(), text, "nft", "-f", "-"); err != nil {
@@ -163,6 +178,9 @@ http: {addr: 127.0.0.1:5001}
 	cfgPath := filepath.Join(dir, "airlock.yaml")
 	root := filepath.Join(dir, "root")
 	must(t, os.WriteFile(cfgPath, fmt.Appendf(nil, `version: 1
+admin: { listen: "127.0.0.1:9090" }
+gateway:
+  transparentListen: "0.0.0.0:15001"
 registry:
   listen: 198.18.71.1:5000
   storage: { path: %q }
@@ -173,7 +191,8 @@ registry:
   upstreamTimeout: 5s
 node:
   root: %q
-  outboundType: block
+  outboundType: userDefinedRouting
+  gateway: 198.18.71.1
   artifactSource: Cache
   runtimes: [ podman ]
   sandboxImage: mcr.microsoft.com/oss/kubernetes/pause:3.6
@@ -185,6 +204,38 @@ verify:
 	startIn(t, gw, filepath.Join(dir, "airlock.log"), airlockBin, "serve", "--config", cfgPath)
 	nc := &http.Client{Transport: &http.Transport{DialContext: nsDial(node), Proxy: nil}, Timeout: 10 * time.Second}
 	waitHTTP(t, nc, "http://198.18.71.1:5000/v2/")
+	waitHTTP(t, gc, "http://127.0.0.1:9090/metrics")
+	if out, code := runCmd(t, airlockBin, "gateway", "rules", "--config", cfgPath, gw); code != 0 {
+		t.Fatalf("airlock gateway rules: exit %d\n%s", code, out)
+	}
+	// flows is the gateway's count of decided flows (every verdict).
+	flows := func() int {
+		t.Helper()
+		resp, err := gc.Get("http://127.0.0.1:9090/metrics")
+		must(t, err)
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		total := 0
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, "airlock_egress_flows_total{") {
+				f := strings.Fields(l)
+				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+				total += int(v)
+			}
+		}
+		return total
+	}
+	// decisions are the gateway's decision records for the unruled
+	// registry's address.
+	decisions := func() []string {
+		var out []string
+		for _, l := range strings.Split(string(mustRead(t, filepath.Join(dir, "airlock.log"))), "\n") {
+			if strings.Contains(l, `"egress decision"`) && strings.Contains(l, `"dst":"198.18.72.20:`) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
 
 	// The node: podman's policy.json (its /etc/containers is root's, below)
 	// and a hosts file naming the unruled registry; no real DNS is asked.
@@ -270,8 +321,10 @@ verify:
 	if !strings.Contains(out, "198.18.71.1:5000/airlock-unpinned/team/app") {
 		t.Errorf("unruled pull did not go to airlock's catch-all:\n%s", out)
 	}
-	if n, g := counter(node), counter(gw); n != 0 || g != 0 {
-		t.Errorf("packets to the unruled registry: %d from the node, %d at the gateway, want 0 and 0", n, g)
+	if n, g, f, d := counter(node), counter(gw), flows(), len(decisions()); n != 0 || g != 0 || f != 0 || d != 0 {
+		t.Errorf("packets to the unruled registry: %d from the node, %d at the gateway, %d gateway flows (%d decisions for it); want 0", n, g, f, d)
+	} else {
+		t.Logf("unruled pull: 0 packets from the node to 198.18.72.20, 0 at the gateway, 0 gateway flows (airlock_egress_flows_total), 0 decision records")
 	}
 	if !strings.Contains(string(mustRead(t, filepath.Join(dir, "airlock.log"))), "airlock-unpinned/team/app") {
 		t.Error("airlock log does not show the refused catch-all request")
@@ -290,7 +343,8 @@ verify:
 	}
 
 	// The catch-all removed: verify reports the fallback, and the pull
-	// goes for the registry itself, which only the packet rules stop.
+	// goes for the registry itself: under userDefinedRouting the packets
+	// reach the gateway, which denies the flow.
 	noCatchAll := string(conf)[:strings.Index(string(conf), "\n# catch-all")] + "\n"
 	must(t, os.WriteFile(dropIn, []byte(noCatchAll), 0o644))
 	out, code = runCmd(t, airlockBin, "verify", "--config", cfgPath, node)
@@ -301,10 +355,14 @@ verify:
 	// (bounded: containers/image would wait out its dial timeouts)
 	out, err = podman(append([]string{"timeout", "20"}, append(pm, "pull", "registry.unruled.com/team/app:1")...)...)
 	t.Logf("unruled pull without the catch-all: %v %s", err, lastLines(out, 1))
-	n, g := counter(node), counter(gw)
-	t.Logf("packets to the unruled registry without the catch-all: %d from the node (dropped by table inet %s), %d at the gateway", n, Table, g)
-	if err == nil || n == 0 || g != 0 {
-		t.Errorf("without the catch-all: pull err %v, %d packets from the node, %d at the gateway; want a failure, >0 and 0", err, n, g)
+	n, g, d := counter(node), counter(gw), decisions()
+	t.Logf("packets to the unruled registry without the catch-all: %d from the node, %d at the gateway, %d gateway decisions for it", n, g, len(d))
+	if err == nil || n == 0 || g == 0 || len(d) == 0 {
+		t.Errorf("without the catch-all: pull err %v, %d packets from the node, %d at the gateway, %d decisions; want a failure and all three > 0 (the contrast)", err, n, g, len(d))
+	} else if !strings.Contains(d[0], `"verdict":"deny"`) || !strings.Contains(d[0], "registry.unruled.com") {
+		t.Errorf("gateway decision: %s, want a deny naming registry.unruled.com", d[0])
+	} else {
+		t.Logf("gateway decision: %.400s", d[0])
 	}
 	must(t, os.WriteFile(dropIn, conf, 0o644))
 
