@@ -208,6 +208,18 @@ verify:
 		t.Errorf("node apply did not say containerd must restart:\n%s", out)
 	}
 	hostsDir := filepath.Join(root, "etc/containerd/certs.d")
+	// containerd itself reads the edited config where apply meant it
+	// (containerd 2 migrates a version 2 file to its own keys).
+	dump, err := exec.Command(b.containerd, "--config", filepath.Join(root, "etc/containerd/config.toml"), "config", "dump").Output()
+	if err != nil {
+		t.Fatalf("containerd config dump of the edited config: %v", err)
+	}
+	d := strings.ReplaceAll(string(dump), "'", `"`)
+	for _, want := range []string{`config_path = "/etc/containerd/certs.d"`, `"mcr.microsoft.com/oss/kubernetes/pause:3.6"`} {
+		if !strings.Contains(d, want) {
+			t.Errorf("containerd config dump of the edited config lacks %s:\n%s", want, dump)
+		}
+	}
 
 	// A counter of packets from the node to the registry without a rule,
 	// ahead of everything else in the output hook.
