@@ -330,6 +330,13 @@ verify:
 		t.Error("airlock log does not show the refused catch-all request")
 	}
 
+	// A short name is searched nowhere (unqualified-search-registries = []).
+	out, err = podman(append(pm, "pull", "app:1")...)
+	if err == nil || !strings.Contains(out, "short-name") {
+		t.Errorf("short-name pull = %v:\n%s\nwant a short-name error", err, out)
+	}
+	t.Logf("short-name pull: %s", lastLines(out, 1))
+
 	// verify passes.
 	out, code = runCmd(t, airlockBin, "verify", "--config", cfgPath, node)
 	t.Logf("verify:\n%s", out)
