@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 
@@ -64,19 +63,22 @@ func (m manifest) pick() string {
 	return string(m.Manifests[0].Digest)
 }
 
-// configPathLine matches containerd's CRI registry config_path setting.
-var configPathLine = regexp.MustCompile(`^\s*config_path\s*=\s*["']([^"']+)["']`)
-
 // certsDir returns the certs.d directory containerd reads, under root:
-// the config_path in ROOT/etc/containerd/config.toml, else
-// /etc/containerd/certs.d.
-func certsDir(root string) string {
+// the CRI registry config_path of containerd's config (config, a path on
+// the node; "" for DefaultContainerdConfig), its first directory when it
+// lists several, else /etc/containerd/certs.d.
+func certsDir(root, config string) string {
+	if config == "" {
+		config = DefaultContainerdConfig
+	}
 	dir := "/etc/containerd/certs.d"
-	if b, err := os.ReadFile(filepath.Join(root, "etc", "containerd", "config.toml")); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if m := configPathLine.FindStringSubmatch(l); m != nil {
-				dir = strings.Split(m[1], ":")[0]
-				break
+	if b, err := os.ReadFile(filepath.Join(root, config)); err == nil {
+		if c, err := readContainerdCfg(b); err == nil {
+			for _, d := range filepath.SplitList(c.configPath) {
+				if d != "" {
+					dir = d
+					break
+				}
 			}
 		}
 	}
@@ -85,8 +87,8 @@ func certsDir(root string) string {
 
 // hostsDir returns the hosts directory containerd reads for host, and
 // whether it exists: the host's own, else _default.
-func hostsDir(root, host string) (string, bool) {
-	base := certsDir(root)
+func hostsDir(root, config, host string) (string, bool) {
+	base := certsDir(root, config)
 	for _, d := range []string{host, "_default"} {
 		dir := filepath.Join(base, d)
 		if _, err := os.Stat(filepath.Join(dir, "hosts.toml")); err == nil {
@@ -127,7 +129,7 @@ func (b *battery) registryImage(ctx context.Context) (Outcome, string) {
 	if err != nil {
 		return Failed, err.Error()
 	}
-	dir, ok := hostsDir(b.root, ref.Host)
+	dir, ok := hostsDir(b.root, b.containerdConfig, ref.Host)
 	if !ok && b.onlyContainersImage() {
 		return NotTested, "containerd is not on this node; CRI-O/podman are: the registries-conf-image row pulls the image their way"
 	}

@@ -168,10 +168,10 @@ func TestRegistryImageTLSMirrorWithCA(t *testing.T) {
 
 func TestCertsDirFromContainerdConfig(t *testing.T) {
 	root := writeRoot(t, map[string]string{"etc/containerd/config.toml": "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/mirrors\"\n"})
-	if got, want := certsDir(root), root+"/etc/containerd/mirrors"; got != want {
+	if got, want := certsDir(root, ""), root+"/etc/containerd/mirrors"; got != want {
 		t.Errorf("certsDir = %q, want %q", got, want)
 	}
-	if got, want := certsDir(t.TempDir()), "/etc/containerd/certs.d"; !strings.HasSuffix(got, want) {
+	if got, want := certsDir(t.TempDir(), ""), "/etc/containerd/certs.d"; !strings.HasSuffix(got, want) {
 		t.Errorf("certsDir without a config = %q, want it to end in %q", got, want)
 	}
 }
