@@ -224,8 +224,11 @@ verify:
 	// A counter of packets from the node to the registry without a rule,
 	// ahead of everything else in the output hook.
 	must(t, nftIn(node, "table inet alxn_count {\n chain out {\n  type filter hook output priority -300; policy accept;\n  ip daddr "+noRuleRegistry+" counter\n }\n}\n"))
-	packets := func() int {
-		out, _ := exec.Command("ip", "netns", "exec", node, "nft", "list", "table", "inet", "alxn_count").CombinedOutput()
+	// The same counter on the gateway host: airlock itself sends nothing
+	// to a registry it has no rule for.
+	must(t, nftIn(gw, "table inet alxn_count {\n chain out {\n  type filter hook output priority -300; policy accept;\n  ip daddr "+noRuleRegistry+" counter\n }\n}\n"))
+	packetsIn := func(ns string) int {
+		out, _ := exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "alxn_count").CombinedOutput()
 		m := regexp.MustCompile(`counter packets (\d+)`).FindSubmatch(out)
 		if m == nil {
 			t.Fatalf("no counter in:\n%s", out)
@@ -233,6 +236,7 @@ verify:
 		n, _ := strconv.Atoi(string(m[1]))
 		return n
 	}
+	packets := func() int { return packetsIn(node) }
 
 	// containerd in the node, on a private root.
 	ctrd := filepath.Join(dir, "ctrd")
@@ -322,13 +326,16 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		if n := packets(); n != 0 {
 			t.Errorf("nft counter: %d packets from the node to %s, want 0", n, noRuleRegistry)
 		}
+		if n := packetsIn(gw); n != 0 {
+			t.Errorf("nft counter: %d packets from the gateway host (airlock) to %s, want 0", n, noRuleRegistry)
+		}
 		if after := gatewayFlows(t, gwHTTP); after != flows {
 			t.Errorf("gateway flows %d → %d during the pull, want no new flow", flows, after)
 		}
 		if l, _ := os.ReadFile(alog); bytes.Contains(l, []byte(`"dst":"`+noRuleRegistry)) {
 			t.Errorf("airlock's decision log names %s", noRuleRegistry)
 		}
-		t.Logf("nft counter to %s: %d packets; gateway flows: %d before, %d after", noRuleRegistry, packets(), flows, gatewayFlows(t, gwHTTP))
+		t.Logf("nft counters to %s: node %d packets, gateway host %d; gateway flows: %d before, %d after", noRuleRegistry, packets(), packetsIn(gw), flows, gatewayFlows(t, gwHTTP))
 	})
 
 	verify := func() (int, map[string]map[string]string) {
