@@ -46,6 +46,14 @@ field() {
 	awk -F'\t' -v t="$2" -v col="$3" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next } $1 == t { print $c }' "$1"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b != "-" && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# fmt KIND VALUE: a TSV median for the report: q (QPS: 12.3k), us (whole
+# µs), c (CPU-µs, one decimal), pct (whole percent).
+fmt() {
+	awk -v k="$1" -v x="$2" 'BEGIN { if (x == "" || x == "-") { print "–"; exit }
+		if (k == "q") printf "%.1fk", x / 1000; else if (k == "us") printf "%\047d", x + 0.5; else if (k == "c") printf "%.1f", x; else printf "%.0f%%", x }'
+}
+# fv FILE TARGET COLUMN KIND: field, formatted.
+fv() { fmt "$4" "$(field "$1" "$2" "$3")"; }
 
 tsv="$CACHE/bench-dns-cores.tsv"
 printf 'cores\tairlock cached\tunbound cached\tunbound-fwd cached\tairlock miss\tunbound-fwd miss\n' >"$tsv"
@@ -63,12 +71,13 @@ cN="$CACHE/bench-dns-c${core_list[-1]}-p0.tsv"
 	echo
 	echo "Command: \`flock /tmp/airlock-bench.lock env BENCH_ROUNDS=${BENCH_ROUNDS:-3} BENCH_DURATION=${BENCH_DURATION:-5} bench/dns-cores.sh\`; chart: \`$(basename "$chart")\`."
 	echo
-	echo "| cores | target | cached QPS | cached CPU-µs/q (s) | dnsperf CPU-µs/q (d) | others on server CPUs | miss QPS | miss CPU-µs/q | fixed-load miss p50 / p99 µs |"
-	echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| cores | target | cached QPS | cached CPU-µs/q (s) | dnsperf CPU-µs/q (d) | others (cached) | miss QPS | miss CPU-µs/q | fixed-load miss p50 / p99 µs | others (fixed load) |"
+	echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for c in "${core_list[@]}"; do
-		f="$CACHE/bench-dns-c$c-p0.tsv"
+		tf="$CACHE/bench-dns-c$c-p0.tsv"
 		for t in airlock unbound-fwd unbound; do
-			echo "| $c | $t | $(field "$f" "$t" cached_qps) | $(field "$f" "$t" cached_cpu_us) | $(field "$f" "$t" cached_dnsperf_cpu_us) | $(field "$f" "$t" cached_others)% | $(field "$f" "$t" miss_qps) | $(field "$f" "$t" miss_cpu_us) | $(field "$f" "$t" miss_fixed_p50_us) / $(field "$f" "$t" miss_fixed_p99_us) |"
+			echo "| $c | $t | $(fv "$tf" "$t" cached_qps q) | $(fv "$tf" "$t" cached_cpu_us c) | $(fv "$tf" "$t" cached_dnsperf_cpu_us c) | $(fv "$tf" "$t" cached_others pct) |" \
+				"$(fv "$tf" "$t" miss_qps q) | $(fv "$tf" "$t" miss_cpu_us c) | $(fv "$tf" "$t" miss_fixed_p50_us us) / $(fv "$tf" "$t" miss_fixed_p99_us us) | $(fv "$tf" "$t" miss_fixed_others pct) |"
 		done
 	done
 	echo
@@ -102,7 +111,7 @@ cN="$CACHE/bench-dns-c${core_list[-1]}-p0.tsv"
 		lo="$CACHE/bench-dns-c1-p${rule_list[0]}-r$r.tsv" hi="$CACHE/bench-dns-c1-p${rule_list[-1]}-r$r.tsv"
 		x=$(ratio "$(field "$hi" airlock cached_qps)" "$(field "$lo" airlock cached_qps)")
 		ratios+=" $x"
-		echo "| $r | $(field "$lo" airlock cached_qps) | $(field "$hi" airlock cached_qps) | $x | $(field "$lo" airlock cached_cpu_us) / $(field "$hi" airlock cached_cpu_us) | $(field "$lo" airlock cached_others)% / $(field "$hi" airlock cached_others)% |"
+		echo "| $r | $(fv "$lo" airlock cached_qps q) | $(fv "$hi" airlock cached_qps q) | $x | $(fv "$lo" airlock cached_cpu_us c) / $(fv "$hi" airlock cached_cpu_us c) | $(fv "$lo" airlock cached_others pct) / $(fv "$hi" airlock cached_others pct) |"
 	done
 	echo
 	echo "- cached QPS ${rule_list[-1]} ÷ ${rule_list[0]} rules: median $(tr ' ' '\n' <<<"$ratios" | grep -v -e '^$' -e n/a | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')×, spread$(tr ' ' '\n' <<<"$ratios" | grep -v -e '^$' -e n/a | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf " %s–%s", lo, hi }')× (per pair:$ratios)."

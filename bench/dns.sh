@@ -385,12 +385,12 @@ report="$CACHE/bench-dns.md"
 tsv="$CACHE/bench-dns-c$cores-p$rules.tsv"
 mkdir -p "$CACHE"
 {
-	printf 'target\tcores\trules\tcached_qps\tcached_cpu_us\thalf_p99_us\tmiss_qps\tmiss_cpu_us\tmiss_fixed_qps\tmiss_fixed_p50_us\tmiss_fixed_p99_us\tcached_dnsperf_cpu_us\tcached_others\n'
+	printf 'target\tcores\trules\tcached_qps\tcached_cpu_us\thalf_p99_us\tmiss_qps\tmiss_cpu_us\tmiss_fixed_qps\tmiss_fixed_p50_us\tmiss_fixed_p99_us\tcached_dnsperf_cpu_us\tcached_others\tmiss_fixed_others\n'
 	for t in "${targets[@]}"; do
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$cores" "$rules" \
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$cores" "$rules" \
 			"$(med "$t" max qps)" "$(med "$t" max cpu)" "$(med "$t" half p99 us)" \
 			"$(med "$t" miss qps)" "$(med "$t" miss cpu)" "$(med "$t" mfix qps)" "$(med "$t" mfix p50 us)" "$(med "$t" mfix p99 us)" \
-			"$(med "$t" max dcpu)" "$(med "$t" max other | tr -d %)"
+			"$(med "$t" max dcpu)" "$(med "$t" max other)" "$(med "$t" mfix other)"
 	done
 } >"$tsv"
 {
