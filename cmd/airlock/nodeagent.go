@@ -148,7 +148,11 @@ func nodeAgent(ctx context.Context, o nodeAgentOptions, cfg *config.File, log *s
 		}
 		return nodeInput(next), nil
 	}
-	agent := node.NewAgent(node.New(root, o.runner, log.With("component", "node")), node.AgentOptions{
+	runner := o.runner
+	if runner == nil {
+		runner = hostfw.Exec{Root: cfg.Node.ToolsRoot}
+	}
+	agent := node.NewAgent(node.New(root, runner, log.With("component", "node")), node.AgentOptions{
 		Input:    input,
 		Interval: o.interval,
 		Logger:   log.With("component", "node-agent"),

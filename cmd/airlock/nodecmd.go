@@ -129,7 +129,7 @@ func runNodeApply(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	n := node.New(cfg.Node.Root, hostfw.Exec{}, nil)
+	n := node.New(cfg.Node.Root, hostfw.Exec{Root: cfg.Node.ToolsRoot}, nil)
 	in := nodeInput(cfg)
 	if *dry {
 		p, err := n.Plan(in)
@@ -174,7 +174,7 @@ func runNodeStatus(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	st, err := node.New(cfg.Node.Root, hostfw.Exec{}, nil).Status(context.Background())
+	st, err := node.New(cfg.Node.Root, hostfw.Exec{Root: cfg.Node.ToolsRoot}, nil).Status(context.Background())
 	if err != nil {
 		fmt.Fprintf(stderr, "airlock node status: %v\n", err)
 		return exitFinding
@@ -201,7 +201,7 @@ func runNodeReset(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	changes, err := node.New(cfg.Node.Root, hostfw.Exec{}, nil).Reset(context.Background())
+	changes, err := node.New(cfg.Node.Root, hostfw.Exec{Root: cfg.Node.ToolsRoot}, nil).Reset(context.Background())
 	for _, c := range changes {
 		fmt.Fprintln(stdout, c)
 	}

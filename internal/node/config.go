@@ -113,6 +113,11 @@ type Config struct {
 	// DockerDaemonConfig is dockerd's daemon.json, as a path on the node
 	// (under Root). Default /etc/docker/daemon.json.
 	DockerDaemonConfig string `yaml:"dockerDaemonConfig"`
+	// ToolsRoot, when set, is the directory holding the node's own file
+	// tree as airlock sees it (the host's / mounted at /host in a pod):
+	// nft and ip are the node's, run chrooted into it, so an image
+	// without them can apply. Empty (default): nft and ip from PATH.
+	ToolsRoot string `yaml:"toolsRoot" config:"path"`
 	// Agent is `airlock node agent`'s listen address and check interval
 	// (agentconfig.go).
 	Agent AgentConfig `yaml:"agent"`
@@ -231,6 +236,9 @@ func (c *Config) Validate(report func(path, msg string)) {
 		if !strings.HasPrefix(f.val, "/") {
 			report(f.key, fmt.Sprintf("must be an absolute path on the node (it is read under node.root), got %q", f.val))
 		}
+	}
+	if c.ToolsRoot != "" && !strings.HasPrefix(c.ToolsRoot, "/") {
+		report("toolsRoot", fmt.Sprintf("must be an absolute path (the node's / as mounted here, e.g. /host), got %q", c.ToolsRoot))
 	}
 	seen := map[Runtime]bool{}
 	for i, r := range c.Runtimes {
