@@ -6,6 +6,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // Roles of the files written for CRI-O and podman.
@@ -170,6 +172,9 @@ func (n *Node) planRegistriesConf(p *Plan, in Input, ep MirrorEndpoint, crio boo
 	if len(in.CacheRules) == 0 {
 		return fmt.Errorf("artifactSource Cache but registry.cacheRules is empty: add a cache rule (e.g. sourceRepo mcr.microsoft.com/*) or use artifactSource Direct")
 	}
+	if err := n.checkRegistriesFiles(c.RegistriesConf); err != nil {
+		return err
+	}
 	text, err := RegistriesConf(in.CacheRules, ep)
 	if err != nil {
 		return fmt.Errorf("registries.conf: %w", err)
@@ -252,4 +257,56 @@ func laterDropIns(dir, name string) []string {
 		}
 	}
 	return out
+}
+
+// checkRegistriesFiles refuses what containers/image would refuse in the
+// files it reads beside airlock's drop-in: TOML it cannot parse, a main
+// file mixing the v1 ([registries.search|insecure|block]) and v2 formats,
+// or a drop-in in the v1 format ("registry must be in v2 format"). With
+// any of them CRI-O and podman fail to load their registries
+// configuration at all, so pinning would change nothing; a v1 main file
+// alone is fine (it is converted, and the drop-ins merge over it).
+func (n *Node) checkRegistriesFiles(ours string) error {
+	files := []string{"/etc/containers/registries.conf"}
+	dir := "/etc/containers/registries.conf.d"
+	if ents, err := os.ReadDir(n.under(dir)); err == nil {
+		for _, e := range ents {
+			if p := path.Join(dir, e.Name()); !e.IsDir() && strings.HasSuffix(e.Name(), ".conf") && p != ours {
+				files = append(files, p)
+			}
+		}
+	}
+	for i, f := range files {
+		b, exists, err := readFile(n.under(f))
+		if err != nil || !exists {
+			continue
+		}
+		var doc map[string]any
+		if err := toml.Unmarshal([]byte(b), &doc); err != nil {
+			return fmt.Errorf("%s is not valid TOML (%v): CRI-O and podman cannot load their registries configuration; fix it before airlock pins them", f, err)
+		}
+		v1 := false
+		if regs, ok := doc["registries"].(map[string]any); ok {
+			for _, k := range []string{"search", "insecure", "block"} {
+				if t, ok := regs[k].(map[string]any); ok {
+					if l, ok := t["registries"].([]any); ok && len(l) > 0 {
+						v1 = true
+					}
+				}
+			}
+		}
+		v2 := false
+		for _, k := range []string{"registry", "unqualified-search-registries", "short-name-mode", "aliases", "credential-helpers"} {
+			if _, ok := doc[k]; ok {
+				v2 = true
+			}
+		}
+		switch {
+		case v1 && i > 0:
+			return fmt.Errorf("%s is in the v1 format ([registries.*]): containers/image refuses a v1 drop-in (\"registry must be in v2 format\"), so CRI-O and podman cannot load their registries configuration; rewrite it as [[registry]] tables", f)
+		case v1 && v2:
+			return fmt.Errorf("%s mixes the v1 ([registries.*]) and v2 formats: containers/image refuses it, so CRI-O and podman cannot load their registries configuration; use one format", f)
+		}
+	}
+	return nil
 }

@@ -183,7 +183,7 @@ func TestApplyRuntimes(t *testing.T) {
 	write(t, root, "usr/bin/podman", "")
 	write(t, root, "usr/bin/dockerd", "")
 	write(t, root, "etc/docker/daemon.json", `{"log-level": "warn"}`)
-	write(t, root, "etc/containers/registries.conf", "unqualified-search-registries = [\"docker.io\"]\n")
+	write(t, root, "etc/containers/registries.conf", "[registries.search]\nregistries = ['docker.io']\n") // v1: converted, fine
 	before := snapshot(t, root)
 	n := New(root, newFakeNet(), nil)
 	in := testInput(func(in *Input) {
@@ -278,6 +278,9 @@ func TestApplyRuntimesRefuses(t *testing.T) {
 		{"invalid daemon.json", "etc/docker/daemon.json", `{"debug": true,}`, "is not a JSON object", nil},
 		{"mirror flag", "etc/systemd/system/docker.service.d/override.conf", "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd --registry-mirror=https://m\n", "--registry-mirror", nil},
 		{"registriesConf not .conf", "", "", "reads only *.conf", func(in *Input) { in.Config.RegistriesConf = "/etc/containers/registries.conf.d/airlock" }},
+		{"v1 drop-in", "etc/containers/registries.conf.d/50-site.conf", "[registries.search]\nregistries = ['docker.io']\n", "refuses a v1 drop-in", nil},
+		{"v1 and v2 mixed", "etc/containers/registries.conf", "unqualified-search-registries = ['docker.io']\n[registries.block]\nregistries = ['quay.io']\n", "mixes the v1", nil},
+		{"registries.conf not TOML", "etc/containers/registries.conf", "[[registry]\n", "is not valid TOML", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
