@@ -367,3 +367,26 @@ func TestApplyRuntimesCA(t *testing.T) {
 		t.Errorf("Apply with a missing CA file = %v", err)
 	}
 }
+
+// FuzzCheckRegistriesFiles: whatever the main registries.conf and a
+// drop-in hold, the check returns (an error or nil) without a panic, and
+// never refuses a file that is only v2 tables airlock itself writes.
+func FuzzCheckRegistriesFiles(f *testing.F) {
+	for _, s := range []string{"", "[[registry]]\nprefix = \"a\"\nlocation = \"b\"\n", "[registries.search]\nregistries = ['x']\n", "registries = 3\n", "[registries]\nsearch = 1\n", "[[registry]\n"} {
+		f.Add(s, s)
+	}
+	f.Fuzz(func(t *testing.T, mainFile, dropIn string) {
+		root := t.TempDir()
+		write(t, root, "etc/containers/registries.conf", mainFile)
+		write(t, root, "etc/containers/registries.conf.d/50-x.conf", dropIn)
+		ours, _ := RegistriesConf([]CacheRule{{SourceRepo: "mcr.microsoft.com/*", TargetRepo: "m/*"}}, MirrorEndpoint{Registries: []string{"10.0.0.1:5000"}})
+		write(t, root, "etc/containers/registries.conf.d/99-airlock.conf", ours)
+		n := New(root, newFakeNet(), nil)
+		_ = n.checkRegistriesFiles("/etc/containers/registries.conf.d/99-airlock.conf")
+		write(t, root, "etc/containers/registries.conf.d/50-x.conf", ours)
+		write(t, root, "etc/containers/registries.conf", ours)
+		if err := n.checkRegistriesFiles("/etc/containers/registries.conf.d/99-airlock.conf"); err != nil {
+			t.Fatalf("airlock's own file refused: %v", err)
+		}
+	})
+}
