@@ -44,6 +44,13 @@ func TestE2EImageReproduciblePushPull(t *testing.T) {
 	must(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 
+	// SOURCE_DATE_EPOCH: the last commit's time, or a fixed one when the
+	// tree is an export without .git.
+	if os.Getenv("SOURCE_DATE_EPOCH") == "" {
+		if _, err := sourceDateEpoch(ctx, src); err != nil {
+			t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+		}
+	}
 	// Two builds, same sources, same version string: same digest.
 	var res [2]buildResult
 	for i := range res {
