@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,5 +145,41 @@ func TestUpstreamPoolRefused(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Fatal("exchange waited for the context instead of failing on ECONNREFUSED")
+	}
+}
+
+// TestUpstreamPoolRotationRace: queries racing with the replacement of
+// their socket never fail. (A query used to take a socket from the pool,
+// then register on it: in between, the socket could fill up, be retired and,
+// its last reply in, be closed, and the query failed with "upstream socket
+// closed": a SERVFAIL, and its forwarder marked down for 5 s.)
+func TestUpstreamPoolRotationRace(t *testing.T) {
+	up := rawUpstream(t)
+	p := newUpstreamPool(1)
+	p.rotate = 2 // a new socket every second query: the race at every turn
+	defer p.closeAll()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				m := new(dns.Msg)
+				m.SetQuestion(fmt.Sprintf("r%d.g%d.bench.test.", i, g), dns.TypeA)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				_, err := p.exchange(ctx, m, up, false)
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d of 4800 exchanges failed, first: %v", n, firstErr.Load())
 	}
 }

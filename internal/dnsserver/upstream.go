@@ -38,15 +38,16 @@ var errUpstreamClosed = errors.New("upstream socket closed")
 // per query as before. Safe for concurrent use; usable again after
 // closeAll.
 type upstreamPool struct {
-	slots int // sockets per forwarder
-	next  atomic.Uint32
+	slots  int // sockets per forwarder
+	rotate int // queries per socket (upstreamRotate; tests lower it)
+	next   atomic.Uint32
 
 	mu    sync.Mutex
 	conns map[string][]*upConn
 }
 
 func newUpstreamPool(slots int) *upstreamPool {
-	return &upstreamPool{slots: max(slots, 1), conns: map[string][]*upConn{}}
+	return &upstreamPool{slots: max(slots, 1), rotate: upstreamRotate, conns: map[string][]*upConn{}}
 }
 
 // upConn is one connected UDP socket to one forwarder.
@@ -82,9 +83,15 @@ func dialUpConn(addr string) (*upConn, error) {
 	return c, nil
 }
 
-// conn returns a socket to addr that takes a new query, replacing one
-// that has sent upstreamRotate queries.
-func (p *upstreamPool) conn(addr string) (*upConn, error) {
+// register takes a socket to addr that accepts a new query, replacing one
+// that has sent p.rotate queries, and registers ch on it for a fresh ID,
+// both under the pool's lock. Sockets are retired only under that lock, so
+// the query is registered on a socket that is not retired, and a retired
+// socket stays open until its last registered query has its reply or gives
+// up. (Taking the socket and registering in two steps let a query land on
+// a socket retired and closed in between: "upstream socket closed", a
+// SERVFAIL.)
+func (p *upstreamPool) register(addr string, ch chan upReply) (*upConn, uint16, error) {
 	i := int(p.next.Add(1)) % p.slots
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -93,18 +100,20 @@ func (p *upstreamPool) conn(addr string) (*upConn, error) {
 		cs = make([]*upConn, p.slots)
 		p.conns[addr] = cs
 	}
-	if c := cs[i]; c != nil && !c.full() {
-		return c, nil
+	c := cs[i]
+	if c == nil || c.full(p.rotate) {
+		nc, err := dialUpConn(addr)
+		if err != nil {
+			return nil, 0, err
+		}
+		if c != nil {
+			c.retire()
+		}
+		c = nc
+		cs[i] = c
 	}
-	c, err := dialUpConn(addr)
-	if err != nil {
-		return nil, err
-	}
-	if old := cs[i]; old != nil {
-		old.retire()
-	}
-	cs[i] = c
-	return c, nil
+	id, err := c.register(ch)
+	return c, id, err
 }
 
 // exchange is the pool's exchangeFunc.
@@ -112,12 +121,8 @@ func (p *upstreamPool) exchange(ctx context.Context, m *dns.Msg, addr string, tc
 	if tcp {
 		return netExchange(ctx, m, addr, true)
 	}
-	c, err := p.conn(addr)
-	if err != nil {
-		return nil, err
-	}
 	ch := make(chan upReply, 1)
-	id, err := c.register(ch)
+	c, id, err := p.register(addr, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -176,10 +181,10 @@ func (p *upstreamPool) open() int {
 	return n
 }
 
-func (c *upConn) full() bool {
+func (c *upConn) full(rotate int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sent >= upstreamRotate || c.closed
+	return c.sent >= rotate || c.closed
 }
 
 // register picks a random ID free on this socket for the query whose
