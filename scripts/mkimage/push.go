@@ -61,13 +61,14 @@ func push(ctx context.Context, o pushOptions) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	auth := remote.WithAuthFromKeychain(authn.DefaultKeychain)
 	if o.User != "" {
 		if o.PasswordEnv == "" || os.Getenv(o.PasswordEnv) == "" {
 			return v1.Hash{}, errors.New("--user needs --password-env naming a set variable")
 		}
-		ropts = append(ropts, remote.WithAuth(&authn.Basic{Username: o.User, Password: os.Getenv(o.PasswordEnv)}))
+		auth = remote.WithAuth(&authn.Basic{Username: o.User, Password: os.Getenv(o.PasswordEnv)})
 	}
+	ropts := []remote.Option{remote.WithContext(ctx), auth}
 	if err := remote.WriteIndex(ref, idx, ropts...); err != nil {
 		return v1.Hash{}, fmt.Errorf("push to %s: %w", ref, err)
 	}
