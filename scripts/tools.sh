@@ -107,3 +107,19 @@ install_kube_apiserver() {
 }
 install_kube_apiserver
 # --- end kube-apiserver --------------------------------------------------
+
+# --- crictl (node e2e: containerd's CRI pulls through config_path) --------
+CRICTL_VERSION=v1.34.0
+install_crictl() {
+	local bin="$AIRLOCK_TOOLS/bin/crictl" have=""
+	if [ -x "$bin" ]; then
+		have="$(go version -m "$bin" 2>/dev/null | awk '$1 == "mod" { print $3 }')"
+	fi
+	[ "$have" = "$CRICTL_VERSION" ] && return 0
+	command -v go >/dev/null || { echo "tools.sh: go not found; install Go to build crictl" >&2; return 1; }
+	echo "tools.sh: installing crictl $CRICTL_VERSION into $AIRLOCK_TOOLS/bin${have:+ (had $have)}" >&2
+	mkdir -p "$AIRLOCK_TOOLS/bin"
+	GOBIN="$AIRLOCK_TOOLS/bin" go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+}
+install_crictl
+# --- end crictl ----------------------------------------------------------

@@ -57,13 +57,9 @@ type containerdBuild struct {
 // containerdBuilds are Debian's containerd 1.6 and containerd 2 from
 // scripts/tools.sh ($AIRLOCK_TOOLS/bin).
 func containerdBuilds() []containerdBuild {
-	tools := os.Getenv("AIRLOCK_TOOLS")
-	if tools == "" {
-		tools = "/opt/airlock-tools"
-	}
 	return []containerdBuild{
 		{name: "containerd1.6", containerd: "/usr/bin/containerd", ctr: "/usr/bin/ctr", configVersion: 2},
-		{name: "containerd2", containerd: filepath.Join(tools, "bin/containerd"), ctr: filepath.Join(tools, "bin/ctr"), configVersion: 3},
+		{name: "containerd2", containerd: toolsBin("containerd"), ctr: toolsBin("ctr"), configVersion: 3},
 	}
 }
 
@@ -338,6 +334,81 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		t.Logf("nft counters to %s: node %d packets, gateway host %d; gateway flows: %d before, %d after", noRuleRegistry, packets(), packetsIn(gw), flows, gatewayFlows(t, gwHTTP))
 	})
 
+	t.Run("CRI pulls through config_path", func(t *testing.T) {
+		crictl := toolsBin("crictl")
+		if _, err := os.Stat(crictl); err != nil {
+			if os.Getenv("AIRLOCK_REQUIRE_TOOLS") == "1" {
+				t.Fatalf("%s: %v (scripts/tools.sh installs crictl)", crictl, err)
+			}
+			t.Skip("crictl not installed (scripts/tools.sh installs it)")
+		}
+		// containerd started on the config apply edited, as the node's
+		// containerd restarts on it; config_path (set to configPath) points
+		// under the test's root and images unpack to the native snapshotter
+		// (test-side settings on a copy).
+		edited, err := os.ReadFile(filepath.Join(root, "etc/containerd/config.toml"))
+		must(t, err)
+		startCRI := func(name, configPath string) func(args ...string) (string, error) {
+			c := strings.NewReplacer(`"/etc/containerd/certs.d"`, strconv.Quote(configPath), `'overlayfs'`, `'native'`).Replace(string(edited))
+			if b.configVersion == 2 {
+				c += "\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n"
+			} else {
+				c = "disabled_plugins = [\"io.containerd.nri.v1.nri\"]\n" + c // no NRI socket under /var/run
+				c += fmt.Sprintf("\n[[plugins.\"io.containerd.transfer.v1.local\".unpack_config]]\n  platform = \"linux/%s\"\n  snapshotter = \"native\"\n", runtime.GOARCH)
+			}
+			cri := filepath.Join(dir, "cri-"+name)
+			must(t, os.MkdirAll(cri, 0o755))
+			must(t, os.WriteFile(filepath.Join(cri, "config.toml"), []byte(c), 0o644))
+			criSock := filepath.Join(cri, "c.sock")
+			clog := filepath.Join(dir, "containerd-cri-"+name+".log")
+			startIn(t, node, clog, b.containerd, "--config", filepath.Join(cri, "config.toml"),
+				"--root", filepath.Join(cri, "root"), "--state", filepath.Join(cri, "state"), "--address", criSock)
+			run := func(args ...string) (string, error) {
+				out, err := exec.Command("ip", append([]string{"netns", "exec", node, crictl, "--config", "/dev/null", "--runtime-endpoint", "unix://" + criSock, "--image-endpoint", "unix://" + criSock, "--timeout", "20s"}, args...)...).CombinedOutput()
+				return string(out), err
+			}
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				if _, err := run("images"); err == nil {
+					return run
+				}
+				if time.Now().After(deadline) {
+					l, _ := os.ReadFile(clog)
+					t.Fatalf("containerd's CRI did not answer:\n%s", lastLines(string(l), 30))
+				}
+			}
+		}
+		crictlRun := startCRI("pinned", hostsDir)
+		out, err := crictlRun("pull", "mcr.microsoft.com/oss/kubernetes/pause:3.6")
+		if err != nil {
+			clog, _ := os.ReadFile(filepath.Join(dir, "containerd-cri.log"))
+			t.Fatalf("crictl pull through config_path: %v\n%s\n%s", err, out, lastLines(string(clog), 20))
+		}
+		t.Logf("crictl pull: %s", strings.TrimSpace(out))
+		before := packets()
+		out, err = crictlRun("pull", noRuleRegistry+"/other/img:1")
+		if err == nil {
+			t.Errorf("crictl pull %s/other/img:1 succeeded: %s", noRuleRegistry, out)
+		}
+		t.Logf("crictl pull without a rule: %s", lastLines(out, 1))
+		if n := packets(); n != before {
+			t.Errorf("nft counter to %s: %d → %d during the CRI pull, want no packet", noRuleRegistry, before, n)
+		}
+		if b.configVersion != 3 {
+			return
+		}
+		// Why apply cuts a directory list: containerd 2's CRI pulls with its
+		// transfer service, which reads "a:b" as one directory
+		// (containerd#12636) and so reads neither hosts file nor _default.
+		colon := startCRI("colon", hostsDir+":"+filepath.Join(dir, "docker-certs.d"))
+		before = packets()
+		out, _ = colon("pull", noRuleRegistry+"/other/img:1")
+		n := packets()
+		if n == before {
+			t.Errorf("config_path %s:…: no packet to %s, want containerd 2 to go to the registry itself (containerd#12636 fixed? then apply need not cut the list)", hostsDir, noRuleRegistry)
+		}
+		t.Logf("containerd 2 CRI with config_path a:b: %d packets to %s (direct): %s", n-before, noRuleRegistry, lastLines(out, 1))
+	})
+
 	verify := func() (int, map[string]map[string]string) {
 		cmd := exec.Command("ip", "netns", "exec", node, airlockBin, "verify", "--config", cfg, "--json", "--timeout", "1s")
 		var stdout bytes.Buffer
@@ -386,10 +457,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 			t.Errorf("verify without _default: exit %d, containerd-default = %s (%s); want a failing check naming the file", code, r["got"], r["evidence"])
 		}
 		t.Logf("verify exit %d, containerd-default: %s: %s", code, r["got"], r["evidence"])
-		flows := gatewayFlows(t, gwHTTP)
+		flows, before := gatewayFlows(t, gwHTTP), packets()
 		out, _ := ctr("images", "pull", "--snapshotter", "native", "--hosts-dir", hostsDir, noRuleRegistry+"/other/img:1")
 		t.Logf("pull without a rule and without _default: %s", lastLines(out, 2))
-		n := packets()
+		n := packets() - before
 		after := gatewayFlows(t, gwHTTP)
 		if n == 0 || after == flows {
 			t.Errorf("without _default: %d packets to %s, gateway flows %d → %d; want the direct attempt seen by both", n, noRuleRegistry, flows, after)
@@ -411,6 +482,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 			t.Errorf("_default is left after reset")
 		}
 	})
+}
+
+// toolsBin is a binary scripts/tools.sh installs: $AIRLOCK_TOOLS/bin/name.
+func toolsBin(name string) string {
+	tools := os.Getenv("AIRLOCK_TOOLS")
+	if tools == "" {
+		tools = "/opt/airlock-tools"
+	}
+	return filepath.Join(tools, "bin", name)
 }
 
 // nftIn loads a ruleset into ns.
