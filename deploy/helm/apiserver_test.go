@@ -85,7 +85,7 @@ func TestChartAcceptedByAPIServer(t *testing.T) {
 			if !strings.Contains(string(out), "hostNetworking") {
 				t.Errorf("the refusal does not name the field: %s", out)
 			}
-			t.Logf("misspelt field refused: %.200s", out)
+			t.Logf("misspelt field refused: %.300s", out)
 			return
 		}
 	})
