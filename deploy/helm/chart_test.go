@@ -184,6 +184,9 @@ func TestChartConfigChecks(t *testing.T) {
 						continue
 					}
 					checked++
+					if key == "airlock.yaml" && strings.HasSuffix(get(d, "metadata", "name").(string), "-node") {
+						dryRunApply(t, bin, p)
+					}
 				}
 			}
 			if checked < 3 {
@@ -191,6 +194,22 @@ func TestChartConfigChecks(t *testing.T) {
 			}
 			checkNodeSide(t, docs)
 		})
+	}
+}
+
+// dryRunApply: `airlock node apply --dry-run` takes the node agent's
+// file (under a temporary root): the node section is complete, e.g. the
+// cache rules that artifactSource Cache writes a hosts.toml for.
+func dryRunApply(t *testing.T, bin, cfg string) {
+	t.Helper()
+	out, err := exec.Command(bin, "node", "apply", "--config", cfg, "--root", t.TempDir(), "--dry-run").CombinedOutput()
+	if err != nil {
+		t.Errorf("airlock node apply --dry-run of the node ConfigMap: %v\n%s", err, out)
+		return
+	}
+	cfgText, _ := os.ReadFile(cfg)
+	if strings.Contains(string(cfgText), "artifactSource: Cache") && !strings.Contains(string(out), "hosts.toml") {
+		t.Errorf("artifactSource Cache but node apply --dry-run writes no hosts.toml:\n%s", out)
 	}
 }
 

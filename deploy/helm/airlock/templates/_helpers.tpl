@@ -138,6 +138,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- $_ := set $n "toolsRoot" "/host-root" -}}
 {{- $_ := set $n "agent" (dict "listen" (printf ":%d" (int .Values.node.agent.port)) "interval" .Values.node.agent.interval) -}}
 {{- $cfg := dict "version" 1 "log" .Values.server.log "node" $n -}}
+{{- /* node apply writes one hosts.toml per cache rule upstream: the server's rules. */ -}}
+{{- with .Values.server.registry.cacheRules }}{{ $_ := set $cfg "registry" (dict "cacheRules" .) }}{{ end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
 
