@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 
@@ -21,6 +22,8 @@ type pushOptions struct {
 	User        string
 	PasswordEnv string
 	Insecure    bool
+
+	transport http.RoundTripper // tests: dial inside a network namespace; nil: the default
 }
 
 // push copies the image index of the layout (its first manifest) to o.To
@@ -69,6 +72,9 @@ func push(ctx context.Context, o pushOptions) (v1.Hash, error) {
 		auth = remote.WithAuth(&authn.Basic{Username: o.User, Password: os.Getenv(o.PasswordEnv)})
 	}
 	ropts := []remote.Option{remote.WithContext(ctx), auth}
+	if o.transport != nil {
+		ropts = append(ropts, remote.WithTransport(o.transport))
+	}
 	if err := remote.WriteIndex(ref, idx, ropts...); err != nil {
 		return v1.Hash{}, fmt.Errorf("push to %s: %w", ref, err)
 	}
