@@ -362,7 +362,7 @@ func (b *battery) registriesConfPinned(ctx context.Context) (Outcome, string) {
 	}
 	rc, err := loadRegistriesConf(b.root)
 	if err != nil {
-		return Leak, fmt.Sprintf("containers/image would refuse the configuration, so CRI-O and podman do not start with it: %v", err)
+		return Failed, fmt.Sprintf("containers/image would refuse the configuration, so CRI-O and podman do not start with it: %v", err)
 	}
 	refs := slices.Clone(unpinnedSamples)
 	if b.t.RegistryImage != "" {
@@ -408,7 +408,7 @@ func (b *battery) registriesConfPinned(ctx context.Context) (Outcome, string) {
 		ok = append(ok, "short names searched in "+strings.Join(rc.Unqualified, ", "))
 	}
 	if len(leaks) > 0 {
-		return Leak, fmt.Sprintf("registries.conf (%s) sends pulls past airlock: %s", files, strings.Join(leaks, "; "))
+		return Failed, fmt.Sprintf("registries.conf (%s) sends pulls past airlock: %s", files, strings.Join(leaks, "; "))
 	}
 	return Blocked, fmt.Sprintf("every endpoint is airlock (%s): %s", files, strings.Join(ok, "; "))
 }
@@ -477,14 +477,14 @@ func (b *battery) dockerMirror(ctx context.Context) (Outcome, string) {
 	}
 	raw, err := os.ReadFile(filepath.Join(b.root, file))
 	if err != nil {
-		return Leak, fmt.Sprintf("dockerd is on the node but %s cannot be read (%v): it pulls docker.io from registry-1.docker.io directly", file, err)
+		return Failed, fmt.Sprintf("dockerd is on the node but %s cannot be read (%v): it pulls docker.io from registry-1.docker.io directly", file, err)
 	}
 	mirrors, err := parseDaemonMirrors(raw)
 	if err != nil {
-		return Leak, fmt.Sprintf("%s: %v", file, err)
+		return Failed, fmt.Sprintf("%s: %v", file, err)
 	}
 	if len(mirrors) == 0 {
-		return Leak, fmt.Sprintf("%s has no registry-mirrors: dockerd pulls docker.io from registry-1.docker.io directly", file)
+		return Failed, fmt.Sprintf("%s has no registry-mirrors: dockerd pulls docker.io from registry-1.docker.io directly", file)
 	}
 	var bad []string
 	for _, m := range mirrors {
@@ -494,7 +494,7 @@ func (b *battery) dockerMirror(ctx context.Context) (Outcome, string) {
 		}
 	}
 	if len(bad) > 0 {
-		return Leak, fmt.Sprintf("%s registry-mirrors names %s, not airlock (node.registry %s)", file, strings.Join(bad, ", "), strings.Join(b.registries, ", "))
+		return Failed, fmt.Sprintf("%s registry-mirrors names %s, not airlock (node.registry %s)", file, strings.Join(bad, ", "), strings.Join(b.registries, ", "))
 	}
 	return Blocked, fmt.Sprintf("%s registry-mirrors: %s (airlock only)", file, strings.Join(mirrors, ", "))
 }

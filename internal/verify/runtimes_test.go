@@ -62,26 +62,26 @@ func TestRegistriesConfRows(t *testing.T) {
 	}{
 		{"pinned", map[string]string{dropIn: airlockConf(reg.host(), true)}, Blocked, Reachable,
 			"quay.io/airlock-verify/image:1 → " + reg.host() + "/airlock-unpinned/airlock-verify/image:1", "config sha256:"},
-		{"catch-all removed", map[string]string{dropIn: airlockConf(reg.host(), false)}, Leak, Reachable,
+		{"catch-all removed", map[string]string{dropIn: airlockConf(reg.host(), false)}, Failed, Reachable,
 			"quay.io/airlock-verify/image:1 has no [[registry]] entry: pulled from quay.io directly", "prefix \"mcr.microsoft.com\""},
 		{"a later drop-in wins", map[string]string{dropIn: airlockConf(reg.host(), true),
 			"etc/containers/registries.conf.d/zz-site.conf": "[[registry]]\nprefix = \"mcr.microsoft.com\"\nlocation = \"mcr.microsoft.com\"\n"},
-			Leak, Failed, "falls back to mcr.microsoft.com", "names no airlock endpoint"},
+			Failed, Failed, "falls back to mcr.microsoft.com", "names no airlock endpoint"},
 		{"a mirror that is not airlock", map[string]string{dropIn: airlockConf(reg.host(), true) +
 			"\n[[registry]]\nprefix = \"ghcr.io\"\nlocation = \"" + reg.host() + "/ghcr\"\ninsecure = true\n[[registry.mirror]]\nlocation = \"mirror.example.net\"\n"},
-			Leak, Reachable, "falls back to mirror.example.net", "config sha256:"},
+			Failed, Reachable, "falls back to mirror.example.net", "config sha256:"},
 		{"short names searched on docker.io", map[string]string{dropIn: airlockConf(reg.host(), false),
 			"etc/containers/registries.conf": "unqualified-search-registries = [\"docker.io\"]\n", "etc/containers/registries.conf.d/zz.conf": "unqualified-search-registries = [\"docker.io\"]\n"},
-			Leak, Reachable, "docker.io/airlock-verify:1 has no [[registry]] entry", "config sha256:"},
+			Failed, Reachable, "docker.io/airlock-verify:1 has no [[registry]] entry", "config sha256:"},
 		{"v1 main file", map[string]string{dropIn: airlockConf(reg.host(), true),
 			"etc/containers/registries.conf": "[registries.search]\nregistries = ['docker.io']\n[registries.block]\nregistries = ['quay.io']\n"},
 			Blocked, Reachable, "quay.io/airlock-verify/image:1 blocked (/etc/containers/registries.conf)", "config sha256:"},
 		{"v1 drop-in", map[string]string{dropIn: airlockConf(reg.host(), true),
 			"etc/containers/registries.conf.d/50-old.conf": "[registries.search]\nregistries = ['docker.io']\n"},
-			Leak, Failed, "must be in the v2 format", "v2 format"},
+			Failed, Failed, "must be in the v2 format", "v2 format"},
 		{"per-user file replaces the system ones", map[string]string{dropIn: airlockConf(reg.host(), true),
 			"root/.config/containers/registries.conf": "unqualified-search-registries = []\n"},
-			Leak, Failed, "mcr.microsoft.com/oss/kubernetes/pause:3.6 has no [[registry]] entry", "no [[registry]] entry"},
+			Failed, Failed, "mcr.microsoft.com/oss/kubernetes/pause:3.6 has no [[registry]] entry", "no [[registry]] entry"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,9 +116,9 @@ func TestDockerRows(t *testing.T) {
 		ev           string
 	}{
 		{"airlock mirror", `{"registry-mirrors": ["http://10.42.2.4:5000"], "debug": true}`, Blocked, "airlock only"},
-		{"another mirror", `{"registry-mirrors": ["http://10.42.2.4:5000", "https://mirror.gcr.io"]}`, Leak, "https://mirror.gcr.io, not airlock"},
-		{"no mirror", `{"debug": true}`, Leak, "registry-1.docker.io directly"},
-		{"invalid", `{"registry-mirrors": [}`, Leak, "not a JSON object"},
+		{"another mirror", `{"registry-mirrors": ["http://10.42.2.4:5000", "https://mirror.gcr.io"]}`, Failed, "https://mirror.gcr.io, not airlock"},
+		{"no mirror", `{"debug": true}`, Failed, "registry-1.docker.io directly"},
+		{"invalid", `{"registry-mirrors": [}`, Failed, "not a JSON object"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := writeRoot(t, map[string]string{"usr/bin/dockerd": "", "etc/docker/daemon.json": tc.daemon})
