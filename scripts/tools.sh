@@ -2,12 +2,35 @@
 # tools.sh installs the storage emulators the object-storage driver tests
 # run against, and containerd 2 for the node e2e tests, into $AIRLOCK_TOOLS
 # (default /opt/airlock-tools), each only when missing or at another version. Quiet when everything is there.
-# Each tool has its own install_* function and its call below it; tests
+# Each tool has its own install_* function and its call below it (the Go
+# ones through go_install_tool); tests
 # skip when a tool is missing (AIRLOCK_REQUIRE_TOOLS=1 makes them fail).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 AIRLOCK_TOOLS="${AIRLOCK_TOOLS:-/opt/airlock-tools}"
+
+# go_install_tool NAME VERSION PKG...: go install each PKG@VERSION into
+# $AIRLOCK_TOOLS/bin unless every binary (PKG's last element) is there at
+# VERSION, read from its build info (go version -m). NAME is for messages.
+go_install_tool() {
+	local name="$1" version="$2" bin="$AIRLOCK_TOOLS/bin" have="" pkg
+	shift 2
+	for pkg in "$@"; do
+		have=""
+		if [ -x "$bin/${pkg##*/}" ]; then
+			have="$(go version -m "$bin/${pkg##*/}" 2>/dev/null | awk '$1 == "mod" { print $3 }')"
+		fi
+		[ "$have" = "$version" ] || break
+	done
+	[ "$have" = "$version" ] && return 0
+	command -v go >/dev/null || { echo "tools.sh: go not found; install Go to build $name" >&2; return 1; }
+	echo "tools.sh: installing $name $version into $bin${have:+ (had $have)}" >&2
+	mkdir -p "$bin"
+	local args=()
+	for pkg in "$@"; do args+=("$pkg@$version"); done
+	GOBIN="$bin" go install "${args[@]}"
+}
 
 # --- azurite (Azure Blob Storage emulator; internal/storage/azblob) ------
 # Installs the exact version pinned by scripts/tools/azurite/package-lock.json
@@ -33,15 +56,7 @@ install_azurite
 # so the installed version is read from its build info (go version -m).
 VERSITYGW_VERSION=v1.8.0
 install_versitygw() {
-	local bin="$AIRLOCK_TOOLS/bin/versitygw" have=""
-	if [ -x "$bin" ]; then
-		have="$(go version -m "$bin" 2>/dev/null | awk '$1 == "mod" { print $3 }')"
-	fi
-	[ "$have" = "$VERSITYGW_VERSION" ] && return 0
-	command -v go >/dev/null || { echo "tools.sh: go not found; install Go to build versitygw" >&2; return 1; }
-	echo "tools.sh: installing versitygw $VERSITYGW_VERSION into $AIRLOCK_TOOLS/bin${have:+ (had $have)}" >&2
-	mkdir -p "$AIRLOCK_TOOLS/bin"
-	GOBIN="$AIRLOCK_TOOLS/bin" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+	go_install_tool versitygw "$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw
 }
 install_versitygw
 # --- end versitygw -------------------------------------------------------
@@ -51,21 +66,9 @@ install_versitygw
 # the installed version is read from the binaries' build info (go version -m).
 CONTAINERD2_VERSION=v2.4.2
 install_containerd2() {
-	local bin="$AIRLOCK_TOOLS/bin" have="" b
-	for b in containerd ctr; do
-		have=""
-		if [ -x "$bin/$b" ]; then
-			have="$(go version -m "$bin/$b" 2>/dev/null | awk '$1 == "mod" { print $3 }')"
-		fi
-		[ "$have" = "$CONTAINERD2_VERSION" ] || break
-	done
-	[ "$have" = "$CONTAINERD2_VERSION" ] && return 0
-	command -v go >/dev/null || { echo "tools.sh: go not found; install Go to build containerd 2" >&2; return 1; }
-	echo "tools.sh: installing containerd and ctr $CONTAINERD2_VERSION into $bin${have:+ (had $have)}" >&2
-	mkdir -p "$bin"
-	GOBIN="$bin" go install \
-		"github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD2_VERSION" \
-		"github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD2_VERSION"
+	go_install_tool "containerd and ctr" "$CONTAINERD2_VERSION" \
+		github.com/containerd/containerd/v2/cmd/containerd \
+		github.com/containerd/containerd/v2/cmd/ctr
 }
 install_containerd2
 # --- end containerd 2 ----------------------------------------------------
@@ -76,15 +79,7 @@ install_containerd2
 # from the binary's build info (go version -m).
 HELM_VERSION=v4.3.2
 install_helm() {
-	local bin="$AIRLOCK_TOOLS/bin/helm" have=""
-	if [ -x "$bin" ]; then
-		have="$(go version -m "$bin" 2>/dev/null | awk '$1 == "mod" { print $3 }')"
-	fi
-	[ "$have" = "$HELM_VERSION" ] && return 0
-	command -v go >/dev/null || { echo "tools.sh: go not found; install Go to build helm" >&2; return 1; }
-	echo "tools.sh: installing helm $HELM_VERSION into $AIRLOCK_TOOLS/bin${have:+ (had $have)}" >&2
-	mkdir -p "$AIRLOCK_TOOLS/bin"
-	GOBIN="$AIRLOCK_TOOLS/bin" go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+	go_install_tool helm "$HELM_VERSION" helm.sh/helm/v4/cmd/helm
 }
 install_helm
 # --- end helm ------------------------------------------------------------
@@ -111,15 +106,7 @@ install_kube_apiserver
 # --- crictl (node e2e: containerd's CRI pulls through config_path) --------
 CRICTL_VERSION=v1.34.0
 install_crictl() {
-	local bin="$AIRLOCK_TOOLS/bin/crictl" have=""
-	if [ -x "$bin" ]; then
-		have="$(go version -m "$bin" 2>/dev/null | awk '$1 == "mod" { print $3 }')"
-	fi
-	[ "$have" = "$CRICTL_VERSION" ] && return 0
-	command -v go >/dev/null || { echo "tools.sh: go not found; install Go to build crictl" >&2; return 1; }
-	echo "tools.sh: installing crictl $CRICTL_VERSION into $AIRLOCK_TOOLS/bin${have:+ (had $have)}" >&2
-	mkdir -p "$AIRLOCK_TOOLS/bin"
-	GOBIN="$AIRLOCK_TOOLS/bin" go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+	go_install_tool crictl "$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl
 }
 install_crictl
 # --- end crictl ----------------------------------------------------------
