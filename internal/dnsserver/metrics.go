@@ -9,6 +9,7 @@ type Metrics struct {
 	CacheMisses     prometheus.Counter       // answers that needed a forwarder
 	StaleAnswers    prometheus.Counter       // stale answers served because every forwarder failed
 	ForwardDuration *prometheus.HistogramVec // result (ok, error): one exchange with one forwarder
+	Retransmits     prometheus.Counter       // UDP queries sent again to a forwarder that had not answered yet
 	Observations    prometheus.Gauge         // (address, name) pairs held for the gateway
 }
 
@@ -33,12 +34,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time of one exchange with one forwarder, by result.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"result"}),
+		Retransmits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_dnsserver_forwarder_retransmits_total", Help: "UDP queries sent again to a forwarder that had not answered yet.",
+		}),
 		Observations: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "airlock_dnsserver_observations", Help: "Address-to-name observations held for FQDN network rules.",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Queries, m.CacheHits, m.CacheMisses, m.StaleAnswers, m.ForwardDuration, m.Observations)
+		reg.MustRegister(m.Queries, m.CacheHits, m.CacheMisses, m.StaleAnswers, m.ForwardDuration, m.Retransmits, m.Observations)
 	}
 	return m
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestReadersServeAndShutdown: with dns.readers 3, three UDP sockets share
@@ -91,7 +93,7 @@ func TestReadersServeAndShutdown(t *testing.T) {
 // waits on it.
 func TestUpstreamPoolRotates(t *testing.T) {
 	up := rawUpstream(t)
-	p := newUpstreamPool(1)
+	p := newUpstreamPool(1, nil)
 	defer p.closeAll()
 	var first *upConn
 	for i := range upstreamRotate + 1 {
@@ -134,7 +136,7 @@ func TestUpstreamPoolRefused(t *testing.T) {
 	}
 	dead := pc.LocalAddr().String()
 	pc.Close()
-	p := newUpstreamPool(1)
+	p := newUpstreamPool(1, nil)
 	defer p.closeAll()
 	m := new(dns.Msg)
 	m.SetQuestion("x.bench.test.", dns.TypeA)
@@ -155,7 +157,7 @@ func TestUpstreamPoolRefused(t *testing.T) {
 // closed": a SERVFAIL, and its forwarder marked down for 5 s.)
 func TestUpstreamPoolRotationRace(t *testing.T) {
 	up := rawUpstream(t)
-	p := newUpstreamPool(1)
+	p := newUpstreamPool(1, nil)
 	p.rotate = 2 // a new socket every second query: the race at every turn
 	defer p.closeAll()
 	var wg sync.WaitGroup
@@ -181,5 +183,109 @@ func TestUpstreamPoolRotationRace(t *testing.T) {
 	wg.Wait()
 	if n := failed.Load(); n > 0 {
 		t.Errorf("%d of 4800 exchanges failed, first: %v", n, firstErr.Load())
+	}
+}
+
+// TestUpstreamRetransmit: a forwarder that drops the first copy of every
+// query still answers each (the query is sent again on the same socket with
+// the same ID before the timeout), and every retransmission is counted.
+func TestUpstreamRetransmit(t *testing.T) {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		seen := map[string]bool{}
+		buf := make([]byte, 4096)
+		for {
+			n, ap, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			q := new(dns.Msg)
+			if q.Unpack(buf[:n]) != nil {
+				continue
+			}
+			name := q.Question[0].Name
+			if !seen[name] {
+				seen[name] = true // lost on the way
+				continue
+			}
+			r := new(dns.Msg)
+			r.SetReply(q)
+			rr, _ := dns.NewRR(name + " 60 IN A 192.0.2.7")
+			r.Answer = []dns.RR{rr}
+			b, _ := r.Pack()
+			_, _ = pc.WriteToUDPAddrPort(b, ap)
+		}
+	}()
+	resent := prometheus.NewCounter(prometheus.CounterOpts{Name: "resent"})
+	p := newUpstreamPool(2, resent)
+	p.retransmit = 20 * time.Millisecond // not a bound on anything: only to keep the test short
+	defer p.closeAll()
+	for i := range 5 {
+		m := new(dns.Msg)
+		m.SetQuestion(fmt.Sprintf("lost%d.bench.test.", i), dns.TypeA)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		r, err := p.exchange(ctx, m, pc.LocalAddr().String(), false)
+		cancel()
+		if err != nil {
+			t.Fatalf("query %d: %v", i, err)
+		}
+		if len(r.Answer) != 1 {
+			t.Fatalf("query %d: %d answers, want 1", i, len(r.Answer))
+		}
+	}
+	if n := testutil.ToFloat64(resent); n < 5 {
+		t.Errorf("retransmissions counted: %v, want ≥ 5", n)
+	}
+}
+
+// TestUpstreamReplyMustEchoQuestion: a reply with the right ID but another
+// question (a late reply to a retransmitted query whose ID a newer query
+// took) is not taken for the answer; the real reply that follows is.
+func TestUpstreamReplyMustEchoQuestion(t *testing.T) {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, ap, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			q := new(dns.Msg)
+			if q.Unpack(buf[:n]) != nil {
+				continue
+			}
+			for _, name := range []string{"other.bench.test.", q.Question[0].Name} {
+				r := new(dns.Msg)
+				r.SetQuestion(name, dns.TypeA)
+				r.Id, r.Response = q.Id, true
+				rr, _ := dns.NewRR(name + " 60 IN A 192.0.2.8")
+				r.Answer = []dns.RR{rr}
+				b, _ := r.Pack()
+				_, _ = pc.WriteToUDPAddrPort(b, ap)
+			}
+		}
+	}()
+	p := newUpstreamPool(1, nil)
+	defer p.closeAll()
+	for i := range 5 {
+		m := new(dns.Msg)
+		m.SetQuestion(fmt.Sprintf("Mixed%d.Bench.test.", i), dns.TypeA)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		r, err := p.exchange(ctx, m, pc.LocalAddr().String(), false)
+		cancel()
+		if err != nil {
+			t.Fatalf("query %d: %v", i, err)
+		}
+		if got := r.Question[0].Name; got != m.Question[0].Name {
+			t.Fatalf("query %d answered with the reply to %s", i, got)
+		}
 	}
 }

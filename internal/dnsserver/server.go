@@ -137,7 +137,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	// Several sockets per reader: a forwarder that spreads its own threads
 	// over SO_REUSEPORT sockets (unbound, for one) hashes each of ours to
 	// one thread, so a socket per reader could leave its threads idle.
-	s.upstream = newUpstreamPool(max(upstreamSlotsPerReader*s.readers, minUpstreamSlots))
+	s.upstream = newUpstreamPool(max(upstreamSlotsPerReader*s.readers, minUpstreamSlots), s.metrics.Retransmits)
 	s.fwd = newForwarders(cfg.Forwarders, cfg.ForwarderTimeout, s.upstream.exchange, s.now, s.metrics)
 	s.fast = newFastCache(entries)
 	s.policy.Store(&policySnap{p: deps.Policy})
