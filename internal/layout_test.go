@@ -61,15 +61,16 @@ var rank = map[string]int{
 	// test kits under internal/testkit: only tests import them (the layout
 	// test allows tests anything); ranked above cmd/airlock so that no
 	// non-test package can import them
-	"internal/testkit/netnstest":     6, // throwaway network namespaces, code run inside one, rig commands
-	"internal/testkit/logcap":        6, // slog JSON records captured for assertions
-	"internal/testkit/dnstest":       6, // miekg/dns servers for tests: any handler, or a zone map (Zone)
-	"internal/testkit/porttest":      6, // free loopback ports
-	"internal/testkit/redistest":     7, // (uses porttest) a private redis-server on loopback
-	"internal/testkit/ociupstream":   6, // fake OCI upstreams: blob GETs redirected to a fake metadata service
-	"internal/testkit/azuritetest":   7, // (uses porttest) a real Azurite (Azure Blob Storage emulator) on loopback
-	"internal/testkit/versitygwtest": 7, // (uses porttest) a real versitygw (S3 gateway) on loopback
-	"internal/testkit/objstoretest":  8, // blob stores on Azurite and versitygw (uses the two above)
+	"internal/testkit/netnstest":      6, // throwaway network namespaces, code run inside one, rig commands
+	"internal/testkit/logcap":         6, // slog JSON records captured for assertions
+	"internal/testkit/dnstest":        6, // miekg/dns servers for tests: any handler, or a zone map (Zone)
+	"internal/testkit/porttest":       6, // free loopback ports
+	"internal/testkit/containerdtest": 6, // a private containerd (own root, state, socket; optionally in a netns) and ctr
+	"internal/testkit/redistest":      7, // (uses porttest) a private redis-server on loopback
+	"internal/testkit/ociupstream":    6, // fake OCI upstreams: blob GETs redirected to a fake metadata service
+	"internal/testkit/azuritetest":    7, // (uses porttest) a real Azurite (Azure Blob Storage emulator) on loopback
+	"internal/testkit/versitygwtest":  7, // (uses porttest) a real versitygw (S3 gateway) on loopback
+	"internal/testkit/objstoretest":   8, // blob stores on Azurite and versitygw (uses the two above)
 }
 
 func TestImportDirection(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/airlockdev/airlock/internal/testkit/containerdtest"
 	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
@@ -235,45 +236,17 @@ verify:
 	packets := func() int { return packetsIn(node) }
 
 	// containerd in the node, on a private root.
-	ctrd := filepath.Join(dir, "ctrd")
-	sock := filepath.Join(ctrd, "c.sock")
-	must(t, os.MkdirAll(ctrd, 0o755))
 	// containerd 2 pulls with its transfer service (as its CRI does),
 	// which unpacks with the snapshotter configured for the platform.
 	unpack := ""
 	if b.configVersion == 3 {
 		unpack = fmt.Sprintf("[[plugins.\"io.containerd.transfer.v1.local\".unpack_config]]\n  platform = \"linux/%s\"\n  snapshotter = \"native\"\n", runtime.GOARCH)
 	}
-	must(t, os.WriteFile(filepath.Join(ctrd, "config.toml"), fmt.Appendf(nil, `version = 2
-root = %[1]q
-state = %[2]q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %[3]q
-[ttrpc]
-  address = %[4]q
-[metrics]
-  address = ""
-%[5]s`, ctrd+"/root", ctrd+"/state", sock, sock+".ttrpc", unpack), 0o644))
-	startIn(t, node, filepath.Join(dir, "containerd.log"), b.containerd, "--config", filepath.Join(ctrd, "config.toml"))
-	ctr := func(args ...string) (string, error) {
-		out, err := exec.Command("ip", append([]string{"netns", "exec", node, b.ctr, "--address", sock, "--namespace", "alxn"}, args...)...).CombinedOutput()
-		return string(out), err
-	}
+	cd := containerdtest.Start(t, containerdtest.Options{Dir: filepath.Join(dir, "ctrd"), Log: filepath.Join(dir, "containerd.log"),
+		Binary: b.containerd, Ctr: b.ctr, Config: unpack, Netns: node, Namespace: "alxn", Wait: 20 * time.Second})
+	ctr := cd.Ctr
 	// ctrOut is ctr's standard output alone (containerd 2 warns on stderr).
-	ctrOut := func(args ...string) (string, error) {
-		out, err := exec.Command("ip", append([]string{"netns", "exec", node, b.ctr, "--address", sock, "--namespace", "alxn"}, args...)...).Output()
-		return string(out), err
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if _, err := ctr("version"); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			clog, _ := os.ReadFile(filepath.Join(dir, "containerd.log"))
-			t.Fatalf("containerd did not start:\n%s", lastLines(string(clog), 20))
-		}
-	}
+	ctrOut := cd.CtrOut
 
 	t.Run("image and artifact through airlock", func(t *testing.T) {
 		out, err := ctr("images", "pull", "--snapshotter", "native", "--hosts-dir", hostsDir, "mcr.microsoft.com/oss/kubernetes/pause:3.6")

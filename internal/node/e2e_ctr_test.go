@@ -28,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sys/unix"
 
+	"github.com/airlockdev/airlock/internal/testkit/containerdtest"
 	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
@@ -141,33 +142,8 @@ http: {addr: 127.0.0.1:5001}
 	must(t, err)
 
 	// containerd with a private root; ctr runs in the namespace too.
-	ctrd := filepath.Join(dir, "ctrd")
-	sock := filepath.Join(ctrd, "c.sock")
-	must(t, os.MkdirAll(ctrd, 0o755))
-	must(t, os.WriteFile(filepath.Join(ctrd, "config.toml"), fmt.Appendf(nil, `version = 2
-root = %[1]q
-state = %[2]q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %[3]q
-[ttrpc]
-  address = %[4]q
-[metrics]
-  address = ""
-`, ctrd+"/root", ctrd+"/state", sock, sock+".ttrpc"), 0o644))
-	startIn(t, ns, filepath.Join(dir, "containerd.log"), "containerd", "--config", filepath.Join(ctrd, "config.toml"))
-	ctr := func(args ...string) (string, error) {
-		out, err := exec.Command("ip", append([]string{"netns", "exec", ns, "ctr", "--address", sock, "--namespace", "alxn"}, args...)...).CombinedOutput()
-		return string(out), err
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if _, err := ctr("version"); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("containerd did not start")
-		}
-	}
+	ctr := containerdtest.Start(t, containerdtest.Options{Dir: filepath.Join(dir, "ctrd"), Log: filepath.Join(dir, "containerd.log"),
+		Netns: ns, Namespace: "alxn", Wait: 20 * time.Second}).Ctr
 
 	ca := newCA(t, dir)
 	for _, tc := range []struct {

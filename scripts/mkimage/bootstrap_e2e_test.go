@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlockdev/airlock/internal/testkit/containerdtest"
 	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
 
@@ -117,33 +118,8 @@ node:
 	t.Logf("ghcr.io/hosts.toml:\n%s", hosts)
 
 	// Debian's containerd in the namespace, private root, state and socket.
-	ctrd := filepath.Join(dir, "ctrd")
-	sock := filepath.Join(ctrd, "c.sock")
-	must(t, os.MkdirAll(ctrd, 0o755))
-	must(t, os.WriteFile(filepath.Join(ctrd, "config.toml"), fmt.Appendf(nil, `version = 2
-root = %[1]q
-state = %[2]q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %[3]q
-[ttrpc]
-  address = %[4]q
-[metrics]
-  address = ""
-`, ctrd+"/root", ctrd+"/state", sock, sock+".ttrpc"), 0o644))
-	inNS(t, ns, filepath.Join(dir, "containerd.log"), "containerd", "--config", filepath.Join(ctrd, "config.toml"))
-	ctr := func(args ...string) (string, error) {
-		out, err := exec.Command("ip", append([]string{"netns", "exec", ns, "ctr", "--address", sock, "--namespace", "boot"}, args...)...).CombinedOutput()
-		return string(out), err
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if _, err := ctr("version"); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("containerd did not start")
-		}
-	}
+	ctr := containerdtest.Start(t, containerdtest.Options{Dir: filepath.Join(dir, "ctrd"), Log: filepath.Join(dir, "containerd.log"),
+		Netns: ns, Namespace: "boot"}).Ctr
 	const ref = "ghcr.io/airlockdev/airlock:boot"
 	if out, err := ctr("images", "pull", "--hosts-dir", hostsDir, "--all-platforms", ref); err != nil {
 		t.Fatalf("ctr images pull %s through airlock: %v\n%s", ref, err, out)

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/airlockdev/airlock/internal/testkit/containerdtest"
 	"github.com/airlockdev/airlock/internal/testkit/porttest"
 )
 
@@ -96,34 +97,8 @@ registry:
 	}
 
 	// Debian's containerd with a private root, state and socket.
-	ctrd := filepath.Join(dir, "ctrd")
-	sock := filepath.Join(ctrd, "c.sock")
-	must(t, os.MkdirAll(ctrd, 0o755))
-	must(t, os.WriteFile(filepath.Join(ctrd, "config.toml"), fmt.Appendf(nil, `version = 2
-root = %[1]q
-state = %[2]q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %[3]q
-[ttrpc]
-  address = %[4]q
-[metrics]
-  address = ""
-`, ctrd+"/root", ctrd+"/state", sock, sock+".ttrpc"), 0o644))
-	daemon(t, filepath.Join(dir, "containerd.log"), "containerd", "--config", filepath.Join(ctrd, "config.toml"))
-	ctr := func(args ...string) (string, error) {
-		out, err := exec.Command("ctr", append([]string{"--address", sock, "--namespace", "mkimage"}, args...)...).CombinedOutput()
-		return string(out), err
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if _, err := ctr("version"); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "containerd.log"))
-			t.Fatalf("containerd did not start:\n%s", log)
-		}
-	}
+	ctr := containerdtest.Start(t, containerdtest.Options{Dir: filepath.Join(dir, "ctrd"), Log: filepath.Join(dir, "containerd.log"),
+		Namespace: "mkimage"}).Ctr
 	out, err := ctr("images", "pull", "--plain-http", "--all-platforms", ref)
 	if err != nil {
 		t.Fatalf("ctr images pull: %v\n%s", err, out)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlockdev/airlock/internal/testkit/containerdtest"
 )
 
 // containerd is a containerd 1.6 daemon with a private config, root, state
@@ -63,21 +65,11 @@ func startContainerdIn(t testing.TB, ns string) *containerd {
 			t.Logf("remove %s: %v", dir, err)
 		}
 	})
-	cfg := fmt.Sprintf(`version = 2
-root = %[1]q
-state = %[2]q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %[3]q
-[ttrpc]
-  address = %[4]q
-[metrics]
-  address = ""
-[plugins."io.containerd.service.v1.diff-service"]
+	cfg := containerdtest.Config(dir, c.sock, fmt.Sprintf(`[plugins."io.containerd.service.v1.diff-service"]
   default = ["walking"]
 [plugins."io.containerd.internal.v1.opt"]
-  path = %[5]q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.sock, c.sock+".ttrpc", filepath.Join(dir, "opt"))
+  path = %q
+`, filepath.Join(dir, "opt")))
 	cfgPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
