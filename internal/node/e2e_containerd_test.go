@@ -21,10 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/airlockdev/airlock/internal/testkit/containerdtest"
 	"github.com/airlockdev/airlock/internal/testkit/netnstest"
 )
@@ -82,13 +78,7 @@ func TestE2EContainerdPinned(t *testing.T) {
 			t.Skipf("%s not installed (scripts/deps.sh installs it)", bin)
 		}
 	}
-	airlockBin := os.Getenv("AIRLOCK_BIN")
-	if airlockBin == "" {
-		airlockBin = filepath.Join(t.TempDir(), "airlock")
-		if out, err := exec.Command("go", "build", "-o", airlockBin, "../../cmd/airlock").CombinedOutput(); err != nil {
-			t.Fatalf("go build airlock: %v\n%s", err, out)
-		}
-	}
+	airlockBin := e2eAirlockBin(t, t.TempDir())
 	for _, b := range containerdBuilds() {
 		t.Run(b.name, func(t *testing.T) {
 			for _, p := range []string{b.containerd, b.ctr} {
@@ -127,20 +117,8 @@ func testContainerdPinned(t *testing.T, b containerdBuild, airlockBin string) {
 	netnstest.Exec(t, "ip", "netns", "exec", gw, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 
 	// The upstream, seeded with an image and an artifact.
-	must(t, os.WriteFile(filepath.Join(dir, "upstream.yml"), fmt.Appendf(nil, `version: 0.1
-log: {level: info, formatter: text}
-storage: {filesystem: {rootdirectory: %s/upstream}}
-http: {addr: 127.0.0.1:5001}
-`, dir), 0o644))
-	startIn(t, gw, filepath.Join(dir, "upstream.log"), "docker-registry", "serve", filepath.Join(dir, "upstream.yml"))
-	gwHTTP := &http.Client{Transport: &http.Transport{DialContext: nsDial(gw), Proxy: nil}, Timeout: 10 * time.Second}
-	waitHTTP(t, gwHTTP, "http://127.0.0.1:5001/v2/")
-	img, err := random.Image(4096, 2)
-	must(t, err)
-	ref, err := name.ParseReference("127.0.0.1:5001/oss/kubernetes/pause:3.6", name.Insecure)
-	must(t, err)
-	must(t, remote.Write(ref, img, remote.WithTransport(gwHTTP.Transport)))
-	imgDigest, _ := img.Digest()
+	gwHTTP := startUpstream(t, gw, dir, "")
+	imgDigest := pushPause(t, gwHTTP)
 	art := pushArtifact(t, gwHTTP, "http://127.0.0.1:5001", "oss/artifacts/sbom", "1")
 
 	// airlock serve in gw, and its interception.

@@ -23,9 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sys/unix"
 
 	"github.com/airlockdev/airlock/internal/testkit/containerdtest"
@@ -116,30 +113,10 @@ func TestE2ENodeContainerdPullsThroughAirlock(t *testing.T) {
 	ns := "alxn-c-" + hex.EncodeToString(b[:])
 	netnstest.Add(t, ns)
 
-	airlockBin := os.Getenv("AIRLOCK_BIN")
-	if airlockBin == "" {
-		airlockBin = filepath.Join(dir, "airlock")
-		if out, err := exec.Command("go", "build", "-o", airlockBin, "../../cmd/airlock").CombinedOutput(); err != nil {
-			t.Fatalf("go build airlock: %v\n%s", err, out)
-		}
-	}
+	airlockBin := e2eAirlockBin(t, dir)
 
 	// Upstream "mcr.microsoft.com": docker-registry on 127.0.0.1:5001.
-	must(t, os.WriteFile(filepath.Join(dir, "upstream.yml"), fmt.Appendf(nil, `version: 0.1
-log: {level: info, formatter: text}
-storage: {filesystem: {rootdirectory: %s/upstream}, delete: {enabled: true}}
-http: {addr: 127.0.0.1:5001}
-`, dir), 0o644))
-	startIn(t, ns, filepath.Join(dir, "upstream.log"), "docker-registry", "serve", filepath.Join(dir, "upstream.yml"))
-	hc := &http.Client{Transport: &http.Transport{DialContext: nsDial(ns), Proxy: nil}, Timeout: 10 * time.Second}
-	waitHTTP(t, hc, "http://127.0.0.1:5001/v2/")
-	img, err := random.Image(4096, 2)
-	must(t, err)
-	ref, err := name.ParseReference("127.0.0.1:5001/oss/kubernetes/pause:3.6", name.Insecure)
-	must(t, err)
-	must(t, remote.Write(ref, img, remote.WithTransport(hc.Transport)))
-	digest, err := img.Digest()
-	must(t, err)
+	digest := pushPause(t, startUpstream(t, ns, dir, "delete: {enabled: true}"))
 
 	// containerd with a private root; ctr runs in the namespace too.
 	ctr := containerdtest.Start(t, containerdtest.Options{Dir: filepath.Join(dir, "ctrd"), Log: filepath.Join(dir, "containerd.log"),

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,7 +20,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -99,19 +97,7 @@ func TestE2ENodePodmanPullsThroughAirlock(t *testing.T) {
 	// The unruled registry's address answers TCP, so a packet that got
 	// there would connect.
 	for _, port := range []string{"443", "80"} {
-		var ln net.Listener
-		netnstest.Do(t, inet, func() { ln, err = net.Listen("tcp", "198.18.72.20:"+port) })
-		must(t, err)
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		acceptAndClose(t, inet, "198.18.72.20:"+port)
 	}
 	// Counters: packets the node sends to the unruled registry (before
 	// airlock's table decides), and packets from the node arriving at
@@ -138,29 +124,11 @@ func TestE2ENodePodmanPullsThroughAirlock(t *testing.T) {
 		return n
 	}
 
-	airlockBin := os.Getenv("AIRLOCK_BIN")
-	if airlockBin == "" {
-		airlockBin = filepath.Join(dir, "airlock")
-		if out, err := exec.Command("go", "build", "-o", airlockBin, "../../cmd/airlock").CombinedOutput(); err != nil {
-			t.Fatalf("go build airlock: %v\n%s", err, out)
-		}
-	}
+	airlockBin := e2eAirlockBin(t, dir)
 
 	// Upstream "mcr.microsoft.com": docker-registry on the gateway's loopback.
-	must(t, os.WriteFile(filepath.Join(dir, "upstream.yml"), fmt.Appendf(nil, `version: 0.1
-log: {level: info, formatter: text}
-storage: {filesystem: {rootdirectory: %s/upstream}}
-http: {addr: 127.0.0.1:5001}
-`, dir), 0o644))
-	startIn(t, gw, filepath.Join(dir, "upstream.log"), "docker-registry", "serve", filepath.Join(dir, "upstream.yml"))
-	gc := &http.Client{Transport: &http.Transport{DialContext: nsDial(gw), Proxy: nil}, Timeout: 10 * time.Second}
-	waitHTTP(t, gc, "http://127.0.0.1:5001/v2/")
-	img, err := random.Image(4096, 2)
-	must(t, err)
-	ref, err := name.ParseReference("127.0.0.1:5001/oss/kubernetes/pause:3.6", name.Insecure)
-	must(t, err)
-	must(t, remote.Write(ref, img, remote.WithTransport(gc.Transport)))
-	imgDigest, _ := img.Digest()
+	gc := startUpstream(t, gw, dir, "")
+	imgDigest := pushPause(t, gc)
 	// An OCI artifact: empty config, one file layer, artifactType.
 	artRepo, err := name.NewRepository("127.0.0.1:5001/oss/kubernetes/node-artifact", name.Insecure)
 	must(t, err)

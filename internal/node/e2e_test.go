@@ -91,22 +91,7 @@ func newTopo(t *testing.T) *topo {
 	netnstest.Exec(t, "ip", "netns", "exec", tp.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	netnstest.Exec(t, "ip", "netns", "exec", tp.node, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 	for _, port := range []string{"5000", "443"} {
-		var ln net.Listener
-		var err error
-		netnstest.Do(t, tp.gw, func() { ln, err = net.Listen("tcp", ":"+port) })
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		acceptAndClose(t, tp.gw, ":"+port)
 	}
 	return tp
 }
