@@ -65,7 +65,8 @@ var rank = map[string]int{
 	"internal/testkit/logcap":         6, // slog JSON records captured for assertions
 	"internal/testkit/dnstest":        6, // miekg/dns servers for tests: any handler, or a zone map (Zone)
 	"internal/testkit/porttest":       6, // free loopback ports
-	"internal/testkit/containerdtest": 6, // a private containerd (own root, state, socket; optionally in a netns) and ctr
+	"internal/testkit/proctest":       6, // daemons run in the foreground, stopped by their PID when the test ends
+	"internal/testkit/containerdtest": 7, // (uses proctest) a private containerd (own root, state, socket; optionally in a netns) and ctr
 	"internal/testkit/redistest":      7, // (uses porttest) a private redis-server on loopback
 	"internal/testkit/ociupstream":    6, // fake OCI upstreams: blob GETs redirected to a fake metadata service
 	"internal/testkit/azuritetest":    7, // (uses porttest) a real Azurite (Azure Blob Storage emulator) on loopback

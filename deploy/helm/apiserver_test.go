@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/airlockdev/airlock/internal/testkit/porttest"
+	"github.com/airlockdev/airlock/internal/testkit/proctest"
 )
 
 // resources maps the kinds the chart renders to their API path parts:
@@ -252,26 +253,9 @@ func (s *apiServer) waitEstablished(t *testing.T, crd string) {
 // with a killed test binary (Pdeathsig).
 func start(t *testing.T, log, bin string, args ...string) {
 	t.Helper()
-	f, err := os.Create(log)
-	must(t, err)
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		f.Close()
-	})
+	proctest.StartLog(t, log, cmd)
 }
 
 func must(t *testing.T, err error) {

@@ -23,10 +23,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/airlockdev/airlock/internal/testkit/containerdtest"
 	"github.com/airlockdev/airlock/internal/testkit/netnstest"
+	"github.com/airlockdev/airlock/internal/testkit/proctest"
 )
 
 // nsDial dials from inside network namespace ns (the socket is made on a
@@ -48,27 +47,7 @@ func nsDial(ns string) func(ctx context.Context, network, addr string) (net.Conn
 // (by its PID) when the test ends.
 func startIn(t *testing.T, ns, log string, args ...string) {
 	t.Helper()
-	f, err := os.Create(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(unix.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		f.Close()
-	})
+	proctest.StartLog(t, log, exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...))
 }
 
 func waitHTTP(t *testing.T, c *http.Client, url string) {

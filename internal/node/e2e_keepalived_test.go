@@ -13,11 +13,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/airlockdev/airlock/internal/testkit/netnstest"
+	"github.com/airlockdev/airlock/internal/testkit/proctest"
 )
 
 // TestE2EKeepalivedFailover runs the example keepalived config on two
@@ -90,23 +90,12 @@ func TestE2EKeepalivedFailover(t *testing.T) {
 		cmd := exec.Command("ip", "netns", "exec", ns, bin, "--dont-fork", "--log-console", "--log-detail", "--vrrp",
 			"-f", p, "-p", filepath.Join(dir, "keepalived.pid"), "-r", filepath.Join(dir, "vrrp.pid"))
 		cmd.Stdout, cmd.Stderr = &log, &log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cmd.Process.Signal(syscall.SIGTERM) // the PID started: ip netns exec execs keepalived
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				cmd.Process.Kill()
-				<-done
-			}
+		t.Cleanup(func() { // after the stop below: the log is complete
 			if t.Failed() {
 				t.Logf("keepalived %s log:\n%s", ns, log.String())
 			}
 		})
+		proctest.Start(t, cmd) // stops the PID started: ip netns exec execs keepalived
 	}
 
 	holds := func(i int) bool {

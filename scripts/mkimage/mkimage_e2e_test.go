@@ -22,6 +22,7 @@ import (
 
 	"github.com/airlockdev/airlock/internal/testkit/containerdtest"
 	"github.com/airlockdev/airlock/internal/testkit/porttest"
+	"github.com/airlockdev/airlock/internal/testkit/proctest"
 )
 
 // TestE2EImageReproduciblePushPull: two builds of the same sources give the
@@ -185,24 +186,9 @@ func checkLayout(t *testing.T, dir string, res buildResult) {
 
 func daemon(t *testing.T, log, bin string, args ...string) {
 	t.Helper()
-	f, err := os.Create(log)
-	must(t, err)
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	must(t, cmd.Start())
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		f.Close()
-	})
+	proctest.StartLog(t, log, cmd)
 }
 
 func waitHTTP(t *testing.T, url string) {

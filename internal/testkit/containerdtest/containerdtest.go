@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/airlockdev/airlock/internal/testkit/proctest"
 )
 
 // Options say which containerd to start and where.
@@ -40,7 +42,7 @@ type Options struct {
 }
 
 // Containerd is a started containerd. Cleanup stops it by its PID
-// (SIGTERM, SIGKILL after 10s).
+// (proctest: SIGTERM, SIGKILL after 10s).
 type Containerd struct {
 	Socket string // the gRPC socket (ctr --address)
 	Log    string // containerd's output
@@ -92,29 +94,9 @@ func Start(t testing.TB, o Options) *Containerd {
 	if err := os.WriteFile(cfg, []byte(Config(o.Dir, c.Socket, o.Config)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Create(o.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := c.inNetns(o.Binary, "--config", cfg)
-	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start containerd: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		f.Close()
-	})
+	proctest.StartLog(t, o.Log, cmd)
 	for deadline := time.Now().Add(o.Wait); ; time.Sleep(100 * time.Millisecond) {
 		if _, err := c.Ctr("version"); err == nil {
 			return c
