@@ -99,7 +99,8 @@ type Config struct {
 	ContainerdConfig string `yaml:"containerdConfig"`
 	// Runtimes are the container runtimes apply pins to airlock:
 	// containerd, cri-o, podman, docker. Empty (default): the runtimes
-	// found on the node (docs/node.md says how each is detected).
+	// found on the node (docs/node.md says how each is detected). When
+	// set, exactly these: one found but not listed is not pinned (a note).
 	Runtimes []Runtime `yaml:"runtimes"`
 	// SandboxImage is the pod sandbox (pause) image the runtimes are
 	// pinned to, pulled through airlock like any image. Default

@@ -89,7 +89,9 @@ func (n *Node) plan(in Input) (*Plan, error) {
 	p.Ruleset = Ruleset(rin)
 	p.Counts = RuleCounts(rin)
 
-	p.Runtimes = n.detectRuntimes(c)
+	var runtimeNotes []string
+	p.Runtimes, runtimeNotes = n.detectRuntimes(c)
+	p.Notes = append(p.Notes, runtimeNotes...)
 	if c.ArtifactSource == SourceCache {
 		if p.pins(RuntimeContainerd) {
 			if err := n.planMirrors(p, in); err != nil {

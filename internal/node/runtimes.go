@@ -33,8 +33,9 @@ type RuntimeInfo struct {
 	Restart string `json:"restart,omitempty"`
 }
 
-// Pinned is true when apply configures this runtime.
-func (r RuntimeInfo) Pinned() bool { return r.Found || r.Listed }
+// pinned is true when apply configures this runtime: listed in
+// node.runtimes, or, when that list is empty, found.
+func (r RuntimeInfo) pinned(listSet bool) bool { return r.Listed || (!listSet && r.Found) }
 
 // String is the line `node apply` prints for the runtime.
 func (r RuntimeInfo) String() string {
@@ -67,7 +68,9 @@ var runtimeProbe = map[Runtime]struct {
 	RuntimeContainerd: {bins: []string{"containerd"}},
 	RuntimeCRIO:       {bins: []string{"crio"}, paths: []string{"/etc/crio"}},
 	RuntimePodman:     {bins: []string{"podman"}},
-	RuntimeDocker:     {bins: []string{"dockerd"}, paths: []string{"/etc/docker"}},
+	// Not /etc/docker alone: other tools (and a pod's hostPath mount)
+	// create it on nodes without dockerd.
+	RuntimeDocker: {bins: []string{"dockerd"}, paths: []string{"/etc/docker/daemon.json"}},
 }
 
 // versionOf runs `bin --version` and returns its first line; tests
@@ -84,11 +87,13 @@ var versionOf = func(bin string) string {
 }
 
 // detectRuntimes finds the container runtimes under the root and merges
-// node.runtimes in, in the order of Runtimes. With nothing found and
+// node.runtimes in, in the order of Runtimes. A non-empty node.runtimes
+// is the whole list: a runtime found but not listed is not configured,
+// and a note says so (verify still checks it). With nothing found and
 // nothing listed it returns containerd alone, unfound and unlisted: what
 // apply pinned before it detected runtimes (node.runtimes names them on
 // an image being built).
-func (n *Node) detectRuntimes(c Config) []RuntimeInfo {
+func (n *Node) detectRuntimes(c Config) ([]RuntimeInfo, []string) {
 	// A file airlock created (a containerd config on a node that had
 	// none) is no evidence: apply would otherwise see another node the
 	// second time.
@@ -104,6 +109,7 @@ func (n *Node) detectRuntimes(c Config) []RuntimeInfo {
 		}
 	}
 	var out []RuntimeInfo
+	var notes []string
 	for _, rt := range Runtimes {
 		info := RuntimeInfo{Runtime: rt, Listed: slices.Contains(c.Runtimes, rt)}
 		probe := runtimeProbe[rt]
@@ -142,14 +148,17 @@ func (n *Node) detectRuntimes(c Config) []RuntimeInfo {
 			info.Version = versionOf(bin)
 		}
 		info.Restart = restartText[rt]
-		if info.Pinned() {
+		switch {
+		case info.pinned(len(c.Runtimes) > 0):
 			out = append(out, info)
+		case info.Found:
+			notes = append(notes, fmt.Sprintf("%s found (%s) but not in node.runtimes: not pinned to airlock; add it to node.runtimes, or remove it from the node", rt, info.Evidence))
 		}
 	}
 	if len(out) == 0 {
 		out = []RuntimeInfo{{Runtime: RuntimeContainerd, Restart: restartText[RuntimeContainerd]}}
 	}
-	return out
+	return out, notes
 }
 
 // restartText says how each runtime reads what apply wrote.

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestDetectRuntimes(t *testing.T) {
@@ -17,16 +21,23 @@ func TestDetectRuntimes(t *testing.T) {
 	root := t.TempDir()
 	n := New(root, newFakeNet(), nil)
 	c := testInput().Config
-	got := n.detectRuntimes(c)
+	got, _ := n.detectRuntimes(c)
 	if len(got) != 1 || got[0].Runtime != RuntimeContainerd || got[0].Found || got[0].Listed {
 		t.Errorf("nothing on the node: %+v, want containerd alone (unfound, unlisted)", got)
 	}
 
 	write(t, root, "usr/bin/crio", "")
 	write(t, root, "usr/local/bin/podman", "")
-	write(t, root, "etc/docker/.keep", "")
+	write(t, root, "etc/docker/certs.d/x/ca.crt", "") // not dockerd's alone
+	got, _ = n.detectRuntimes(c)
+	for _, r := range got {
+		if r.Runtime == RuntimeDocker {
+			t.Errorf("an /etc/docker without daemon.json or dockerd detected as docker: %+v", r)
+		}
+	}
+	write(t, root, "etc/docker/daemon.json", "{}")
 	write(t, root, "etc/containerd/config.toml", "# c\nversion = 3 # containerd 2\n[plugins]\n")
-	got = n.detectRuntimes(c)
+	got, _ = n.detectRuntimes(c)
 	var names []string
 	for _, r := range got {
 		names = append(names, r.String())
@@ -35,7 +46,7 @@ func TestDetectRuntimes(t *testing.T) {
 		"containerd (found /etc/containerd/config.toml), config version 3",
 		"cri-o (found /usr/bin/crio)",
 		"podman (found /usr/local/bin/podman)",
-		"docker (found /etc/docker)",
+		"docker (found /etc/docker/daemon.json)",
 	}
 	if !slices.Equal(names, want) {
 		t.Errorf("detected %q, want %q", names, want)
@@ -47,7 +58,7 @@ func TestDetectRuntimes(t *testing.T) {
 	// node.runtimes: a listed runtime not found is configured anyway.
 	root2 := t.TempDir()
 	c.Runtimes = []Runtime{RuntimeDocker}
-	got = New(root2, newFakeNet(), nil).detectRuntimes(c)
+	got, _ = New(root2, newFakeNet(), nil).detectRuntimes(c)
 	if len(got) != 1 || got[0].Runtime != RuntimeDocker || !got[0].Listed || got[0].Found ||
 		!strings.Contains(got[0].String(), "not found on this node: configured anyway") {
 		t.Errorf("listed docker on an empty node: %+v %q", got, got[0].String())
@@ -55,14 +66,47 @@ func TestDetectRuntimes(t *testing.T) {
 
 	// Root "/": binaries on PATH count and their version is read.
 	r := New("/", newFakeNet(), nil)
-	for _, info := range r.detectRuntimes(Config{ContainerdConfig: "/nonexistent/config.toml"}) {
-		if info.Found && strings.HasPrefix(info.Evidence, "/") && info.Version != "x" && info.Evidence != "/etc/docker" && info.Evidence != "/etc/crio" {
+	found, _ := r.detectRuntimes(Config{ContainerdConfig: "/nonexistent/config.toml"})
+	for _, info := range found {
+		if info.Found && strings.HasPrefix(info.Evidence, "/") && info.Version != "x" && info.Evidence != "/etc/docker/daemon.json" && info.Evidence != "/etc/crio" {
 			t.Errorf("%s found at %s without its version", info.Runtime, info.Evidence)
 		}
 	}
 }
 
 var defaultVersionOf = versionOf
+
+// TestRuntimesListIsTheWholeList: with node.runtimes set, a runtime found
+// but not listed gets no files, only a note; and reset keeps a directory
+// that was there before apply, even when apply wrote into it.
+func TestRuntimesListIsTheWholeList(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "usr/bin/podman", "")
+	if err := os.MkdirAll(filepath.Join(root, "etc/docker"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, root)
+	n := New(root, newFakeNet(), nil)
+	res := mustApply(t, n, testInput(func(in *Input) { in.Config.Runtimes = []Runtime{RuntimeContainerd, RuntimeDocker} }))
+	after := snapshot(t, root)
+	if _, ok := after["etc/docker/daemon.json"]; !ok {
+		t.Error("docker listed: no daemon.json written")
+	}
+	for p := range after {
+		if strings.HasPrefix(p, "etc/containers/") {
+			t.Errorf("podman found but not listed: %s written", p)
+		}
+	}
+	if !hasNote(res.Plan.Notes, "podman found (/usr/bin/podman) but not in node.runtimes: not pinned") {
+		t.Errorf("notes %q lack the unlisted podman", res.Plan.Notes)
+	}
+	if _, err := n.Reset(context.Background()); err != nil {
+		t.Fatalf("Reset: %v", err)
+	}
+	if diff := cmp.Diff(before, snapshot(t, root)); diff != "" {
+		t.Errorf("after reset the root differs from before apply (-before +after):\n%s", diff)
+	}
+}
 
 func TestRegistriesConfGolden(t *testing.T) {
 	rules := []CacheRule{

@@ -108,7 +108,6 @@ func (n *Node) restore(r FileRecord) error {
 		if err := os.Remove(full); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("removing %s: %w", r.Path, err)
 		}
-		os.Remove(filepath.Dir(full)) // the host directory of a hosts.toml, when empty
 	case r.LinkTarget != "":
 		if err := n.symlinkAtomic(full, r.LinkTarget, r.Owner); err != nil {
 			return fmt.Errorf("restoring %s: %w", r.Path, err)
