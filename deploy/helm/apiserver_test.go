@@ -14,10 +14,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -253,9 +251,7 @@ func (s *apiServer) waitEstablished(t *testing.T, crd string) {
 // with a killed test binary (Pdeathsig).
 func start(t *testing.T, log, bin string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	proctest.StartLog(t, log, cmd)
+	proctest.Daemon(t, log, bin, args...)
 }
 
 func must(t *testing.T, err error) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/airlockdev/airlock/internal/testkit/containerdtest"
 	"github.com/airlockdev/airlock/internal/testkit/netnstest"
+	"github.com/airlockdev/airlock/internal/testkit/proctest"
 )
 
 // TestE2EAgentImagePullsThroughAirlock is the bootstrap path "the agent's
@@ -138,7 +139,7 @@ node:
 // inNS starts a daemon inside ns with its output in log; stopped by PID.
 func inNS(t *testing.T, ns, log string, args ...string) {
 	t.Helper()
-	daemon(t, log, "ip", append([]string{"netns", "exec", ns}, args...)...)
+	proctest.Daemon(t, log, "ip", append([]string{"netns", "exec", ns}, args...)...)
 }
 
 func waitNS(t *testing.T, c *http.Client, url string) {

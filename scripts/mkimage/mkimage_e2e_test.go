@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -85,7 +84,7 @@ registry:
   anonymousPull: true
   users: [ { name: pusher, passwordHash: '%s' } ]
 `, addr, filepath.Join(dir, "registry"), hash), 0o644))
-	daemon(t, filepath.Join(dir, "airlock.log"), airlockBin, "serve", "--config", cfg)
+	proctest.Daemon(t, filepath.Join(dir, "airlock.log"), airlockBin, "serve", "--config", cfg)
 	waitHTTP(t, "http://"+addr+"/v2/")
 	t.Setenv("MKIMAGE_TEST_PW", "pushpw")
 	ref := addr + "/airlock:e2e"
@@ -182,13 +181,6 @@ func checkLayout(t *testing.T, dir string, res buildResult) {
 		}
 		t.Logf("%s image files: %v", m.Platform.Architecture, files)
 	}
-}
-
-func daemon(t *testing.T, log, bin string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	proctest.StartLog(t, log, cmd)
 }
 
 func waitHTTP(t *testing.T, url string) {

@@ -47,3 +47,12 @@ func StartLog(t testing.TB, log string, cmd *exec.Cmd) {
 	cmd.Stdout, cmd.Stderr = f, f
 	Start(t, cmd)
 }
+
+// Daemon runs bin with args in the foreground with its output in the file
+// log (StartLog); it also dies with a killed test binary (Pdeathsig).
+func Daemon(t testing.TB, log, bin string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	StartLog(t, log, cmd)
+}
