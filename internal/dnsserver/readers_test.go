@@ -190,36 +190,19 @@ func TestUpstreamPoolRotationRace(t *testing.T) {
 // query still answers each (the query is sent again on the same socket with
 // the same ID before the timeout), and every retransmission is counted.
 func TestUpstreamRetransmit(t *testing.T) {
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	go func() {
-		seen := map[string]bool{}
-		buf := make([]byte, 4096)
-		for {
-			n, ap, err := pc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			q := new(dns.Msg)
-			if q.Unpack(buf[:n]) != nil {
-				continue
-			}
-			name := q.Question[0].Name
-			if !seen[name] {
-				seen[name] = true // lost on the way
-				continue
-			}
-			r := new(dns.Msg)
-			r.SetReply(q)
-			rr, _ := dns.NewRR(name + " 60 IN A 192.0.2.7")
-			r.Answer = []dns.RR{rr}
-			b, _ := r.Pack()
-			_, _ = pc.WriteToUDPAddrPort(b, ap)
+	seen := map[string]bool{}
+	addr := scriptedUpstream(t, func(q *dns.Msg) []*dns.Msg {
+		name := q.Question[0].Name
+		if !seen[name] {
+			seen[name] = true // lost on the way
+			return nil
 		}
-	}()
+		r := new(dns.Msg)
+		r.SetReply(q)
+		rr, _ := dns.NewRR(name + " 60 IN A 192.0.2.7")
+		r.Answer = []dns.RR{rr}
+		return []*dns.Msg{r}
+	})
 	resent := prometheus.NewCounter(prometheus.CounterOpts{Name: "resent"})
 	p := newUpstreamPool(2, resent)
 	p.retransmit = 20 * time.Millisecond // not a bound on anything: only to keep the test short
@@ -228,7 +211,7 @@ func TestUpstreamRetransmit(t *testing.T) {
 		m := new(dns.Msg)
 		m.SetQuestion(fmt.Sprintf("lost%d.bench.test.", i), dns.TypeA)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		r, err := p.exchange(ctx, m, pc.LocalAddr().String(), false)
+		r, err := p.exchange(ctx, m, addr, false)
 		cancel()
 		if err != nil {
 			t.Fatalf("query %d: %v", i, err)
@@ -246,40 +229,25 @@ func TestUpstreamRetransmit(t *testing.T) {
 // question (a late reply to a retransmitted query whose ID a newer query
 // took) is not taken for the answer; the real reply that follows is.
 func TestUpstreamReplyMustEchoQuestion(t *testing.T) {
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, ap, err := pc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			q := new(dns.Msg)
-			if q.Unpack(buf[:n]) != nil {
-				continue
-			}
-			for _, name := range []string{"other.bench.test.", q.Question[0].Name} {
-				r := new(dns.Msg)
-				r.SetQuestion(name, dns.TypeA)
-				r.Id, r.Response = q.Id, true
-				rr, _ := dns.NewRR(name + " 60 IN A 192.0.2.8")
-				r.Answer = []dns.RR{rr}
-				b, _ := r.Pack()
-				_, _ = pc.WriteToUDPAddrPort(b, ap)
-			}
+	addr := scriptedUpstream(t, func(q *dns.Msg) []*dns.Msg {
+		var out []*dns.Msg
+		for _, name := range []string{"other.bench.test.", q.Question[0].Name} {
+			r := new(dns.Msg)
+			r.SetQuestion(name, dns.TypeA)
+			r.Id, r.Response = q.Id, true
+			rr, _ := dns.NewRR(name + " 60 IN A 192.0.2.8")
+			r.Answer = []dns.RR{rr}
+			out = append(out, r)
 		}
-	}()
+		return out
+	})
 	p := newUpstreamPool(1, nil)
 	defer p.closeAll()
 	for i := range 5 {
 		m := new(dns.Msg)
 		m.SetQuestion(fmt.Sprintf("Mixed%d.Bench.test.", i), dns.TypeA)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		r, err := p.exchange(ctx, m, pc.LocalAddr().String(), false)
+		r, err := p.exchange(ctx, m, addr, false)
 		cancel()
 		if err != nil {
 			t.Fatalf("query %d: %v", i, err)
@@ -288,4 +256,35 @@ func TestUpstreamReplyMustEchoQuestion(t *testing.T) {
 			t.Fatalf("query %d answered with the reply to %s", i, got)
 		}
 	}
+}
+
+// scriptedUpstream is a forwarder on loopback UDP that hands every query it
+// can decode to reply (from one goroutine) and sends what reply returns,
+// in order: nothing for a lost query, several for stray replies. It
+// returns its address.
+func scriptedUpstream(t *testing.T, reply func(q *dns.Msg) []*dns.Msg) string {
+	t.Helper()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, ap, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			q := new(dns.Msg)
+			if q.Unpack(buf[:n]) != nil || len(q.Question) == 0 {
+				continue
+			}
+			for _, r := range reply(q) {
+				b, _ := r.Pack()
+				_, _ = pc.WriteToUDPAddrPort(b, ap)
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
 }
