@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -198,20 +197,10 @@ verify:
 
 	// A counter of packets from the node to the registry without a rule,
 	// ahead of everything else in the output hook.
-	must(t, nftIn(node, "table inet alxn_count {\n chain out {\n  type filter hook output priority -300; policy accept;\n  ip daddr "+noRuleRegistry+" counter\n }\n}\n"))
+	packets := packetCounter(t, node, "output", "ip daddr "+noRuleRegistry)
 	// The same counter on the gateway host: airlock itself sends nothing
 	// to a registry it has no rule for.
-	must(t, nftIn(gw, "table inet alxn_count {\n chain out {\n  type filter hook output priority -300; policy accept;\n  ip daddr "+noRuleRegistry+" counter\n }\n}\n"))
-	packetsIn := func(ns string) int {
-		out, _ := exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "alxn_count").CombinedOutput()
-		m := regexp.MustCompile(`counter packets (\d+)`).FindSubmatch(out)
-		if m == nil {
-			t.Fatalf("no counter in:\n%s", out)
-		}
-		n, _ := strconv.Atoi(string(m[1]))
-		return n
-	}
-	packets := func() int { return packetsIn(node) }
+	gwPackets := packetCounter(t, gw, "output", "ip daddr "+noRuleRegistry)
 
 	// containerd in the node, on a private root.
 	// containerd 2 pulls with its transfer service (as its CRI does),
@@ -273,7 +262,7 @@ verify:
 		if n := packets(); n != 0 {
 			t.Errorf("nft counter: %d packets from the node to %s, want 0", n, noRuleRegistry)
 		}
-		if n := packetsIn(gw); n != 0 {
+		if n := gwPackets(); n != 0 {
 			t.Errorf("nft counter: %d packets from the gateway host (airlock) to %s, want 0", n, noRuleRegistry)
 		}
 		if after := gatewayFlows(t, gwHTTP); after != flows {
@@ -282,7 +271,7 @@ verify:
 		if l, _ := os.ReadFile(alog); bytes.Contains(l, []byte(`"dst":"`+noRuleRegistry)) {
 			t.Errorf("airlock's decision log names %s", noRuleRegistry)
 		}
-		t.Logf("nft counters to %s: node %d packets, gateway host %d; gateway flows: %d before, %d after", noRuleRegistry, packets(), packetsIn(gw), flows, gatewayFlows(t, gwHTTP))
+		t.Logf("nft counters to %s: node %d packets, gateway host %d; gateway flows: %d before, %d after", noRuleRegistry, packets(), gwPackets(), flows, gatewayFlows(t, gwHTTP))
 	})
 
 	t.Run("CRI pulls through config_path", func(t *testing.T) {
@@ -442,16 +431,6 @@ func toolsBin(name string) string {
 		tools = "/opt/airlock-tools"
 	}
 	return filepath.Join(tools, "bin", name)
-}
-
-// nftIn loads a ruleset into ns.
-func nftIn(ns, ruleset string) error {
-	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(ruleset)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("nft -f: %v: %s", err, out)
-	}
-	return nil
 }
 
 // gatewayFlows sums airlock_egress_flows_total on the gateway's /metrics.

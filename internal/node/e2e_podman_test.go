@@ -3,7 +3,6 @@
 package node
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -102,26 +100,13 @@ func TestE2ENodePodmanPullsThroughAirlock(t *testing.T) {
 	// Counters: packets the node sends to the unruled registry (before
 	// airlock's table decides), and packets from the node arriving at
 	// the gateway for it (before its interception).
-	nftIn := func(ns, text string) {
-		t.Helper()
-		if out, err := (nsRunner{ns}).Run(context.Background(), text, "nft", "-f", "-"); err != nil {
-			t.Fatalf("nft in %s: %v\n%s", ns, err, out)
-		}
-	}
-	nftIn(node, "table inet alxn_count {\n chain out { type filter hook output priority -300; ip daddr 198.18.72.20 counter; }\n}\n")
-	nftIn(gw, "table inet alxn_count {\n chain in { type filter hook prerouting priority -300; ip saddr 198.18.71.2 ip daddr 198.18.72.20 counter; }\n}\n")
+	nodeCount := packetCounter(t, node, "output", "ip daddr 198.18.72.20")
+	gwCount := packetCounter(t, gw, "prerouting", "ip saddr 198.18.71.2 ip daddr 198.18.72.20")
 	counter := func(ns string) int {
-		t.Helper()
-		out, err := (nsRunner{ns}).Run(context.Background(), "", "nft", "list", "table", "inet", "alxn_count")
-		if err != nil {
-			t.Fatalf("nft list in %s: %v", ns, err)
+		if ns == node {
+			return nodeCount()
 		}
-		m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(string(out))
-		if m == nil {
-			t.Fatalf("no counter in %s:\n%s", ns, out)
-		}
-		n, _ := strconv.Atoi(m[1])
-		return n
+		return gwCount()
 	}
 
 	airlockBin := e2eAirlockBin(t, dir)

@@ -9,6 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,4 +92,34 @@ func acceptAndClose(t *testing.T, ns, addr string) {
 			c.Close()
 		}
 	}()
+}
+
+// packetCounter puts a counter of the packets matching match (an nft
+// expression) on hook (output, prerouting) in ns, ahead of everything else
+// there, and returns a reader of it.
+func packetCounter(t *testing.T, ns, hook, match string) func() int {
+	t.Helper()
+	if err := nftIn(ns, "table inet alxn_count {\n chain c {\n  type filter hook "+hook+" priority -300; policy accept;\n  "+match+" counter\n }\n}\n"); err != nil {
+		t.Fatalf("counter in %s: %v", ns, err)
+	}
+	return func() int {
+		t.Helper()
+		out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "alxn_count").CombinedOutput()
+		m := regexp.MustCompile(`counter packets (\d+)`).FindSubmatch(out)
+		if err != nil || m == nil {
+			t.Fatalf("no counter in %s: %v\n%s", ns, err, out)
+		}
+		n, _ := strconv.Atoi(string(m[1]))
+		return n
+	}
+}
+
+// nftIn loads a ruleset into ns.
+func nftIn(ns, ruleset string) error {
+	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft -f: %v: %s", err, out)
+	}
+	return nil
 }
