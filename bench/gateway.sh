@@ -145,6 +145,9 @@ start_server gorelay relay -to "$echo_addr"
 gorelay_pid=${pids[-1]}
 start_server goconnect relay -connect -to "$echo_addr"
 goconnect_pid=${pids[-1]}
+goepoll_addr=""
+start_server goepoll relay -engine epoll -connect -to "$echo_addr"
+goepoll_pid=${pids[-1]}
 
 # airlock: one application rule allowing localhost on the two target ports.
 # write_gateway_config FILE PORT LEVEL
@@ -301,9 +304,10 @@ raddr[tinyproxy]=127.0.0.1:$tinyproxy_port rconn[tinyproxy]=localhost:$eport rpi
 raddr[haproxy]=127.0.0.1:$haproxy_echo_port rconn[haproxy]="" rpid[haproxy]=$haproxy_pid
 raddr[gorelay]=$gorelay_addr rconn[gorelay]="" rpid[gorelay]=$gorelay_pid
 raddr[goconnect]=$goconnect_addr rconn[goconnect]=localhost:$eport rpid[goconnect]=$goconnect_pid
+raddr[goepoll]=$goepoll_addr rconn[goepoll]=localhost:$eport rpid[goepoll]=$goepoll_pid
 stargets=(direct airlock haproxy haproxy-splice squid)
 rtargets=(direct airlock haproxy squid tinyproxy)
-wtargets=(direct airlock haproxy squid tinyproxy gorelay goconnect)
+wtargets=(direct airlock haproxy squid tinyproxy gorelay goconnect goepoll)
 
 # Every path works before measuring: a short stream is not possible (the
 # source sends the full size), so check the rate path with one worker.
@@ -367,7 +371,7 @@ repin() {
 }
 declare -A sw
 modes=()
-ptargets=(airlock haproxy squid tinyproxy gorelay goconnect)
+ptargets=(airlock haproxy squid tinyproxy gorelay goconnect goepoll)
 if has sweep; then
 	modes=(pinned unpinned)
 	[ "$srv_cpus" != all ] || modes=(unpinned)
@@ -643,7 +647,8 @@ if has sweep; then
 		echo
 		echo "Command: \`$envline $cmdline\`. Closed loop: C clients back to back for $sweep_d s each (connect, CONNECT unless direct/haproxy/gorelay, 16 bytes echoed, close)." \
 			"CPU-µs per tunnel = the proxy's utime+stime (/proc/PID/stat, all threads) over the run / tunnels. pinned: proxies and the echo target on CPUs $srv_cpus, load on CPUs $cli_cpus; unpinned: everything on all $ncpu CPUs." \
-			"gorelay: a Go TCP relay (accept, dial, two io.Copy); goconnect: the same reading a CONNECT head (http.ReadRequest) and answering 200 first."
+			"gorelay: a Go TCP relay (accept, dial, two io.Copy); goconnect: the same reading a CONNECT head (http.ReadRequest) and answering 200 first;" \
+			"goepoll: a Go CONNECT relay in haproxy's shape (one thread, one epoll set, non-blocking sockets, no goroutine per connection; gwbench relay -engine epoll)."
 		for mode in "${modes[@]}"; do
 			echo
 			echo "$mode: tunnels/s / proxy CPU-µs per tunnel (airlock ÷ haproxy CPU-µs in the last column)"

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -19,8 +20,16 @@ func runRelay(args []string) error {
 	addr := fs.String("listen", "127.0.0.1:0", "listen address")
 	to := fs.String("to", "", "address every connection is relayed to")
 	connect := fs.Bool("connect", false, "expect a CONNECT head first (its target is ignored; -to is dialled)")
+	engine := fs.String("engine", "go", "go: a goroutine per connection and direction; epoll: one thread, one epoll set (epoll_linux.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	switch *engine {
+	case "go":
+	case "epoll":
+		return runEpollRelay(*addr, *to, *connect)
+	default:
+		return fmt.Errorf("-engine %q: want go or epoll", *engine)
 	}
 	ln, err := listen(*addr)
 	if err != nil {
