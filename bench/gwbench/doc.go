@@ -11,7 +11,11 @@
 //	gwbench relay -to A [-connect] a Go TCP relay to A (accept, dial, two
 //	                               io.Copy); -connect reads a CONNECT head
 //	                               first (http.ReadRequest) and answers 200:
-//	                               the Go floor airlock's cost is set against
+//	                               the Go floor airlock's cost is set against;
+//	                               -engine epoll: the same as one thread with
+//	                               one epoll set and non-blocking sockets
+//	                               (haproxy's shape; Linux; the head is read
+//	                               to its blank line, not parsed)
 //	gwbench stream -addr A [-connect H:P] -bytes N -pids P
 //	                               one connection (a CONNECT tunnel when
 //	                               -connect is set) reading N bytes with
