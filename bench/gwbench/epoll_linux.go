@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -16,7 +15,7 @@ import (
 // runEpollRelay is the event-loop floor of a CONNECT relay, the shape of
 // haproxy's: one OS thread, one level-triggered epoll set, non-blocking
 // sockets, no goroutine per connection and no Go network poller. With
-// connect it reads a head up to its blank line (not parsed: its target is
+// connect it reads a head up to its end (headEnd; not parsed: its target is
 // ignored and to is dialled), dials without blocking, answers 200 once
 // connected, then copies both ways with read/write through one buffer,
 // half-closing on EOF. It answers how much of airlock's cost per tunnel
@@ -182,7 +181,7 @@ func (l *eloop) event(c *econn, ev uint32) {
 			return
 		}
 		c.head = append(c.head, l.buf[:n]...)
-		if !bytes.Contains(c.head, []byte("\r\n\r\n")) {
+		if headEnd(c.head) < 0 {
 			return
 		}
 		c.head = nil
@@ -198,7 +197,7 @@ func (l *eloop) event(c *econn, ev uint32) {
 		}
 		cl := c.peer
 		if l.connect {
-			if _, err := syscall.Write(cl.fd, []byte("HTTP/1.1 200 Connection Established\r\n\r\n")); err != nil {
+			if _, err := syscall.Write(cl.fd, connectEstablished); err != nil {
 				l.close(c)
 				return
 			}
