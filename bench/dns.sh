@@ -50,8 +50,11 @@
 # BENCH_QPS_CAP (1000000), BENCH_PIN (1), BENCH_CORES (1),
 # BENCH_POLICY_RULES (0: allowNames only), BENCH_TARGETS ("airlock
 # unbound-fwd unbound"), BENCH_MISS (1: run the miss rounds),
-# BENCH_CACHE_ENTRIES (empty: airlock's default), AIRLOCK_BIN (else
-# bin/airlock is built).
+# BENCH_CACHE_ENTRIES (empty: airlock's default), BENCH_UPSTREAM_CPUS
+# (empty: the servers' CPUs; e.g. 0: the upstream unbound, which is also
+# the target "unbound", runs there instead, with dnsperf, so that airlock
+# and unbound-fwd have their CPUs to themselves as against a remote
+# upstream), AIRLOCK_BIN (else bin/airlock is built).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
 . "$(dirname "$0")/../scripts/lib.sh"
@@ -63,13 +66,14 @@ nmiss=${BENCH_MISS_NAMES:-200000}
 clients=${BENCH_CLIENTS:-4}
 qcap=${BENCH_QPS_CAP:-1000000}
 pin=${BENCH_PIN:-1}
+up_cpus=${BENCH_UPSTREAM_CPUS:-}
 cache_entries=${BENCH_CACHE_ENTRIES:-}
 cores=${BENCH_CORES:-1}
 rules=${BENCH_POLICY_RULES:-0}
 do_miss=${BENCH_MISS:-1}
 read -r -a targets <<<"${BENCH_TARGETS:-airlock unbound-fwd unbound}"
 cmdline="$0${*:+ $*}"
-envline="BENCH_ROUNDS=$rounds BENCH_DURATION=$dur BENCH_NAMES=$nnames BENCH_MISS_NAMES=$nmiss BENCH_CLIENTS=$clients BENCH_QPS_CAP=$qcap BENCH_PIN=$pin BENCH_CORES=$cores BENCH_POLICY_RULES=$rules BENCH_MISS=$do_miss BENCH_TARGETS='${targets[*]}'${cache_entries:+ BENCH_CACHE_ENTRIES=$cache_entries}"
+envline="BENCH_ROUNDS=$rounds BENCH_DURATION=$dur BENCH_NAMES=$nnames BENCH_MISS_NAMES=$nmiss BENCH_CLIENTS=$clients BENCH_QPS_CAP=$qcap BENCH_PIN=$pin BENCH_CORES=$cores BENCH_POLICY_RULES=$rules BENCH_MISS=$do_miss BENCH_TARGETS='${targets[*]}'${cache_entries:+ BENCH_CACHE_ENTRIES=$cache_entries}${up_cpus:+ BENCH_UPSTREAM_CPUS=$up_cpus}"
 for t in unbound dnsperf dig curl taskset; do
 	command -v "$t" >/dev/null || die "$t not installed (scripts/deps.sh)"
 done
@@ -87,9 +91,14 @@ if [ "$pin" = 1 ]; then
 	cli_cpus=$srv_cpus
 	[ "$cores" -lt "$ncpu" ] && cli_cpus="0-$((ncpu - cores - 1))"
 	cli=(taskset -c "$cli_cpus")
+	[ "$cores" -lt "$ncpu" ] || [ -z "$up_cpus" ] || die "BENCH_UPSTREAM_CPUS needs BENCH_CORES < $ncpu"
 elif [ "$cores" != "$ncpu" ]; then
 	die "BENCH_CORES=$cores needs BENCH_PIN=1"
 fi
+
+[ -z "$up_cpus" ] || [ "$pin" = 1 ] || die "BENCH_UPSTREAM_CPUS needs BENCH_PIN=1"
+upsrv=("${srv[@]}")
+[ -z "$up_cpus" ] || upsrv=(taskset -c "$up_cpus")
 
 work=$(mktemp -d)
 pids=()
@@ -207,7 +216,7 @@ wait_dns() {
 	return 1
 }
 
-"${srv[@]}" unbound -d -c "$work/unbound.conf" >"$work/unbound.log" 2>&1 &
+"${upsrv[@]}" unbound -d -c "$work/unbound.conf" >"$work/unbound.log" 2>&1 &
 upid=$!
 pids+=("$upid")
 wait_dns "$uport" "$upid" || die "unbound did not start: $(tail -5 "$work/unbound.log")"
@@ -220,6 +229,9 @@ apid=$!
 pids+=("$apid")
 wait_dns "$aport" "$apid" || die "airlock did not start: $(tail -5 "$work/airlock.log")"
 wait_http "http://127.0.0.1:$admin/readyz" "$apid" 30 || die "airlock admin not ready"
+# Our processes on the server CPUs (the "others" figure is the rest).
+ours=("$apid" "$fpid")
+[ -n "$up_cpus" ] || ours+=("$upid")
 declare -A port=([airlock]=$aport [unbound]=$uport [unbound-fwd]=$fport)
 
 # --- query files ---------------------------------------------------------------
@@ -281,7 +293,7 @@ run() {
 	m0=$(metric airlock_dnsserver_cache_misses_total)
 	c0=$(cpu_ticks "${procs[@]}")
 	b0=$(cpu_busy "$srv_cpus")
-	u0=$(cpu_ticks "$apid" "$upid" "$fpid")
+	u0=$(cpu_ticks "${ours[@]}")
 	t0=$(date +%s%N)
 	times >"$work/times0" # the shell's children so far (builtin: no fork)
 	"${cli[@]}" dnsperf -s 127.0.0.1 -p "${port[$t]}" -d "$f" -c "$clients" -T "$cores" "$@" >"$out" 2>&1 ||
@@ -289,7 +301,7 @@ run() {
 	times >"$work/times1"
 	c1=$(cpu_ticks "${procs[@]}")
 	b1=$(cpu_busy "$srv_cpus")
-	u1=$(cpu_ticks "$apid" "$upid" "$fpid")
+	u1=$(cpu_ticks "${ours[@]}")
 	t1=$(date +%s%N)
 	# Others' share of the server CPUs: busy time not spent by airlock or unbound.
 	res[$key,other]=$(awk -v b=$((b1 - b0)) -v u=$((u1 - u0)) -v hz="$clk" -v ns=$((t1 - t0)) -v n="$srv_n" \
@@ -318,7 +330,7 @@ run() {
 }
 
 # --- rounds ----------------------------------------------------------------------
-log "bench: $rounds rounds x ${dur}s; servers on CPUs $srv_cpus ($cores cores), dnsperf on CPUs $cli_cpus; policy rules $rules"
+log "bench: $rounds rounds x ${dur}s; servers on CPUs $srv_cpus ($cores cores), dnsperf on CPUs $cli_cpus${up_cpus:+, upstream on CPUs $up_cpus}; policy rules $rules"
 has() { [[ " ${targets[*]} " == *" $1 "* ]]; }
 # order R: the targets rotated by R.
 order() {
@@ -398,7 +410,7 @@ mkdir -p "$CACHE"
 	echo
 	echo "Command: \`$envline $cmdline\`"
 	echo
-	echo "Machine: $ncpu CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); servers pinned to CPUs $srv_cpus, dnsperf to CPUs $cli_cpus." \
+	echo "Machine: $ncpu CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); servers pinned to CPUs $srv_cpus, dnsperf to CPUs $cli_cpus${up_cpus:+, the upstream unbound to CPUs $up_cpus}." \
 		"Versions: $("$airlock" version 2>/dev/null | head -1 || echo airlock); unbound $(unbound -V | awk '/^Version/ { print $2 }') (num-threads $cores); $(dnsperf -h 2>&1 | awk '/^Version/ { print "dnsperf " $2 }'); $(go version | awk '{ print $3 }')."
 	echo
 	echo "| Round | Target | cached QPS | CPU-µs/q | dnsperf CPU-µs/q | others | half p99 µs | miss QPS | miss CPU-µs/q | miss others | fixed-load miss: -Q → QPS | p50 / p99 µs | lost (cached/miss/fixed) | airlock hits/misses (cached) |"
