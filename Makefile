@@ -39,6 +39,8 @@ fmt-check:
 
 unit:
 	$(GO) test $(UNIT_FLAGS) ./...
+	@echo "unit: internal/egress again with gateway.proxyEngine goroutine"
+	AIRLOCK_TEST_PROXY_ENGINE=goroutine $(GO) test $(UNIT_FLAGS) ./internal/egress
 
 race:
 	$(if $(RACE_PKGS),$(GO) test -race $(UNIT_FLAGS) $(RACE_PKGS),@echo "race: no concurrent packages yet")
@@ -54,6 +56,7 @@ conformance-baseline: ## same suite against Debian docker-registry (62/12/5)
 e2e: ## e2e suite as root: real skopeo, containerd, docker-registry, unbound, netns; airlock binary
 	$(GO) test -tags e2e $(E2E_FLAGS) ./test/e2e/...
 	$(GO) test -tags e2e $(E2E_FLAGS) -run 'E2E' ./internal/upstream ./internal/egress ./internal/dnsserver ./internal/node ./internal/verify
+	AIRLOCK_TEST_PROXY_ENGINE=goroutine $(GO) test -tags e2e $(E2E_FLAGS) -run 'E2E' ./internal/egress
 	$(GO) test -tags e2e $(E2E_FLAGS) -run 'E2E' ./scripts/mkimage
 
 e2e-objstore: build ## e2e cache and object storage tests with the content on Azurite, then on versitygw (root; runs both, fails at the end)

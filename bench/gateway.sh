@@ -150,12 +150,12 @@ start_server goepoll relay -engine epoll -connect -to "$echo_addr"
 goepoll_pid=${pids[-1]}
 
 # airlock: one application rule allowing localhost on the two target ports.
-# write_gateway_config FILE PORT LEVEL
+# write_gateway_config FILE PORT LEVEL [ENGINE]
 write_gateway_config() {
 	cat >"$1" <<YAML
 version: 1
 log: { format: json, level: $3 }
-gateway: { proxyListen: 127.0.0.1:$2, allowedInternalRanges: [127.0.0.0/8] }
+gateway: { proxyListen: 127.0.0.1:$2, allowedInternalRanges: [127.0.0.0/8], proxyEngine: ${4:-loop} }
 policy:
   ruleCollectionGroups:
     - name: g
@@ -190,6 +190,15 @@ fi
 log "decision check: $check_tunnels tunnels, $check_records decision records ($check_allow allow)"
 
 start_airlock warn
+
+# airlock-goroutine: the same binary and policy, the explicit proxy on its
+# goroutine-per-connection engine (gateway.proxyEngine: goroutine).
+agor_port=$(free_port)
+write_gateway_config "$work/airlock-goroutine.yaml" "$agor_port" warn goroutine
+"${srv[@]}" "$airlock" serve --config "$work/airlock-goroutine.yaml" >"$work/airlock-goroutine.log" 2>&1 &
+agor_pid=$!
+pids+=("$agor_pid")
+wait_port "$agor_port" "$agor_pid" || die "airlock (goroutine engine) did not start: $(tail -5 "$work/airlock-goroutine.log")"
 
 # haproxy: plain TCP frontends, one to the source, one to the echo server.
 haproxy_stream_port=$(free_port)
@@ -305,9 +314,10 @@ raddr[haproxy]=127.0.0.1:$haproxy_echo_port rconn[haproxy]="" rpid[haproxy]=$hap
 raddr[gorelay]=$gorelay_addr rconn[gorelay]="" rpid[gorelay]=$gorelay_pid
 raddr[goconnect]=$goconnect_addr rconn[goconnect]=localhost:$eport rpid[goconnect]=$goconnect_pid
 raddr[goepoll]=$goepoll_addr rconn[goepoll]=localhost:$eport rpid[goepoll]=$goepoll_pid
+raddr[airlock-goroutine]=127.0.0.1:$agor_port rconn[airlock-goroutine]=localhost:$eport rpid[airlock-goroutine]=$agor_pid
 stargets=(direct airlock haproxy haproxy-splice squid)
 rtargets=(direct airlock haproxy squid tinyproxy)
-wtargets=(direct airlock haproxy squid tinyproxy gorelay goconnect goepoll)
+wtargets=(direct airlock airlock-goroutine haproxy squid tinyproxy gorelay goconnect goepoll)
 
 # Every path works before measuring: a short stream is not possible (the
 # source sends the full size), so check the rate path with one worker.
@@ -371,7 +381,7 @@ repin() {
 }
 declare -A sw
 modes=()
-ptargets=(airlock haproxy squid tinyproxy gorelay goconnect goepoll)
+ptargets=(airlock airlock-goroutine haproxy squid tinyproxy gorelay goconnect goepoll)
 if has sweep; then
 	modes=(pinned unpinned)
 	[ "$srv_cpus" != all ] || modes=(unpinned)
@@ -648,7 +658,8 @@ if has sweep; then
 		echo "Command: \`$envline $cmdline\`. Closed loop: C clients back to back for $sweep_d s each (connect, CONNECT unless direct/haproxy/gorelay, 16 bytes echoed, close)." \
 			"CPU-µs per tunnel = the proxy's utime+stime (/proc/PID/stat, all threads) over the run / tunnels. pinned: proxies and the echo target on CPUs $srv_cpus, load on CPUs $cli_cpus; unpinned: everything on all $ncpu CPUs." \
 			"gorelay: a Go TCP relay (accept, dial, two io.Copy); goconnect: the same reading a CONNECT head (http.ReadRequest) and answering 200 first;" \
-			"goepoll: a Go CONNECT relay in haproxy's shape (one thread, one epoll set, non-blocking sockets, no goroutine per connection; gwbench relay -engine epoll)."
+			"goepoll: a Go CONNECT relay in haproxy's shape (one thread, one epoll set, non-blocking sockets, no goroutine per connection; gwbench relay -engine epoll)." \
+			"airlock runs its default explicit-proxy engine (gateway.proxyEngine: loop, event loops); airlock-goroutine the same binary and policy with proxyEngine: goroutine."
 		for mode in "${modes[@]}"; do
 			echo
 			echo "$mode: tunnels/s / proxy CPU-µs per tunnel (airlock ÷ haproxy CPU-µs in the last column)"

@@ -104,23 +104,13 @@ func (d *Dialer) Check(a netip.Addr, internal bool) (policy.Reason, netclass.Cla
 func (d *Dialer) DialName(ctx context.Context, name dnsname.Name, port uint16) (*net.TCPConn, netip.AddrPort, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	// Both families are asked for, so a name with only IPv6 answers is
-	// refused as ipv6_disabled rather than reported as unresolvable.
-	addrs, err := d.resolver.LookupNetIP(ctx, "ip", name.String())
+	addrs, err := d.lookup(ctx, name)
 	if err != nil {
-		return nil, netip.AddrPort{}, fmt.Errorf("resolving %s: %w", name, err)
+		return nil, netip.AddrPort{}, err
 	}
-	var deny *DenyError
+	dsts, deny := d.targets(addrs, port)
 	var errs []error
-	for _, a := range addrs {
-		a = a.Unmap()
-		if reason, class := d.Check(a, true); reason != "" {
-			if deny == nil {
-				deny = &DenyError{Reason: reason, Addr: a, Class: class}
-			}
-			continue
-		}
-		dst := netip.AddrPortFrom(a, port)
+	for _, dst := range dsts {
 		c, err := d.dial(ctx, dst)
 		if err == nil {
 			return c, dst, nil
@@ -130,13 +120,46 @@ func (d *Dialer) DialName(ctx context.Context, name dnsname.Name, port uint16) (
 			break
 		}
 	}
+	return nil, netip.AddrPort{}, noTarget(name, errs, deny)
+}
+
+// lookup resolves name. Both families are asked for, so a name with only
+// IPv6 answers is refused as ipv6_disabled rather than reported as
+// unresolvable.
+func (d *Dialer) lookup(ctx context.Context, name dnsname.Name) ([]netip.Addr, error) {
+	addrs, err := d.resolver.LookupNetIP(ctx, "ip", name.String())
+	if err != nil {
+		return nil, fmt.Errorf("resolving %s: %w", name, err)
+	}
+	return addrs, nil
+}
+
+// targets are the destinations to try for a name's addresses, in order:
+// those Check accepts. deny is the first refusal (nil when none).
+func (d *Dialer) targets(addrs []netip.Addr, port uint16) (dsts []netip.AddrPort, deny *DenyError) {
+	for _, a := range addrs {
+		a = a.Unmap()
+		if reason, class := d.Check(a, true); reason != "" {
+			if deny == nil {
+				deny = &DenyError{Reason: reason, Addr: a, Class: class}
+			}
+			continue
+		}
+		dsts = append(dsts, netip.AddrPortFrom(a, port))
+	}
+	return dsts, deny
+}
+
+// noTarget is DialName's error once no target connected: the connect
+// errors, else the refusal, else "no address".
+func noTarget(name dnsname.Name, errs []error, deny *DenyError) error {
 	switch {
 	case len(errs) > 0:
-		return nil, netip.AddrPort{}, errors.Join(errs...)
+		return errors.Join(errs...)
 	case deny != nil:
-		return nil, netip.AddrPort{}, deny
+		return deny
 	}
-	return nil, netip.AddrPort{}, fmt.Errorf("resolving %s: no address", name)
+	return fmt.Errorf("resolving %s: no address", name)
 }
 
 // DialAddr dials dst after Check(dst, internal).

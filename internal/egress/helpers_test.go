@@ -2,6 +2,7 @@ package egress
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,11 @@ func (r fakeResolver) LookupNetIP(_ context.Context, network, host string) ([]ne
 	}
 	return addrs, nil
 }
+
+// engineUnderTest is the explicit proxy's engine in this package's tests
+// unless a test sets one: AIRLOCK_TEST_PROXY_ENGINE (loop, goroutine),
+// else the default. `make unit` and `make e2e` run the package with each.
+var engineUnderTest = Engine(os.Getenv("AIRLOCK_TEST_PROXY_ENGINE"))
 
 // gw is a gateway under test on loopback.
 type gw struct {
@@ -70,6 +76,7 @@ func startGateway(t *testing.T, o gwOptions) *gw {
 	logs := logcap.New(recordMsg)
 	m := NewMetrics(nil)
 	cfg := o.cfg
+	cfg.ProxyEngine = cmp.Or(cfg.ProxyEngine, engineUnderTest)
 	cfg.SetDefaults()
 	srv, err := New(&cfg, Deps{
 		Policy: p, Resolver: o.resolver, Metrics: m, OriginalDst: o.origDst, Names: o.names,

@@ -2,6 +2,7 @@ package egress
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,11 +21,13 @@ import (
 const maxProxyHead = 16 << 10
 
 // handleProxy serves one explicit-proxy connection: one CONNECT tunnel or
-// one absolute-form HTTP request (answered with Connection: close). An
-// established CONNECT tunnel outlives this goroutine: it is relayed by the
-// poller, which writes the decision record and calls release when the
-// tunnel ends; every other flow ends (record, release) when this returns.
-func (s *Server) handleProxy(ctx context.Context, c *net.TCPConn, release func()) {
+// one absolute-form HTTP request (answered with Connection: close). pre
+// holds bytes already read from c (the event-loop engine hands it the
+// requests it does not relay itself); they come first. An established
+// CONNECT tunnel outlives this goroutine: it is relayed by the poller,
+// which writes the decision record and calls release when the tunnel ends;
+// every other flow ends (record, release) when this returns.
+func (s *Server) handleProxy(ctx context.Context, c *net.TCPConn, pre []byte, release func()) {
 	f := &flow{listener: listenerProxy, start: s.now(), src: addrPortOf(c.RemoteAddr())}
 	var up *net.TCPConn
 	detached := false
@@ -40,60 +43,32 @@ func (s *Server) handleProxy(ctx context.Context, c *net.TCPConn, release func()
 	}()
 
 	c.SetReadDeadline(time.Now().Add(s.headTimeout))
-	lim := &headLimit{r: c, n: maxProxyHead}
+	var r io.Reader = c
+	if len(pre) > 0 {
+		r = io.MultiReader(bytes.NewReader(pre), c)
+	}
+	lim := &headLimit{r: r, n: maxProxyHead}
 	br := bufio.NewReaderSize(lim, 1024)
 	req, err := http.ReadRequest(br)
 	if err != nil {
-		f.decision, f.err = policy.Deny(policy.ReasonMalformed), fmt.Errorf("reading the proxy request: %w", err)
-		proxyError(c, http.StatusBadRequest, "malformed proxy request")
+		malformedHead(f, err).send(c)
 		return
 	}
 	lim.n = -1 // the body, if any, is not bounded
 	c.SetReadDeadline(time.Time{})
 
-	host, port, app, msg := proxyTarget(req)
-	f.app, f.port = app, port
-	if msg != "" {
-		f.decision, f.rawName = policy.Deny(policy.ReasonMalformed), host
-		f.err = errors.New(msg)
-		proxyError(c, http.StatusBadRequest, msg)
+	if a := s.proxyDecide(f, req); a != nil {
+		a.send(c)
 		return
 	}
-	invalidName := false
-	if a, err := netip.ParseAddr(host); err == nil {
-		f.dst = netip.AddrPortFrom(a.Unmap(), port)
-	} else if n, err := dnsname.Parse(host); err == nil {
-		f.name = n
-	} else {
-		f.rawName, invalidName = host, true
-	}
-	f.decision = s.decide(policy.Flow{
-		Src: f.src.Addr(), Dst: netip.AddrPortFrom(f.dst.Addr(), port),
-		Proto: policy.ProtoTCP, App: app, Name: f.name,
-	})
-	if invalidName && !f.decision.Allowed() {
-		f.decision = policy.Deny(policy.ReasonNameInvalid)
-	}
-	if !f.decision.Allowed() {
-		if s.mode != ModeReport || invalidName {
-			proxyDeny(c, f.decision.Reason)
-			return
-		}
-		f.wouldDeny = true
-	}
-
 	up, err = s.dialFor(ctx, f)
 	if err != nil {
-		if !f.decision.Allowed() {
-			proxyDeny(c, f.decision.Reason)
-		} else {
-			proxyError(c, http.StatusBadGateway, "the upstream could not be reached")
-		}
+		dialAnswer(f).send(c)
 		return
 	}
 
 	if req.Method == http.MethodConnect {
-		if _, err := io.WriteString(c, "HTTP/1.1 200 Connection Established\r\n\r\n"); err != nil {
+		if _, err := c.Write(connectEstablished); err != nil {
 			f.err = err
 			return
 		}
@@ -119,6 +94,62 @@ func (s *Server) handleProxy(ctx context.Context, c *net.TCPConn, release func()
 	s.forwardHTTP(f, req, c, up)
 }
 
+// connectEstablished is the answer to a CONNECT whose upstream connected.
+var connectEstablished = []byte("HTTP/1.1 200 Connection Established\r\n\r\n")
+
+// malformedHead records a proxy request head that could not be read
+// (err) on f and returns the answer.
+func malformedHead(f *flow, err error) *answer {
+	f.decision, f.err = policy.Deny(policy.ReasonMalformed), fmt.Errorf("reading the proxy request: %w", err)
+	return errorAnswer(http.StatusBadRequest, "malformed proxy request")
+}
+
+// proxyDecide reads req's target into f and decides the flow. A non-nil
+// answer is sent instead of dialling (malformed, or denied in enforce
+// mode); otherwise the flow is dialled: allowed, or denied in report mode
+// (f.wouldDeny). It may wait for the other replicas' names (s.remote).
+func (s *Server) proxyDecide(f *flow, req *http.Request) *answer {
+	host, port, app, msg := proxyTarget(req)
+	f.app, f.port = app, port
+	if msg != "" {
+		f.decision, f.rawName = policy.Deny(policy.ReasonMalformed), host
+		f.err = errors.New(msg)
+		return errorAnswer(http.StatusBadRequest, msg)
+	}
+	invalidName := false
+	if a, err := netip.ParseAddr(host); err == nil {
+		f.dst = netip.AddrPortFrom(a.Unmap(), port)
+	} else if n, err := dnsname.Parse(host); err == nil {
+		f.name = n
+	} else {
+		f.rawName, invalidName = host, true
+	}
+	f.decision = s.decide(policy.Flow{
+		Src: f.src.Addr(), Dst: netip.AddrPortFrom(f.dst.Addr(), port),
+		Proto: policy.ProtoTCP, App: app, Name: f.name,
+	})
+	if invalidName && !f.decision.Allowed() {
+		f.decision = policy.Deny(policy.ReasonNameInvalid)
+	}
+	if !f.decision.Allowed() {
+		if s.mode != ModeReport || invalidName {
+			return denyAnswer(f.decision.Reason)
+		}
+		f.wouldDeny = true
+	}
+	return nil
+}
+
+// dialAnswer is the answer to a decided flow whose dial failed: 403 when
+// the dial turned it into a deny (or it was a report-mode would-deny), 502
+// otherwise.
+func dialAnswer(f *flow) *answer {
+	if !f.decision.Allowed() {
+		return denyAnswer(f.decision.Reason)
+	}
+	return errorAnswer(http.StatusBadGateway, "the upstream could not be reached")
+}
+
 // forwardHTTP sends an absolute-form request to the origin in origin-form
 // with Connection: close and relays the answer.
 func (s *Server) forwardHTTP(f *flow, req *http.Request, c, up *net.TCPConn) {
@@ -135,7 +166,7 @@ func (s *Server) forwardHTTP(f *flow, req *http.Request, c, up *net.TCPConn) {
 	f.up = cw.n
 	if err != nil {
 		f.err = fmt.Errorf("forwarding the request: %w", err)
-		proxyError(c, http.StatusBadGateway, "the upstream could not be reached")
+		errorAnswer(http.StatusBadGateway, "the upstream could not be reached").send(c)
 		return
 	}
 	s.m.Tunnels.Inc()
@@ -182,24 +213,37 @@ func proxyTarget(req *http.Request) (host string, port uint16, app policy.App, m
 	return u.Hostname(), port, policy.AppHTTP, ""
 }
 
-// proxyDeny answers 403 with the reason code and its meaning.
-func proxyDeny(c *net.TCPConn, r policy.Reason) {
-	body := fmt.Sprintf("airlock: denied: %s: %s\n", r, r.Meaning())
-	writeResponse(c, http.StatusForbidden, body, r)
+// answer is a response the explicit proxy sends instead of a tunnel,
+// with Connection: close.
+type answer struct {
+	code   int
+	body   string
+	reason policy.Reason // sent as X-Airlock-Reason when set
 }
 
-func proxyError(c *net.TCPConn, code int, msg string) {
-	writeResponse(c, code, "airlock: "+msg+"\n", "")
+// denyAnswer is 403 with the reason code and its meaning.
+func denyAnswer(r policy.Reason) *answer {
+	return &answer{code: http.StatusForbidden, body: fmt.Sprintf("airlock: denied: %s: %s\n", r, r.Meaning()), reason: r}
 }
 
-func writeResponse(c *net.TCPConn, code int, body string, r policy.Reason) {
-	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+func errorAnswer(code int, msg string) *answer {
+	return &answer{code: code, body: "airlock: " + msg + "\n"}
+}
+
+// bytes is the whole response.
+func (a *answer) bytes() []byte {
 	h := fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n",
-		code, http.StatusText(code), len(body))
-	if r != "" {
-		h += "X-Airlock-Reason: " + string(r) + "\r\n"
+		a.code, http.StatusText(a.code), len(a.body))
+	if a.reason != "" {
+		h += "X-Airlock-Reason: " + string(a.reason) + "\r\n"
 	}
-	io.WriteString(c, h+"\r\n"+body)
+	return []byte(h + "\r\n" + a.body)
+}
+
+// send writes the answer and half-closes c.
+func (a *answer) send(c *net.TCPConn) {
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.Write(a.bytes())
 	c.CloseWrite()
 }
 

@@ -89,6 +89,12 @@ type Server struct {
 	// relays relays established tunnels; Shutdown closes it once every
 	// flow ended, and tunnels then relay with two goroutines each.
 	relays *relay.Engine
+	// proxyEngine serves the explicit proxy (gateway.proxyEngine); loops
+	// are the event loops it runs (loop_linux.go), told by Shutdown to
+	// stop accepting and, at its deadline, to close their connections.
+	proxyEngine Engine
+	loops       []*loop
+	jobs        jobWorkers
 }
 
 // New builds a Server from a validated Config (SetDefaults applied). It
@@ -103,6 +109,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 	s := &Server{
 		mode:        c.Mode,
 		headTimeout: c.HeadTimeout,
+		proxyEngine: c.ProxyEngine,
 		dialer:      d,
 		log:         deps.Logger,
 		m:           deps.Metrics,
@@ -170,7 +177,16 @@ func (s *Server) decide(f policy.Flow) policy.Decision {
 // ServeProxy runs the explicit proxy (CONNECT and absolute-form HTTP) on
 // ln until ctx ends or Shutdown; it returns nil then.
 func (s *Server) ServeProxy(ctx context.Context, ln net.Listener) error {
-	return s.serveDetached(ctx, ln, s.handleProxy)
+	if s.proxyEngine == EngineLoop {
+		err := s.serveProxyLoops(ctx, ln)
+		if !errors.Is(err, errNoLoops) {
+			return err
+		}
+		s.log.Warn("egress explicit proxy runs a goroutine per connection", keyError, err.Error())
+	}
+	return s.serveDetached(ctx, ln, func(ctx context.Context, c *net.TCPConn, release func()) {
+		s.handleProxy(ctx, c, nil, release)
+	})
 }
 
 // ServeTransparent runs the transparent listener on ln (the target of the
@@ -254,9 +270,10 @@ func (s *Server) track(c *net.TCPConn) bool {
 	return true
 }
 
-// trackUpstream registers an upstream connection so Shutdown can close
-// it; the flow's handler untracks it.
-func (s *Server) trackUpstream(c *net.TCPConn) {
+// trackConn registers a connection of a live flow (an upstream, or a
+// client the event loop handed over) so Shutdown can close it; the flow
+// untracks it when it ends.
+func (s *Server) trackConn(c *net.TCPConn) {
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
@@ -278,12 +295,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for ln := range s.listeners {
 		ln.Close()
 	}
+	loops := s.loops
 	s.mu.Unlock()
+	for _, l := range loops {
+		l.stopAccepting()
+	}
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
 		close(done)
 	}()
+	defer s.jobs.stop()
 	select {
 	case <-done:
 		s.relays.Close()
@@ -296,6 +318,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.Close()
 	}
 	s.mu.Unlock()
+	for _, l := range loops {
+		n += l.closeAll()
+	}
 	// Closed sockets leave the relay's epoll set without an event: wake
 	// the tunnels it holds so that they see the close and end.
 	s.relays.Kick()
@@ -330,35 +355,57 @@ func (s *Server) startTunnel(f *flow, client, upstream *net.TCPConn, then func()
 	})
 }
 
-// dialFor connects a decided flow: an allowed application flow (or a
-// report-mode flow with a name) resolves the name and dials that address,
-// never the client's original destination; a network or DNAT allow dials
-// the destination the rule matched; a report-mode flow without a name
-// dials its original destination after the address checks. A refusal by
-// the dialer's address checks turns the decision into a deny, in both
-// modes.
+// dialFor connects a decided flow (what it dials: flow.dialKind), after
+// the dialer's address checks. A refusal by those checks turns the
+// decision into a deny, in both modes.
 func (s *Server) dialFor(ctx context.Context, f *flow) (*net.TCPConn, error) {
 	var (
 		c   *net.TCPConn
 		err error
 	)
-	switch {
-	case !f.name.IsZero() && (f.decision.Type != policy.TypeNetwork && f.decision.Type != policy.TypeDNAT || !f.dst.Addr().IsValid()):
+	switch f.dialKind() {
+	case dialName:
 		c, f.upstream, err = s.dialer.DialName(ctx, f.name, f.port)
-	case f.dst.Addr().IsValid():
-		internal := !f.decision.Allowed()
+	case dialAddr:
 		f.upstream = f.dst
-		c, err = s.dialer.DialAddr(ctx, f.dst, internal)
+		c, err = s.dialer.DialAddr(ctx, f.dst, f.dialInternal())
 	default:
-		err = errors.New("no name and no address to dial")
+		err = errNothingToDial
 	}
 	if err != nil {
 		f.dialFailed(err)
 		return nil, err
 	}
-	s.trackUpstream(c)
+	s.trackConn(c)
 	return c, nil
 }
+
+// What a decided flow dials (flow.dialKind).
+const (
+	dialNothing = iota
+	dialName    // the name, resolved
+	dialAddr    // the destination address
+)
+
+var errNothingToDial = errors.New("no name and no address to dial")
+
+// dialKind says what a decided flow dials: an allowed application flow (or
+// a report-mode flow with a name) its name, resolved, never the client's
+// original destination; a network or DNAT allow the destination the rule
+// matched; a report-mode flow without a name its original destination.
+func (f *flow) dialKind() int {
+	switch {
+	case !f.name.IsZero() && (f.decision.Type != policy.TypeNetwork && f.decision.Type != policy.TypeDNAT || !f.dst.Addr().IsValid()):
+		return dialName
+	case f.dst.Addr().IsValid():
+		return dialAddr
+	}
+	return dialNothing
+}
+
+// dialInternal says whether f's destination address must pass the
+// internal-address check: it was not matched by an allowing rule.
+func (f *flow) dialInternal() bool { return !f.decision.Allowed() }
 
 // dialFailed records a failed dial on f (the upstream tried stays in the
 // record when the dial itself failed). A refusal by the dialer's address

@@ -53,6 +53,7 @@ func TestE2EGatewayHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := Config{Mode: Mode(mode), AllowIPv6: true, AllowedInternalRanges: netclass.MustParseRanges("198.18.0.0/15", "fdaa::/16")}
+	cfg.ProxyEngine = engineUnderTest
 	cfg.SetDefaults()
 	srv, err := New(&cfg, Deps{
 		Policy: p,

@@ -89,7 +89,11 @@ func TestIdleTunnelsHoldNoGoroutine(t *testing.T) {
 // echo upstream while reading the echo at the same time: each direction
 // must copy on its own (no direction may wait for the other), switch to
 // splicing, and count every byte.
-func TestRelayBulkBothWays(t *testing.T) {
+func TestRelayBulkBothWays(t *testing.T) { relayBulkBothWays(t) }
+
+// relayBulkBothWays sends 16 MiB through an echo and checks every byte
+// and the record's counts.
+func relayBulkBothWays(t *testing.T) {
 	up := echoServer(t, "127.0.0.1:0", "up")
 	g := allowedGateway(t, up)
 	c, br, code, _ := connect(t, g.proxy, fmt.Sprintf("allowed.test:%d", up.Port()))

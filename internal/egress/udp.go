@@ -114,7 +114,8 @@ func (s *Server) registerUDP(pc *net.UDPConn) (func(), bool) {
 	}, true
 }
 
-// trackFlow counts a UDP flow goroutine in the server's wait group; false
+// trackFlow counts a flow whose connections are not in s.conns (a UDP
+// flow goroutine, an event-loop flow) in the server's wait group; false
 // once Shutdown began.
 func (s *Server) trackFlow() bool {
 	s.mu.Lock()

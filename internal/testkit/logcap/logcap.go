@@ -83,3 +83,10 @@ func (c *Capture) Wait(t testing.TB, n int) []map[string]any {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Reset forgets everything logged so far.
+func (c *Capture) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.Reset()
+}
