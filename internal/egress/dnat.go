@@ -43,7 +43,7 @@ func (s *Server) handleDNAT(ctx context.Context, c *net.TCPConn) {
 		f.err = err
 		return
 	}
-	s.trackUpstream(up)
+	s.trackConn(up)
 	defer s.untrack(up)
 	s.tunnel(f, c, up)
 }
