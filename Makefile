@@ -78,6 +78,9 @@ bench-cache: ## pull-through cache: airlock vs docker-registry proxy, cold and u
 bench-gateway: ## CONNECT tunnels: airlock vs haproxy, squid, tinyproxy (throughput, tunnels/s, idle RSS)
 	bench/gateway.sh
 
+bench-gateway-ab: ## CPU per tunnel of airlock variants (engines, resolution, GOMAXPROCS) vs haproxy, interleaved rounds
+	bench/gateway-ab.sh
+
 bench-dns: ## DNS: airlock vs unbound with dnsperf, cached, half-load p99, misses
 	bench/dns.sh
 

@@ -28,6 +28,10 @@ import (
 	"github.com/airlockdev/airlock/internal/upstream"
 )
 
+// The gateway resolves names through airlock DNS; its event loops answer
+// names DNS holds (zones, cache) without a hand-off.
+var _ egress.CachedResolver = (*dnsserver.Server)(nil)
+
 const serveSummary = "run the components the config enables (registry, cache, gateway, dns, admin) until SIGTERM"
 
 const serveUsage = `

@@ -54,6 +54,40 @@ func (s *Server) LookupNetIP(ctx context.Context, network, host string) ([]netip
 	return nil, fmt.Errorf("resolve %s: %w", name, ErrNoAddress)
 }
 
+// CachedNetIP answers host's addresses from what the server holds now, its
+// private zones and its cache, without forwarding and without waiting; ok
+// is false when a type LookupNetIP would ask for is not held, or holds no
+// address (then LookupNetIP gives the answer or the error). The gateway's
+// event loops ask it before they hand a resolution to a goroutine.
+func (s *Server) CachedNetIP(network, host string) (addrs []netip.Addr, ok bool) {
+	name, err := dnsname.Parse(host)
+	if err != nil {
+		return nil, false
+	}
+	for _, qt := range [...]uint16{dns.TypeA, dns.TypeAAAA} {
+		if qt == dns.TypeA && network == "ip6" || qt == dns.TypeAAAA && (network == "ip4" || !s.allowIPv6) {
+			continue
+		}
+		var msg *dns.Msg
+		if z := s.zones.find(name); z != nil {
+			msg = new(dns.Msg)
+			z.answer(msg, name, qt)
+		} else {
+			m, _, hit := s.cache.get(cacheKey{name: dns.Fqdn(name.String()), qtype: qt}, s.now())
+			if !hit {
+				return nil, false
+			}
+			s.metrics.CacheHits.Inc()
+			msg = m
+		}
+		if msg.Rcode != dns.RcodeSuccess {
+			return nil, false
+		}
+		addrs = append(addrs, answerAddrs(msg, name)...)
+	}
+	return addrs, len(addrs) > 0
+}
+
 func (s *Server) resolveType(ctx context.Context, name dnsname.Name, qtype uint16) ([]netip.Addr, error) {
 	var msg *dns.Msg
 	if z := s.zones.find(name); z != nil {
@@ -69,6 +103,12 @@ func (s *Server) resolveType(ctx context.Context, name dnsname.Name, qtype uint1
 	if msg.Rcode != dns.RcodeSuccess {
 		return nil, fmt.Errorf("%s: %s", dns.Type(qtype), dns.RcodeToString[msg.Rcode])
 	}
+	return answerAddrs(msg, name), nil
+}
+
+// answerAddrs returns the addresses an answer gives for name, following
+// the CNAME chain inside it.
+func answerAddrs(msg *dns.Msg, name dnsname.Name) []netip.Addr {
 	// Follow the CNAME chain inside the answer to the addresses of its end.
 	owner := dns.Fqdn(name.String())
 	for i := 0; i < 16; i++ {
@@ -92,5 +132,5 @@ func (s *Server) resolveType(ctx context.Context, name dnsname.Name, qtype uint1
 			out = append(out, a)
 		}
 	}
-	return out, nil
+	return out
 }

@@ -34,6 +34,20 @@ func TestLookupNetIP(t *testing.T) {
 		}
 	}
 	before := up.Queries.Load()
+	// What is held answers without waiting: zones, and the cache after the
+	// lookups above; a name never asked does not.
+	for _, tt := range tests {
+		got, ok := e.srv.CachedNetIP("ip", tt.host)
+		if !ok || len(got) != len(tt.want) || got[0].String() != tt.want[0] {
+			t.Errorf("CachedNetIP(%q) = %v, %v; want %v", tt.host, got, ok, tt.want)
+		}
+	}
+	if got, ok := e.srv.CachedNetIP("ip", "other.allowed.test"); ok {
+		t.Errorf("CachedNetIP of a name never looked up = %v, want not held", got)
+	}
+	if up.Queries.Load() != before {
+		t.Errorf("CachedNetIP asked the forwarder (%d → %d queries)", before, up.Queries.Load())
+	}
 	if _, err := e.srv.LookupNetIP(ctx, "ip", "www.allowed.test"); err != nil || up.Queries.Load() != before {
 		t.Errorf("second lookup asked the forwarder again (%d → %d queries), err %v; want a cache hit", before, up.Queries.Load(), err)
 	}

@@ -23,6 +23,15 @@ type Resolver interface {
 
 var _ Resolver = (*net.Resolver)(nil)
 
+// CachedResolver is a Resolver that can answer from what it holds now
+// without waiting (airlock DNS: its private zones and cache). The
+// event-loop engine asks it first, and hands a resolution to a goroutine
+// only when it is not held.
+type CachedResolver interface {
+	Resolver
+	CachedNetIP(network, host string) ([]netip.Addr, bool)
+}
+
 // DenyError is returned by the Dialer when every address it could dial is
 // refused by the gateway's own address checks; Reason is the policy reason
 // code (internal_address, ipv6_disabled).

@@ -50,6 +50,7 @@ type gwOptions struct {
 	cfg      Config
 	policy   policy.Config
 	resolver fakeResolver
+	res      Resolver // instead of resolver when set
 	origDst  func(*net.TCPConn) (netip.AddrPort, error)
 	names    NameSource
 	hits     *policy.Hits
@@ -78,8 +79,12 @@ func startGateway(t *testing.T, o gwOptions) *gw {
 	cfg := o.cfg
 	cfg.ProxyEngine = cmp.Or(cfg.ProxyEngine, engineUnderTest)
 	cfg.SetDefaults()
+	var res Resolver = o.resolver
+	if o.res != nil {
+		res = o.res
+	}
 	srv, err := New(&cfg, Deps{
-		Policy: p, Resolver: o.resolver, Metrics: m, OriginalDst: o.origDst, Names: o.names,
+		Policy: p, Resolver: res, Metrics: m, OriginalDst: o.origDst, Names: o.names,
 		Logger: logs.Logger(), Hits: o.hits,
 	})
 	if err != nil {

@@ -39,8 +39,10 @@ import (
 //	         (handleProxy) with the bytes read so far
 //	decide   proxyDecide, inline (the indexed policy costs < 1 µs); on a
 //	         worker goroutine when it may wait for the other replicas' names
-//	resolve  a name is resolved by a worker goroutine that posts the answer
-//	         back through the loop's eventfd
+//	resolve  a name the resolver holds (CachedResolver: airlock DNS's
+//	         zones and cache) is answered inline; any other is resolved by a
+//	         worker goroutine that posts the answer back through the loop's
+//	         eventfd
 //	connect  non-blocking connects to each target the dialer's checks
 //	         accept, in turn, within dialTimeout
 //	relay    200, then read/write through the loop's buffer: a partial
@@ -608,8 +610,9 @@ func (l *loop) readHead(c *lconn) {
 	}
 	c.head = nil
 	l.timer.clear(c)
-	if l.s.remote != nil {
-		// Deciding may wait for the other replicas' names.
+	if l.s.remote != nil && targetIsAddr(req) {
+		// Deciding may wait for the other replicas' names (only an
+		// address has names to ask for).
 		f := *c.f
 		c.deadline = time.Now().Add(l.s.dialer.timeout)
 		l.job(c, func(a *jobAnswer) {
@@ -626,6 +629,13 @@ func (l *loop) readHead(c *lconn) {
 		return
 	}
 	l.dial(c)
+}
+
+// targetIsAddr says whether a proxy request's target is an IP address.
+func targetIsAddr(req *http.Request) bool {
+	host, _, _, _ := proxyTarget(req)
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }
 
 // isConnect says whether data may be the start of a CONNECT request.
@@ -661,6 +671,13 @@ func (l *loop) dial(c *lconn) {
 	switch f.dialKind() {
 	case dialName:
 		name := f.name
+		if cr, ok := l.s.dialer.resolver.(CachedResolver); ok {
+			if addrs, ok := cr.CachedNetIP("ip", name.String()); ok {
+				c.dsts, c.deny = l.s.dialer.targets(addrs, f.port)
+				l.connectNext(c)
+				return
+			}
+		}
 		l.job(c, func(a *jobAnswer) { a.addrs, a.err = l.s.dialer.lookupTimeout(name) })
 	case dialAddr:
 		f.upstream = f.dst

@@ -4,12 +4,14 @@ package egress
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -242,4 +244,54 @@ func FuzzProxyHead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// heldResolver is a CachedResolver: held names answer from CachedNetIP,
+// every other through LookupNetIP, which it counts.
+type heldResolver struct {
+	held    map[string][]netip.Addr
+	all     fakeResolver
+	lookups atomic.Int32
+}
+
+func (r *heldResolver) CachedNetIP(_, host string) ([]netip.Addr, bool) {
+	a, ok := r.held[host]
+	return a, ok
+}
+
+func (r *heldResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	r.lookups.Add(1)
+	return r.all.LookupNetIP(ctx, network, host)
+}
+
+// TestLoopResolvesHeldNamesInline: a name the resolver holds (airlock
+// DNS's zones and cache) is dialled without a lookup; another is looked up
+// once.
+func TestLoopResolvesHeldNamesInline(t *testing.T) {
+	up := echoServer(t, "127.0.0.1:0", "up")
+	lo := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	r := &heldResolver{held: map[string][]netip.Addr{"allowed.test": lo}, all: fakeResolver{"allowed.test": lo, "other.test": lo}}
+	g := startGateway(t, gwOptions{
+		cfg:    Config{AllowedInternalRanges: loopbackRange, ProxyEngine: EngineLoop},
+		policy: appPolicy(up.Port(), netip.Addr{}, "allowed.test", "other.test"),
+		res:    r,
+	})
+	for _, name := range []string{"allowed.test", "other.test"} {
+		c, br, code, _ := connect(t, g.proxy, fmt.Sprintf("%s:%d", name, up.Port()))
+		if code != 200 {
+			t.Fatalf("CONNECT %s = %d, want 200", name, code)
+		}
+		expectEcho(t, c, br, "up", "hello")
+		c.Close()
+	}
+	g.logs.Wait(t, 2)
+	if n := r.lookups.Load(); n != 1 {
+		t.Errorf("LookupNetIP calls = %d, want 1 (other.test only)", n)
+	}
+	g.srv.mu.Lock()
+	loops := len(g.srv.loops)
+	g.srv.mu.Unlock()
+	if loops == 0 {
+		t.Error("the gateway runs no event loop")
+	}
 }
