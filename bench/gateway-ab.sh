@@ -43,16 +43,6 @@ clk=$(getconf CLK_TCK)
 cpu_split "$pin"
 bench_workspace
 
-wait_port() {
-	local _
-	for _ in $(seq 1 300); do
-		ss -Htln "( sport = :$1 )" | grep -q . && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
 "${srv[@]}" "$gwb" echo >"$work/echo.addr" 2>"$work/echo.log" &
 pids+=("$!")
 for _ in $(seq 1 50); do [ -s "$work/echo.addr" ] && break; sleep 0.1; done

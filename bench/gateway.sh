@@ -109,17 +109,6 @@ trap cleanup EXIT
 jsonl="$CACHE/bench-gateway.jsonl"
 : >"$jsonl"
 
-# wait_port PORT PID: wait until something listens on 127.0.0.1:PORT.
-wait_port() {
-	local _
-	for _ in $(seq 1 300); do
-		ss -Htln "( sport = :$1 )" | grep -q . && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
 # start_server NAME ARGS...: a gwbench server pinned with the proxies; sets
 # the variable NAME_addr from the address it prints.
 start_server() {

@@ -26,6 +26,18 @@ free_port() {
 	die "no free port found"
 }
 
+# wait_port PORT PID: wait up to 30 s until something listens on TCP PORT,
+# failing early when PID exits.
+wait_port() {
+	local _
+	for _ in $(seq 1 300); do
+		ss -Htln "( sport = :$1 )" | grep -q . && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
 # wait_http URL PID [SECONDS [any]]: wait until URL answers 2xx (with
 # "any": any HTTP status), failing early when PID exits.
 wait_http() {
