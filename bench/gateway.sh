@@ -20,9 +20,11 @@
 #     says which side bounds the rate.
 # Sweep (after the rounds): closed-loop rate runs at each concurrency of
 #   BENCH_SWEEP_C (1 8 32) for BENCH_SWEEP_DURATION (3) seconds against
-#   direct, airlock, haproxy (TCP frontend to the echo server), squid,
-#   tinyproxy and two Go floors (bench/gwbench relay: a plain Go TCP relay,
-#   and the same reading a CONNECT head first), twice: pinned (servers on
+#   direct, airlock (gateway.proxyEngine: loop, the default),
+#   airlock-goroutine (the same binary with proxyEngine: goroutine), haproxy
+#   (TCP frontend to the echo server), squid, tinyproxy and three Go floors
+#   (bench/gwbench relay: a plain Go TCP relay, the same reading a CONNECT
+#   head first, and an epoll event-loop CONNECT relay), twice: pinned (servers on
 #   one core, load on the other) and unpinned (every process re-pinned to
 #   all CPUs with taskset -a -p; Go re-reads its affinity, haproxy keeps the
 #   one thread it started with). Per run: tunnels/s and the proxy's CPU-µs
