@@ -36,9 +36,7 @@ for t in haproxy jq taskset; do
 done
 
 airlock=$(build_airlock)
-mkdir -p "$CACHE/bin"
-(cd "$ROOT/bench/gwbench" && go build -o "$CACHE/bin/gwbench" .) || die "build bench/gwbench failed"
-gwb="$CACHE/bin/gwbench"
+gwb=$(build_gwbench)
 clk=$(getconf CLK_TCK)
 cpu_split "$pin"
 bench_workspace

@@ -87,9 +87,7 @@ nofile=$(ulimit -n)
 [ $((2 * nidle + 64)) -le "$nofile" ] || die "BENCH_IDLE=$nidle needs $((2 * nidle + 64)) descriptors, ulimit -n is $nofile"
 
 airlock=$(build_airlock)
-mkdir -p "$CACHE/bin"
-(cd "$ROOT/bench/gwbench" && go build -o "$CACHE/bin/gwbench" .) || die "build bench/gwbench failed"
-gwb="$CACHE/bin/gwbench"
+gwb=$(build_gwbench)
 clk=$(getconf CLK_TCK)
 cpu_split "$pin"
 f0() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }

@@ -102,6 +102,14 @@ build_airlock() {
 	echo "$ROOT/bin/airlock"
 }
 
+# build_gwbench: builds bench/gwbench (its own module) into $CACHE/bin and
+# prints its path.
+build_gwbench() {
+	mkdir -p "$CACHE/bin"
+	(cd "$ROOT/bench/gwbench" && go build -o "$CACHE/bin/gwbench" .) || die "build bench/gwbench failed"
+	echo "$CACHE/bin/gwbench"
+}
+
 # bcrypt_hash PASSWORD: prints a bcrypt hash of PASSWORD.
 bcrypt_hash() {
 	printf '%s\n' "$1" | "$(build_tool bcrypthash)"

@@ -751,7 +751,7 @@ func (w *jobWorkers) run(fn func()) {
 
 // stop ends the idle workers (Shutdown, once every flow ended).
 func (w *jobWorkers) stop() {
-	w.once.Do(func() {})
+	w.once.Do(func() {}) // never started: run gives each job its own goroutine
 	if w.quit != nil {
 		w.stopOnce.Do(func() { close(w.quit) })
 	}

@@ -94,21 +94,21 @@ func sysBind(fd int, a netip.AddrPort) error {
 
 func sockaddrCall(trap uintptr, fd int, a netip.AddrPort) error {
 	var (
-		p unsafe.Pointer
-		n uintptr
+		sa4 syscall.RawSockaddrInet4
+		sa6 syscall.RawSockaddrInet6
+		p   unsafe.Pointer
+		n   uintptr
 	)
+	// The port field holds the port in network byte order.
 	var port [2]byte
 	binary.BigEndian.PutUint16(port[:], a.Port())
 	if a.Addr().Is4() {
-		sa := syscall.RawSockaddrInet4{Family: syscall.AF_INET, Addr: a.Addr().As4()}
-		sa.Port = *(*uint16)(unsafe.Pointer(&port[0]))
-		p, n = unsafe.Pointer(&sa), syscall.SizeofSockaddrInet4
-		_, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(p), n)
-		return connectErr(e)
+		sa4 = syscall.RawSockaddrInet4{Family: syscall.AF_INET, Port: *(*uint16)(unsafe.Pointer(&port)), Addr: a.Addr().As4()}
+		p, n = unsafe.Pointer(&sa4), syscall.SizeofSockaddrInet4
+	} else {
+		sa6 = syscall.RawSockaddrInet6{Family: syscall.AF_INET6, Port: *(*uint16)(unsafe.Pointer(&port)), Addr: a.Addr().As16()}
+		p, n = unsafe.Pointer(&sa6), syscall.SizeofSockaddrInet6
 	}
-	sa := syscall.RawSockaddrInet6{Family: syscall.AF_INET6, Addr: a.Addr().As16()}
-	sa.Port = *(*uint16)(unsafe.Pointer(&port[0]))
-	p, n = unsafe.Pointer(&sa), syscall.SizeofSockaddrInet6
 	_, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(p), n)
 	return connectErr(e)
 }
